@@ -1,0 +1,1002 @@
+//! The AWS secrets engine: mounts, root config, roles, and the lease lifecycle (issue, renew,
+//! revoke, expire). It decides; `store` remembers; `aws` acts. It knows nothing of HTTP.
+
+pub mod lease;
+mod reaper;
+pub mod role;
+pub mod template;
+
+pub use reaper::run_reaper;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::Caller;
+use crate::aws::{AwsAccount, AwsError, ConnectionSettings, IamUserSpec};
+use crate::duration::Ttl;
+use crate::fields::{FieldError, Fields};
+use crate::seal::{SealError, Sealer, Secret};
+use crate::store::{MountRecord, Store, StoreError};
+use lease::{Lease, LeaseState, new_lease_id, revoke_backoff_secs};
+use role::{CredentialType, MountPath, Role, RoleName};
+use template::RenderContext;
+
+const DEFAULT_LEASE_TTL: u64 = 3600;
+const DEFAULT_LEASE_MAX: u64 = 24 * 3600;
+/// How many revocations run at once (AWS rate limits are per account, not per lease).
+const REVOKE_CONCURRENCY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request was wrong; the message says how to put it right.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// AWS refused or failed after the SDK's retries.
+    #[error("{0}")]
+    Aws(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<FieldError> for EngineError {
+    fn from(e: FieldError) -> Self {
+        EngineError::Invalid(e.0)
+    }
+}
+
+impl From<SealError> for EngineError {
+    fn from(e: SealError) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub revoke_max_backoff: Ttl,
+    /// How long a `pending` lease may stay so before recovery rolls it back.
+    pub pending_grace: Duration,
+    /// How long a revocation claim holds before someone else may resume it.
+    pub claim_timeout: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            revoke_max_backoff: Ttl::from_secs(3600),
+            pending_grace: Duration::from_secs(120),
+            claim_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The root config as stored: everything but the secret key, which is sealed apart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RootConfig {
+    access_key: Option<String>,
+    region: Option<String>,
+    iam_endpoint: Option<String>,
+    sts_endpoint: Option<String>,
+    max_retries: Option<i64>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+}
+
+/// What a credential request may ask for.
+#[derive(Debug, Clone, Default)]
+pub struct IssueRequest {
+    pub ttl: Option<Ttl>,
+}
+
+impl IssueRequest {
+    pub fn parse(fields: &mut Fields) -> Result<Self> {
+        Ok(IssueRequest {
+            ttl: fields.ttl("ttl")?.filter(|t| !t.is_zero()),
+        })
+    }
+}
+
+/// A credential handed out once. The secret lives only here and in the response.
+#[derive(Debug, Clone)]
+pub struct IssuedCredential {
+    pub lease_id: String,
+    pub lease_duration: i64,
+    pub renewable: bool,
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub security_token: Option<Secret>,
+    pub arn: String,
+    pub username: Option<String>,
+    pub expire_time: i64,
+}
+
+/// The outcome of a renewal.
+#[derive(Debug, Clone)]
+pub struct Renewed {
+    pub lease: Lease,
+    pub lease_duration: i64,
+    pub warnings: Vec<String>,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    settings: EngineSettings,
+    /// SDK clients per mount, tagged with the root-config version they were built from.
+    accounts: Mutex<HashMap<MountPath, (i64, AwsAccount)>>,
+}
+
+pub fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn root_context(mount: &MountPath) -> String {
+    format!("root_config:{mount}")
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, sealer: Sealer, settings: EngineSettings) -> Self {
+        Engine {
+            store,
+            sealer,
+            settings,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Fails when the master key is not the one this store's secrets were sealed with.
+    pub async fn check_master_key(&self) -> Result<()> {
+        const KEY: &str = "seal_check";
+        let probe = self.sealer.seal(KEY, b"iamlease")?;
+        self.store.put_meta_if_absent(KEY, &probe).await?;
+        let stored = self
+            .store
+            .get_meta(KEY)
+            .await?
+            .ok_or_else(|| EngineError::Internal("seal check vanished".into()))?;
+        self.sealer.open(KEY, &stored).map_err(|_| {
+            EngineError::Internal(
+                "the master key does not match the one this store was created with; \
+                 set IAMLEASE_MASTER_KEY or master_key_file to the original key"
+                    .into(),
+            )
+        })?;
+        Ok(())
+    }
+
+    // ---- mounts -------------------------------------------------------------------------
+
+    pub async fn enable_mount(&self, path: &str, mut input: Fields) -> Result<Vec<String>> {
+        let path = MountPath::parse(path).map_err(EngineError::Invalid)?;
+        let kind = input.string("type")?.unwrap_or_else(|| "aws".into());
+        if kind != "aws" {
+            return Err(EngineError::Invalid(format!(
+                "mount type {kind:?} is not supported; iamlease serves the \"aws\" secrets engine"
+            )));
+        }
+        let description = input.string("description")?.unwrap_or_default();
+        let mut config = match input.into_map().remove("config") {
+            Some(Value::Object(m)) => Fields::new(m),
+            None | Some(Value::Null) => Fields::default(),
+            Some(_) => return Err(EngineError::Invalid("config must be an object".into())),
+        };
+        let default_lease_ttl = config.ttl("default_lease_ttl")?.filter(|t| !t.is_zero());
+        let max_lease_ttl = config.ttl("max_lease_ttl")?.filter(|t| !t.is_zero());
+        if let (Some(d), Some(m)) = (default_lease_ttl, max_lease_ttl)
+            && d > m
+        {
+            return Err(EngineError::Invalid(format!(
+                "default_lease_ttl ({d}) must not exceed max_lease_ttl ({m})"
+            )));
+        }
+        let warnings = config.unknown_field_warnings();
+        let record = MountRecord {
+            path: path.clone(),
+            kind,
+            description,
+            default_lease_ttl: default_lease_ttl.map(|t| t.as_secs() as i64),
+            max_lease_ttl: max_lease_ttl.map(|t| t.as_secs() as i64),
+            lease_ttl: None,
+            lease_max: None,
+            created_at: now(),
+        };
+        if !self.store.insert_mount(&record).await? {
+            return Err(EngineError::Invalid(format!(
+                "path is already in use at {path}/"
+            )));
+        }
+        Ok(warnings)
+    }
+
+    pub async fn list_mounts(&self) -> Result<Vec<MountRecord>> {
+        Ok(self.store.list_mounts().await?)
+    }
+
+    async fn mount(&self, path: &MountPath) -> Result<MountRecord> {
+        self.store.get_mount(path).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("no secrets engine is mounted at {path}/"))
+        })
+    }
+
+    /// Revokes every lease of the mount in AWS, then forgets the mount, its roles and config.
+    pub async fn disable_mount(&self, path: &str) -> Result<()> {
+        let path = MountPath::parse(path).map_err(EngineError::Invalid)?;
+        if self.store.get_mount(&path).await?.is_none() {
+            return Ok(());
+        }
+        self.revoke_prefix(&format!("{path}/")).await?;
+        self.store.delete_mount(&path).await?;
+        self.accounts.lock().expect("accounts lock").remove(&path);
+        Ok(())
+    }
+
+    // ---- config/root and config/lease ------------------------------------------------
+
+    pub async fn write_root_config(
+        &self,
+        mount: &MountPath,
+        mut input: Fields,
+    ) -> Result<Vec<String>> {
+        self.mount(mount).await?;
+        let existing = self.store.get_root_config(mount).await?;
+        let mut config: RootConfig = match &existing {
+            Some(r) => serde_json::from_str(&r.config)
+                .map_err(|e| EngineError::Internal(format!("stored root config: {e}")))?,
+            None => RootConfig::default(),
+        };
+        let access_key = input.non_empty_string("access_key")?;
+        let secret_key = input.non_empty_string("secret_key")?;
+        if let Some(region) = input.non_empty_string("region")? {
+            if !region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(EngineError::Invalid(format!(
+                    "region {region:?} is not an AWS region name such as us-east-1"
+                )));
+            }
+            config.region = Some(region);
+        }
+        for (key, slot) in [
+            ("iam_endpoint", &mut config.iam_endpoint),
+            ("sts_endpoint", &mut config.sts_endpoint),
+        ] {
+            if let Some(url) = input.string(key)? {
+                let url = url.trim().to_owned();
+                if url.is_empty() {
+                    *slot = None;
+                } else if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || url.contains(char::is_whitespace)
+                {
+                    return Err(EngineError::Invalid(format!(
+                        "{key} {url:?} must be an http:// or https:// URL"
+                    )));
+                } else {
+                    *slot = Some(url);
+                }
+            }
+        }
+        if let Some(n) = input.int("max_retries")? {
+            if !(-1..=20).contains(&n) {
+                return Err(EngineError::Invalid(format!(
+                    "max_retries is {n}; use -1 for the SDK default or 0 to 20"
+                )));
+            }
+            config.max_retries = Some(n);
+        }
+        if let Some(arn) = input.string("role_arn")? {
+            config.role_arn = Some(arn.trim().to_owned()).filter(|a| !a.is_empty());
+        }
+        if let Some(id) = input.string("external_id")? {
+            config.external_id = Some(id.trim().to_owned()).filter(|a| !a.is_empty());
+        }
+        if config.role_arn.is_some() || config.external_id.is_some() {
+            return Err(EngineError::Invalid(
+                "role_arn and external_id in config/root are not supported yet; configure access_key and secret_key".into(),
+            ));
+        }
+        let sealed = match (&access_key, &secret_key) {
+            (Some(_), Some(secret)) => {
+                Some(self.sealer.seal(&root_context(mount), secret.as_bytes())?)
+            }
+            (None, None) => existing.and_then(|r| r.secret_sealed),
+            _ => {
+                return Err(EngineError::Invalid(
+                    "access_key and secret_key must be given together".into(),
+                ));
+            }
+        };
+        if access_key.is_some() {
+            config.access_key = access_key;
+        }
+        if config.access_key.is_none() {
+            return Err(EngineError::Invalid(
+                "config/root needs access_key and secret_key for the IAM user iamlease acts as"
+                    .into(),
+            ));
+        }
+        let warnings = input.unknown_field_warnings();
+        let text = serde_json::to_string(&config).expect("config serialises");
+        self.store
+            .put_root_config(mount, &text, sealed.as_deref())
+            .await?;
+        Ok(warnings)
+    }
+
+    /// The root config without its secret key.
+    pub async fn read_root_config(&self, mount: &MountPath) -> Result<Value> {
+        self.mount(mount).await?;
+        let record = self.store.get_root_config(mount).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("{mount}/config/root has not been written"))
+        })?;
+        let c: RootConfig = serde_json::from_str(&record.config)
+            .map_err(|e| EngineError::Internal(format!("stored root config: {e}")))?;
+        Ok(json!({
+            "access_key": c.access_key.unwrap_or_default(),
+            "region": c.region.unwrap_or_else(|| "us-east-1".into()),
+            "iam_endpoint": c.iam_endpoint.unwrap_or_default(),
+            "sts_endpoint": c.sts_endpoint.unwrap_or_default(),
+            "max_retries": c.max_retries.unwrap_or(-1),
+            "role_arn": c.role_arn.unwrap_or_default(),
+            "external_id": c.external_id.unwrap_or_default(),
+        }))
+    }
+
+    pub async fn write_lease_config(
+        &self,
+        mount: &MountPath,
+        mut input: Fields,
+    ) -> Result<Vec<String>> {
+        let current = self.mount(mount).await?;
+        let lease = input
+            .ttl("lease")?
+            .map(|t| t.as_secs() as i64)
+            .or(current.lease_ttl);
+        let lease_max = input
+            .ttl("lease_max")?
+            .map(|t| t.as_secs() as i64)
+            .or(current.lease_max);
+        if let (Some(l), Some(m)) = (lease, lease_max)
+            && l > m
+        {
+            return Err(EngineError::Invalid(format!(
+                "lease ({}) must not exceed lease_max ({})",
+                Ttl::from_secs(l as u64),
+                Ttl::from_secs(m as u64)
+            )));
+        }
+        let warnings = input.unknown_field_warnings();
+        self.store
+            .set_mount_lease_config(mount, lease, lease_max)
+            .await?;
+        Ok(warnings)
+    }
+
+    pub async fn read_lease_config(&self, mount: &MountPath) -> Result<Value> {
+        let m = self.mount(mount).await?;
+        let lease = m
+            .lease_ttl
+            .or(m.default_lease_ttl)
+            .unwrap_or(DEFAULT_LEASE_TTL as i64);
+        let max = m
+            .lease_max
+            .or(m.max_lease_ttl)
+            .unwrap_or(DEFAULT_LEASE_MAX as i64);
+        Ok(json!({
+            "lease": Ttl::from_secs(lease as u64).to_go_string(),
+            "lease_max": Ttl::from_secs(max as u64).to_go_string(),
+        }))
+    }
+
+    // ---- roles --------------------------------------------------------------------------
+
+    pub async fn write_role(
+        &self,
+        mount: &MountPath,
+        name: &str,
+        input: Fields,
+    ) -> Result<Vec<String>> {
+        self.mount(mount).await?;
+        let name = RoleName::parse(name).map_err(EngineError::Invalid)?;
+        let existing = self.load_role(mount, &name).await?;
+        let (role, warnings) = Role::parse(existing.as_ref(), input)?;
+        let body = serde_json::to_string(&role).expect("role serialises");
+        self.store.put_role(mount, &name, &body).await?;
+        Ok(warnings)
+    }
+
+    async fn load_role(&self, mount: &MountPath, name: &RoleName) -> Result<Option<Role>> {
+        match self.store.get_role(mount, name).await? {
+            None => Ok(None),
+            Some(body) => serde_json::from_str(&body)
+                .map(Some)
+                .map_err(|e| EngineError::Internal(format!("stored role {name}: {e}"))),
+        }
+    }
+
+    async fn role(&self, mount: &MountPath, name: &str) -> Result<(RoleName, Role)> {
+        self.mount(mount).await?;
+        let name = RoleName::parse(name).map_err(EngineError::Invalid)?;
+        let role = self.load_role(mount, &name).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("role {name:?} does not exist in {mount}/"))
+        })?;
+        Ok((name, role))
+    }
+
+    pub async fn read_role(&self, mount: &MountPath, name: &str) -> Result<Value> {
+        let (name, role) = self.role(mount, name).await?;
+        Ok(role.to_read_data(mount, &name))
+    }
+
+    pub async fn list_roles(&self, mount: &MountPath) -> Result<Vec<String>> {
+        self.mount(mount).await?;
+        Ok(self.store.list_roles(mount).await?)
+    }
+
+    /// Deleting a role leaves its leases alone: they still expire and revoke normally.
+    pub async fn delete_role(&self, mount: &MountPath, name: &str) -> Result<()> {
+        self.mount(mount).await?;
+        let name = RoleName::parse(name).map_err(EngineError::Invalid)?;
+        self.store.delete_role(mount, &name).await?;
+        Ok(())
+    }
+
+    // ---- AWS clients --------------------------------------------------------------------
+
+    async fn account(&self, mount: &MountPath) -> Result<AwsAccount> {
+        let record = self.store.get_root_config(mount).await?.ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "{mount}/ has no AWS connection yet: write {mount}/config/root first"
+            ))
+        })?;
+        if let Some((version, account)) = self.accounts.lock().expect("accounts lock").get(mount)
+            && *version == record.version
+        {
+            return Ok(account.clone());
+        }
+        let c: RootConfig = serde_json::from_str(&record.config)
+            .map_err(|e| EngineError::Internal(format!("stored root config: {e}")))?;
+        let secret_key = match &record.secret_sealed {
+            Some(sealed) => Some(Secret::new(
+                String::from_utf8(self.sealer.open(&root_context(mount), sealed)?)
+                    .map_err(|_| EngineError::Internal("sealed secret is not UTF-8".into()))?,
+            )),
+            None => None,
+        };
+        let account = AwsAccount::connect(&ConnectionSettings {
+            access_key: c.access_key,
+            secret_key,
+            region: c.region.unwrap_or_else(|| "us-east-1".into()),
+            iam_endpoint: c.iam_endpoint,
+            sts_endpoint: c.sts_endpoint,
+            max_retries: c.max_retries.and_then(|n| u32::try_from(n).ok()),
+        })
+        .await;
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .insert(mount.clone(), (record.version, account.clone()));
+        Ok(account)
+    }
+
+    // ---- issue --------------------------------------------------------------------------
+
+    pub async fn issue(
+        &self,
+        mount: &MountPath,
+        role_name: &str,
+        request: IssueRequest,
+        caller: &Caller,
+    ) -> Result<IssuedCredential> {
+        let mount_record = self.mount(mount).await?;
+        let (role_name, role) = self.role(mount, role_name).await?;
+        match role.credential_type {
+            CredentialType::IamUser => {
+                self.issue_iam_user(&mount_record, &role_name, &role, request, caller)
+                    .await
+            }
+            other => Err(EngineError::Invalid(format!(
+                "credential_type {} is not supported yet; only iam_user roles can issue credentials",
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// Resolves the lease TTL (request → role → mount → 1h) and its ceiling (role → mount → 24h).
+    fn lease_ttls(
+        mount: &MountRecord,
+        role_name: &RoleName,
+        role: &Role,
+        requested: Option<Ttl>,
+    ) -> Result<(u64, u64)> {
+        let (max, max_source) = match (role.max_ttl, mount.lease_max.or(mount.max_lease_ttl)) {
+            (Some(m), _) => (m.as_secs(), format!("role {role_name}'s max_ttl")),
+            (None, Some(m)) => (m as u64, format!("{}/config/lease lease_max", mount.path)),
+            (None, None) => (DEFAULT_LEASE_MAX, "default maximum".into()),
+        };
+        let default = role
+            .default_ttl
+            .map(Ttl::as_secs)
+            .or(mount
+                .lease_ttl
+                .or(mount.default_lease_ttl)
+                .map(|t| t as u64))
+            .unwrap_or(DEFAULT_LEASE_TTL);
+        let ttl = match requested {
+            Some(t) if t.as_secs() > max => {
+                return Err(EngineError::Invalid(format!(
+                    "ttl {t} exceeds the {max_source} of {}; ask for {} or less",
+                    Ttl::from_secs(max),
+                    Ttl::from_secs(max)
+                )));
+            }
+            Some(t) => t.as_secs(),
+            None => default.min(max),
+        };
+        Ok((ttl, max))
+    }
+
+    async fn issue_iam_user(
+        &self,
+        mount: &MountRecord,
+        role_name: &RoleName,
+        role: &Role,
+        request: IssueRequest,
+        caller: &Caller,
+    ) -> Result<IssuedCredential> {
+        let (ttl, max_ttl) = Self::lease_ttls(mount, role_name, role, request.ttl)?;
+        let account = self.account(&mount.path).await?;
+        let issued_at = now();
+        let username = role.name_template().render(&RenderContext {
+            role: role_name.as_str(),
+            mount: mount.path.as_str(),
+            display_name: &caller.display_name,
+            unix_time: issued_at,
+        });
+        let expire_time = issued_at + ttl as i64;
+        let lease = Lease {
+            id: new_lease_id(&mount.path, role_name),
+            mount: mount.path.clone(),
+            role: role_name.clone(),
+            credential_type: CredentialType::IamUser,
+            state: LeaseState::Pending,
+            username: Some(username.clone()),
+            access_key_id: None,
+            issue_time: issued_at,
+            expire_time,
+            max_expire_time: issued_at + max_ttl as i64,
+            last_renewal: None,
+            ttl: ttl as i64,
+            renewable: true,
+            due_at: issued_at + self.settings.pending_grace.as_secs() as i64,
+            attempts: 0,
+            last_error: None,
+        };
+        // Intent first: if we crash after this line, recovery knows which user to delete.
+        self.store.insert_lease(&lease).await?;
+
+        let mut tags = vec![
+            ("iamlease:lease-id".to_owned(), lease.id.clone()),
+            ("iamlease:mount".to_owned(), mount.path.to_string()),
+            ("iamlease:role".to_owned(), role_name.to_string()),
+            ("iamlease:expires-at".to_owned(), rfc3339(expire_time)),
+        ];
+        tags.extend(role.iam_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let spec = IamUserSpec {
+            username: username.clone(),
+            path: role.user_path(&mount.path, role_name),
+            permissions_boundary_arn: role.permissions_boundary_arn.clone(),
+            tags,
+            policy_arns: role.policy_arns.clone(),
+            policy_document: role.policy_document.clone(),
+            groups: role.iam_groups.clone(),
+            lease_id: lease.id.clone(),
+        };
+        let key = match account.create_iam_user(&spec).await {
+            Ok(key) => key,
+            Err(failure) => {
+                self.roll_back_issue(&lease, &account, failure.user_may_exist)
+                    .await;
+                return Err(aws_failed("issuing credentials", &failure.error));
+            }
+        };
+        if !self
+            .store
+            .activate_lease(&lease.id, Some(&key.access_key_id), expire_time)
+            .await?
+        {
+            // Someone claimed the pending lease (a revoke-prefix, or recovery after a very slow
+            // AWS); they own the row now and will delete the user. Make sure of it ourselves.
+            if let Err(e) = account.delete_iam_user(&username).await {
+                tracing::warn!(lease_id = %lease.id, error = %e, "cleanup after a lost claim failed; the owner will retry");
+            }
+            return Err(EngineError::Internal(
+                "the lease was revoked while it was being issued; ask again".into(),
+            ));
+        }
+        tracing::info!(lease_id = %lease.id, username = %username, ttl, "issued iam_user credential");
+        Ok(IssuedCredential {
+            lease_id: lease.id,
+            lease_duration: ttl as i64,
+            renewable: true,
+            access_key: key.access_key_id,
+            secret_key: key.secret_access_key,
+            security_token: None,
+            arn: key.user_arn,
+            username: Some(username),
+            expire_time,
+        })
+    }
+
+    /// Undoes a half-made issue. If the cleanup itself fails, the lease row stays (as `failed`)
+    /// and the reaper keeps retrying, so nothing is ever left in AWS without a record.
+    async fn roll_back_issue(&self, lease: &Lease, account: &AwsAccount, user_may_exist: bool) {
+        let Some(claimed) = self
+            .store
+            .claim_lease(&lease.id, now(), now() + self.settings.claim_timeout.as_secs() as i64)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(lease_id = %lease.id, error = %e, "cannot claim lease for rollback; recovery will");
+                None
+            })
+        else {
+            return;
+        };
+        if !user_may_exist {
+            if let Err(e) = self.store.delete_lease(&claimed.id).await {
+                tracing::error!(lease_id = %claimed.id, error = %e, "cannot drop lease row; recovery will");
+            }
+            return;
+        }
+        self.finish_revocation(&claimed, Some(account)).await.ok();
+    }
+
+    // ---- leases -------------------------------------------------------------------------
+
+    pub async fn lookup(&self, lease_id: &str) -> Result<Lease> {
+        self.store
+            .get_lease(lease_id.trim())
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("lease {lease_id:?} does not exist")))
+    }
+
+    /// Vault-style listing: the next path segment under `prefix`, folders ending in `/`.
+    pub async fn list_lease_keys(
+        &self,
+        prefix: &str,
+        state: Option<LeaseState>,
+    ) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_lease_ids(
+                    prefix,
+                    state.map(LeaseState::as_str),
+                    after.as_deref(),
+                    1000,
+                )
+                .await?;
+            for id in &page {
+                let rest = &id[prefix.len()..];
+                let key = match rest.find('/') {
+                    Some(i) => &rest[..=i],
+                    None => rest,
+                };
+                if keys.last().map(String::as_str) != Some(key) {
+                    keys.push(key.to_owned());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = Some(last.clone()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    pub async fn renew(&self, lease_id: &str, increment: Option<Ttl>) -> Result<Renewed> {
+        let lease = self.lookup(lease_id).await?;
+        if !lease.renewable {
+            return Err(EngineError::Invalid(format!(
+                "lease {} is not renewable: {} credentials expire in AWS",
+                lease.id,
+                lease.credential_type.as_str()
+            )));
+        }
+        if lease.state != LeaseState::Active {
+            return Err(EngineError::Invalid(format!(
+                "lease {} is {} and can no longer be renewed",
+                lease.id, lease.state
+            )));
+        }
+        let now = now();
+        let increment = increment
+            .filter(|t| !t.is_zero())
+            .map(|t| t.as_secs() as i64)
+            .unwrap_or(lease.ttl);
+        let wanted = now.saturating_add(increment);
+        let new_expire = wanted.min(lease.max_expire_time).max(lease.expire_time);
+        let mut warnings = Vec::new();
+        if wanted > lease.max_expire_time {
+            warnings.push(format!(
+                "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                Ttl::from_secs(increment as u64),
+                Ttl::from_secs((lease.max_expire_time - now).max(0) as u64)
+            ));
+        }
+        if let Some(username) = &lease.username {
+            let account = self.account(&lease.mount).await?;
+            account
+                .tag_user_expiry(username, &rfc3339(new_expire))
+                .await
+                .map_err(|e| aws_failed("renewing the lease", &e))?;
+        }
+        if !self.store.renew_lease(&lease.id, new_expire, now).await? {
+            return Err(EngineError::Invalid(format!(
+                "lease {} is being revoked and can no longer be renewed",
+                lease.id
+            )));
+        }
+        let lease = self.lookup(&lease.id).await?;
+        Ok(Renewed {
+            lease_duration: (new_expire - now).max(0),
+            lease,
+            warnings,
+        })
+    }
+
+    /// Revokes one lease. With `sync`, answers after AWS has deleted everything; without, the
+    /// revocation runs in the background (and, through the claim deadline, survives a crash).
+    /// An unknown lease is already revoked, as in Vault.
+    pub async fn revoke(self: &Arc<Self>, lease_id: &str, sync: bool) -> Result<()> {
+        let now = now();
+        let Some(lease) = self
+            .store
+            .claim_lease(
+                lease_id.trim(),
+                now,
+                now + self.settings.claim_timeout.as_secs() as i64,
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        if sync {
+            self.finish_revocation(&lease, None).await
+        } else {
+            let engine = Arc::clone(self);
+            tokio::spawn(async move { engine.finish_revocation(&lease, None).await });
+            Ok(())
+        }
+    }
+
+    /// Revokes every lease whose id starts with `prefix`; each is tried once here, and failures
+    /// stay `failed` for the reaper to retry.
+    pub async fn revoke_prefix(&self, prefix: &str) -> Result<()> {
+        let prefix = prefix.trim();
+        let mut after: Option<String> = None;
+        let mut failed = 0usize;
+        let mut first_error = None;
+        loop {
+            let page = self
+                .store
+                .list_lease_ids(prefix, None, after.as_deref(), 500)
+                .await?;
+            let results: Vec<Result<()>> = futures::stream::iter(page.iter())
+                .map(|id| async move {
+                    let now = now();
+                    match self
+                        .store
+                        .claim_lease(id, now, now + self.settings.claim_timeout.as_secs() as i64)
+                        .await?
+                    {
+                        Some(lease) => self.finish_revocation(&lease, None).await,
+                        None => Ok(()),
+                    }
+                })
+                .buffer_unordered(REVOKE_CONCURRENCY)
+                .collect()
+                .await;
+            for r in results {
+                if let Err(e) = r {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => after = Some(last.clone()),
+                _ => break,
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(EngineError::Aws(format!(
+                "{failed} revocation(s) under {prefix:?} failed and will be retried; first error: {e}"
+            ))),
+        }
+    }
+
+    /// Does the AWS side of a claimed lease and then forgets it; on failure records the error
+    /// and schedules a retry with backoff. Never drops a lease that still has something in AWS.
+    async fn finish_revocation(&self, lease: &Lease, account: Option<&AwsAccount>) -> Result<()> {
+        let outcome = match (&lease.credential_type, &lease.username) {
+            (CredentialType::IamUser, Some(username)) => {
+                let account = match account {
+                    Some(a) => Ok(a.clone()),
+                    None => self.account(&lease.mount).await,
+                };
+                match account {
+                    Ok(a) => a
+                        .delete_iam_user(username)
+                        .await
+                        .map_err(|e| aws_failed("revoking", &e)),
+                    Err(e) => Err(e),
+                }
+            }
+            // STS credentials cannot be revoked in AWS; they expire there on their own.
+            _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) => {
+                self.store.delete_lease(&lease.id).await?;
+                tracing::info!(lease_id = %lease.id, "revoked");
+                Ok(())
+            }
+            Err(e) => {
+                let attempt = lease.attempts + 1;
+                let delay =
+                    revoke_backoff_secs(attempt, self.settings.revoke_max_backoff.as_secs());
+                tracing::warn!(lease_id = %lease.id, attempt, retry_in_secs = delay, error = %e, "revocation failed; will retry");
+                self.store
+                    .fail_lease(&lease.id, &e.to_string(), now() + delay as i64)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// One reaper pass: claims due leases in batches and finishes each. Returns how many it
+    /// handled, so callers (and tests) can tell an idle pass from a busy one.
+    pub async fn reap_due(&self) -> Result<usize> {
+        let mut handled = 0;
+        loop {
+            let now = now();
+            let batch = self
+                .store
+                .claim_due(now, now + self.settings.claim_timeout.as_secs() as i64, 64)
+                .await?;
+            if batch.is_empty() {
+                return Ok(handled);
+            }
+            handled += batch.len();
+            let full = batch.len() == 64;
+            futures::stream::iter(batch.iter())
+                .for_each_concurrent(REVOKE_CONCURRENCY, |lease| async move {
+                    // Failures are recorded on the lease by finish_revocation.
+                    let _ = self.finish_revocation(lease, None).await;
+                })
+                .await;
+            if !full {
+                return Ok(handled);
+            }
+        }
+    }
+}
+
+fn aws_failed(doing: &str, e: &AwsError) -> EngineError {
+    EngineError::Aws(format!("AWS failed while {doing}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(lease_ttl: Option<i64>, lease_max: Option<i64>) -> MountRecord {
+        MountRecord {
+            path: MountPath::parse("aws").unwrap(),
+            kind: "aws".into(),
+            description: String::new(),
+            default_lease_ttl: None,
+            max_lease_ttl: None,
+            lease_ttl,
+            lease_max,
+            created_at: 0,
+        }
+    }
+
+    fn role(default_ttl: Option<u64>, max_ttl: Option<u64>) -> Role {
+        let mut f = serde_json::Map::new();
+        f.insert("credential_type".into(), "iam_user".into());
+        f.insert(
+            "policy_arns".into(),
+            "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
+        );
+        if let Some(d) = default_ttl {
+            f.insert("default_ttl".into(), d.into());
+        }
+        if let Some(m) = max_ttl {
+            f.insert("max_ttl".into(), m.into());
+        }
+        Role::parse(None, Fields::new(f)).unwrap().0
+    }
+
+    #[test]
+    fn ttl_resolution_order() {
+        let n = RoleName::parse("dev").unwrap();
+        // Nothing set: 1h, capped at 24h.
+        assert_eq!(
+            Engine::lease_ttls(&mount(None, None), &n, &role(None, None), None).unwrap(),
+            (3600, 86400)
+        );
+        // Mount config/lease applies when the role says nothing.
+        assert_eq!(
+            Engine::lease_ttls(&mount(Some(600), Some(1200)), &n, &role(None, None), None).unwrap(),
+            (600, 1200)
+        );
+        // Role beats mount; request beats role.
+        assert_eq!(
+            Engine::lease_ttls(
+                &mount(Some(600), Some(1200)),
+                &n,
+                &role(Some(60), Some(120)),
+                None
+            )
+            .unwrap(),
+            (60, 120)
+        );
+        assert_eq!(
+            Engine::lease_ttls(
+                &mount(None, None),
+                &n,
+                &role(Some(60), Some(120)),
+                Some(Ttl::from_secs(90))
+            )
+            .unwrap(),
+            (90, 120)
+        );
+        // Asking for more than the ceiling is refused with the limit in the message.
+        let e = Engine::lease_ttls(
+            &mount(None, None),
+            &n,
+            &role(None, Some(120)),
+            Some(Ttl::from_secs(121)),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("exceeds the role dev's max_ttl of 2m0s"),
+            "{e}"
+        );
+        // A default above a mount's ceiling is capped rather than refused.
+        assert_eq!(
+            Engine::lease_ttls(&mount(Some(7200), Some(3600)), &n, &role(None, None), None)
+                .unwrap(),
+            (3600, 3600)
+        );
+    }
+}

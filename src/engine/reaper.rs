@@ -1,0 +1,31 @@
+//! The reaper: a single background task that revokes expired leases, resumes abandoned
+//! revocations, rolls back issues interrupted by a crash, and retries failures with backoff.
+//! It keeps no per-lease state: each pass asks the store what is due.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Engine;
+
+pub async fn run_reaper(
+    engine: Arc<Engine>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match engine.reap_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(handled = n, "reaper pass"),
+            Err(e) => tracing::warn!(error = %e, "reaper pass failed; will try again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {
+                tracing::debug!("reaper stopped");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,672 @@
+//! Roles: the validated recipe for one kind of credential, and the names of mounts and roles.
+//! Everything a role holds was checked when it was written, so issuing never meets a bad value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::template::{
+    DEFAULT_FEDERATION_TEMPLATE, DEFAULT_SESSION_TEMPLATE, DEFAULT_USERNAME_TEMPLATE, NameKind,
+    NameTemplate,
+};
+use crate::duration::Ttl;
+use crate::fields::{FieldError, Fields};
+
+/// STS limits, checked before any call is made.
+pub const STS_MIN_TTL: u64 = 900;
+pub const ASSUME_ROLE_MAX_TTL: u64 = 12 * 3600;
+pub const FEDERATION_MAX_TTL: u64 = 36 * 3600;
+const MAX_USER_TAGS: usize = 50 - 4; // IAM allows 50 tags; four are ours.
+
+/// Paths that are the API's own, never a mount.
+const RESERVED_MOUNTS: &[&str] = &["sys", "auth", "identity", "cubbyhole", "ui", "v1"];
+
+/// A mount path such as `aws` or `aws-prod`: one path segment, safe in IAM paths and lease ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MountPath(String);
+
+impl MountPath {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let s = raw.trim_matches('/');
+        if s.is_empty() || s.len() > 64 {
+            return Err(format!("mount path {raw:?} must be 1 to 64 characters"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "mount path {raw:?} may only use letters, digits, '-' and '_'"
+            ));
+        }
+        if RESERVED_MOUNTS.contains(&s) {
+            return Err(format!("mount path {s:?} is reserved"));
+        }
+        Ok(MountPath(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MountPath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        MountPath::parse(&s)
+    }
+}
+
+impl From<MountPath> for String {
+    fn from(m: MountPath) -> String {
+        m.0
+    }
+}
+
+impl fmt::Display for MountPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A role name: letters, digits, `-`, `_`, `.`; safe in IAM paths, tags and lease ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoleName(String);
+
+impl RoleName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() || raw.len() > 64 {
+            return Err(format!("role name {raw:?} must be 1 to 64 characters"));
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || raw.starts_with('.')
+        {
+            return Err(format!(
+                "role name {raw:?} may only use letters, digits, '-', '_' and '.'"
+            ));
+        }
+        Ok(RoleName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RoleName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        RoleName::parse(&s)
+    }
+}
+
+impl From<RoleName> for String {
+    fn from(r: RoleName) -> String {
+        r.0
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialType {
+    IamUser,
+    AssumedRole,
+    FederationToken,
+    SessionToken,
+}
+
+impl CredentialType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialType::IamUser => "iam_user",
+            CredentialType::AssumedRole => "assumed_role",
+            CredentialType::FederationToken => "federation_token",
+            CredentialType::SessionToken => "session_token",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, FieldError> {
+        match s.trim() {
+            "iam_user" => Ok(CredentialType::IamUser),
+            "assumed_role" => Ok(CredentialType::AssumedRole),
+            "federation_token" => Ok(CredentialType::FederationToken),
+            "session_token" => Ok(CredentialType::SessionToken),
+            other => Err(FieldError(format!(
+                "credential_type {other:?} is not one of iam_user, assumed_role, federation_token, session_token"
+            ))),
+        }
+    }
+}
+
+/// A validated role as stored. The secret parts of a credential never live here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub credential_type: CredentialType,
+    pub policy_arns: Vec<String>,
+    pub policy_document: Option<String>,
+    pub iam_groups: Vec<String>,
+    pub iam_tags: BTreeMap<String, String>,
+    pub user_path: Option<String>,
+    pub permissions_boundary_arn: Option<String>,
+    pub username_template: Option<String>,
+    pub default_ttl: Option<Ttl>,
+    pub max_ttl: Option<Ttl>,
+    pub role_arns: Vec<String>,
+    pub default_sts_ttl: Option<Ttl>,
+    pub max_sts_ttl: Option<Ttl>,
+    pub session_tags: BTreeMap<String, String>,
+    pub external_id: Option<String>,
+    pub mfa_serial_number: Option<String>,
+}
+
+impl Role {
+    /// Validates a role write. `existing` is the stored role when this write updates it: fields
+    /// the request leaves out keep their value, as in Vault.
+    pub fn parse(
+        existing: Option<&Role>,
+        mut input: Fields,
+    ) -> Result<(Role, Vec<String>), FieldError> {
+        if let Some(old) = existing {
+            let mut merged = Fields::new(old.to_fields());
+            merged.overlay(input);
+            input = merged;
+        }
+        let credential_type = match input.list("credential_type")? {
+            Some(v) if v.len() == 1 => CredentialType::parse(&v[0])?,
+            Some(v) if v.len() > 1 => {
+                return Err(FieldError(
+                    "credential_type takes one value; write one role per credential type".into(),
+                ));
+            }
+            _ => {
+                return Err(FieldError(
+                    "credential_type is required: iam_user, assumed_role, federation_token or session_token".into(),
+                ));
+            }
+        };
+        let role = Role {
+            credential_type,
+            policy_arns: input.list("policy_arns")?.unwrap_or_default(),
+            policy_document: input.json_document("policy_document")?,
+            iam_groups: input.list("iam_groups")?.unwrap_or_default(),
+            iam_tags: input.tags("iam_tags")?.unwrap_or_default(),
+            user_path: input.non_empty_string("user_path")?,
+            permissions_boundary_arn: input.non_empty_string("permissions_boundary_arn")?,
+            username_template: input.non_empty_string("username_template")?,
+            default_ttl: input.ttl("default_ttl")?.filter(|t| !t.is_zero()),
+            max_ttl: input.ttl("max_ttl")?.filter(|t| !t.is_zero()),
+            role_arns: input.list("role_arns")?.unwrap_or_default(),
+            default_sts_ttl: input.ttl("default_sts_ttl")?.filter(|t| !t.is_zero()),
+            max_sts_ttl: input.ttl("max_sts_ttl")?.filter(|t| !t.is_zero()),
+            session_tags: input.tags("session_tags")?.unwrap_or_default(),
+            external_id: input.non_empty_string("external_id")?,
+            mfa_serial_number: input.non_empty_string("mfa_serial_number")?,
+        };
+        role.validate()?;
+        // A merged update carries every stored field, so only a fresh write can hold unknowns
+        // worth reporting; either way they are whatever the parse above did not take.
+        Ok((role, input.unknown_field_warnings()))
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        use CredentialType::*;
+        let t = self.credential_type;
+        let only = |set: bool, field: &str, allowed: &str| {
+            if set {
+                Err(FieldError(format!(
+                    "{field} is only valid for {allowed} roles, not {}",
+                    t.as_str()
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        if t != AssumedRole {
+            only(!self.role_arns.is_empty(), "role_arns", "assumed_role")?;
+            only(
+                !self.session_tags.is_empty(),
+                "session_tags",
+                "assumed_role",
+            )?;
+            only(self.external_id.is_some(), "external_id", "assumed_role")?;
+        }
+        if t != IamUser {
+            only(self.user_path.is_some(), "user_path", "iam_user")?;
+            only(
+                self.permissions_boundary_arn.is_some(),
+                "permissions_boundary_arn",
+                "iam_user",
+            )?;
+            only(!self.iam_tags.is_empty(), "iam_tags", "iam_user")?;
+            only(self.default_ttl.is_some(), "default_ttl", "iam_user")?;
+            only(self.max_ttl.is_some(), "max_ttl", "iam_user")?;
+        }
+        if t == IamUser {
+            only(self.default_sts_ttl.is_some(), "default_sts_ttl", "STS")?;
+            only(self.max_sts_ttl.is_some(), "max_sts_ttl", "STS")?;
+        }
+        if t != SessionToken {
+            only(
+                self.mfa_serial_number.is_some(),
+                "mfa_serial_number",
+                "session_token",
+            )?;
+        }
+        if t == SessionToken {
+            let has_policy = !self.policy_arns.is_empty()
+                || self.policy_document.is_some()
+                || !self.iam_groups.is_empty();
+            if has_policy {
+                return Err(FieldError(
+                    "session_token roles take no policy_arns, policy_document or iam_groups: the session has the calling identity's permissions".into(),
+                ));
+            }
+            only(
+                self.username_template.is_some(),
+                "username_template",
+                "iam_user, assumed_role and federation_token",
+            )?;
+        }
+        if t != AssumedRole
+            && t != SessionToken
+            && self.policy_arns.is_empty()
+            && self.policy_document.is_none()
+            && self.iam_groups.is_empty()
+        {
+            return Err(FieldError(format!(
+                "{} roles need at least one of policy_arns, policy_document or iam_groups",
+                t.as_str()
+            )));
+        }
+        if t == FederationToken {
+            only(!self.iam_groups.is_empty(), "iam_groups", "iam_user")?;
+        }
+        if t == AssumedRole {
+            if self.role_arns.is_empty() {
+                return Err(FieldError(
+                    "assumed_role roles need role_arns: the ARN of at least one IAM role to assume"
+                        .into(),
+                ));
+            }
+            only(!self.iam_groups.is_empty(), "iam_groups", "iam_user")?;
+            for arn in &self.role_arns {
+                check_arn(arn, "role_arns", "role/")?;
+            }
+            if let Some(id) = &self.external_id {
+                let ok = (2..=1224).contains(&id.len())
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+                if !ok {
+                    return Err(FieldError(
+                        "external_id must be 2 to 1224 characters of A-Z a-z 0-9 and + = , . @ : / - _".into(),
+                    ));
+                }
+            }
+            check_tags(&self.session_tags, "session_tags", 50)?;
+        }
+
+        for arn in &self.policy_arns {
+            check_arn(arn, "policy_arns", "policy/")?;
+        }
+        if let Some(arn) = &self.permissions_boundary_arn {
+            check_arn(arn, "permissions_boundary_arn", "policy/")?;
+        }
+        for g in &self.iam_groups {
+            let ok = (1..=128).contains(&g.len())
+                && g.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+            if !ok {
+                return Err(FieldError(format!(
+                    "iam_groups entry {g:?} is not a valid IAM group name (1 to 128 of A-Z a-z 0-9 + = , . @ _ -)"
+                )));
+            }
+        }
+        check_tags(&self.iam_tags, "iam_tags", MAX_USER_TAGS)?;
+        if let Some(path) = &self.user_path {
+            check_iam_path(path)?;
+        }
+        if let Some(doc) = &self.policy_document
+            && doc.len() > 6144
+        {
+            return Err(FieldError(format!(
+                "policy_document is {} characters; IAM allows 6144 for an inline user policy",
+                doc.len()
+            )));
+        }
+        if let Some(template) = &self.username_template {
+            NameTemplate::parse(template, self.name_kind()).map_err(FieldError)?;
+        }
+
+        if let (Some(d), Some(m)) = (self.default_ttl, self.max_ttl)
+            && d > m
+        {
+            return Err(FieldError(format!(
+                "default_ttl ({d}) must not exceed max_ttl ({m})"
+            )));
+        }
+        let sts_max = match t {
+            AssumedRole => ASSUME_ROLE_MAX_TTL,
+            _ => FEDERATION_MAX_TTL,
+        };
+        for (field, value) in [
+            ("default_sts_ttl", self.default_sts_ttl),
+            ("max_sts_ttl", self.max_sts_ttl),
+        ] {
+            if let Some(v) = value {
+                check_sts_ttl(field, v, sts_max)?;
+            }
+        }
+        if let (Some(d), Some(m)) = (self.default_sts_ttl, self.max_sts_ttl)
+            && d > m
+        {
+            return Err(FieldError(format!(
+                "default_sts_ttl ({d}) must not exceed max_sts_ttl ({m})"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn name_kind(&self) -> NameKind {
+        match self.credential_type {
+            CredentialType::FederationToken => NameKind::FederationToken,
+            CredentialType::AssumedRole => NameKind::RoleSession,
+            _ => NameKind::IamUser,
+        }
+    }
+
+    /// The template in force: the role's own or the default for its credential type.
+    pub fn name_template(&self) -> NameTemplate {
+        let source = self
+            .username_template
+            .as_deref()
+            .unwrap_or(match self.credential_type {
+                CredentialType::FederationToken => DEFAULT_FEDERATION_TEMPLATE,
+                CredentialType::AssumedRole => DEFAULT_SESSION_TEMPLATE,
+                _ => DEFAULT_USERNAME_TEMPLATE,
+            });
+        NameTemplate::parse(source, self.name_kind()).expect("validated when the role was written")
+    }
+
+    /// The IAM path users of this role are created under.
+    pub fn user_path(&self, mount: &MountPath, name: &RoleName) -> String {
+        self.user_path
+            .clone()
+            .unwrap_or_else(|| default_user_path(mount, name))
+    }
+
+    /// The role as the API reads it back: every field, defaults filled in, durations in seconds.
+    pub fn to_read_data(&self, mount: &MountPath, name: &RoleName) -> Value {
+        let secs = |t: Option<Ttl>| t.map_or(0, Ttl::as_secs);
+        let is_user = self.credential_type == CredentialType::IamUser;
+        json!({
+            "credential_type": self.credential_type.as_str(),
+            "credential_types": [self.credential_type.as_str()],
+            "policy_arns": self.policy_arns,
+            "policy_document": self.policy_document.clone().unwrap_or_default(),
+            "iam_groups": self.iam_groups,
+            "iam_tags": self.iam_tags,
+            "user_path": if is_user { self.user_path(mount, name) } else { String::new() },
+            "permissions_boundary_arn": self.permissions_boundary_arn.clone().unwrap_or_default(),
+            "username_template": if self.credential_type == CredentialType::SessionToken {
+                String::new()
+            } else {
+                self.name_template().as_str().to_owned()
+            },
+            "default_ttl": secs(self.default_ttl),
+            "max_ttl": secs(self.max_ttl),
+            "role_arns": self.role_arns,
+            "default_sts_ttl": secs(self.default_sts_ttl),
+            "max_sts_ttl": secs(self.max_sts_ttl),
+            "session_tags": self.session_tags,
+            "external_id": self.external_id.clone().unwrap_or_default(),
+            "mfa_serial_number": self.mfa_serial_number.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The stored fields in request form, for merging an update onto.
+    fn to_fields(&self) -> serde_json::Map<String, Value> {
+        match serde_json::to_value(self).expect("role serialises") {
+            Value::Object(map) => map,
+            _ => unreachable!("a struct serialises to an object"),
+        }
+    }
+}
+
+pub fn default_user_path(mount: &MountPath, name: &RoleName) -> String {
+    format!("/iamlease/{mount}/{name}/")
+}
+
+fn check_sts_ttl(field: &str, v: Ttl, max: u64) -> Result<(), FieldError> {
+    if v.as_secs() < STS_MIN_TTL {
+        return Err(FieldError(format!(
+            "{field} is {}s; AWS requires at least 900s (15m) for STS credentials",
+            v.as_secs()
+        )));
+    }
+    if v.as_secs() > max {
+        return Err(FieldError(format!(
+            "{field} is {}s; AWS allows at most {max}s ({}) for this credential type",
+            v.as_secs(),
+            Ttl::from_secs(max)
+        )));
+    }
+    Ok(())
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:RESOURCE…` where ACCOUNT is 12 digits (or `aws` for AWS-managed policies).
+fn check_arn(arn: &str, field: &str, resource_prefix: &str) -> Result<(), FieldError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && ((parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit()))
+            || (parts[4] == "aws" && resource_prefix == "policy/"))
+        && parts[5].starts_with(resource_prefix)
+        && parts[5].len() > resource_prefix.len()
+        && arn.len() <= 2048
+        && !arn.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError(format!(
+            "{field} entry {arn:?} is not an IAM {} ARN (arn:aws:iam::123456789012:{}NAME)",
+            resource_prefix.trim_end_matches('/'),
+            resource_prefix
+        )))
+    }
+}
+
+/// IAM's path rule: starts and ends with `/`, at most 512 printable ASCII characters.
+pub fn check_iam_path(path: &str) -> Result<(), FieldError> {
+    if !path.starts_with('/') || !path.ends_with('/') {
+        return Err(FieldError(format!(
+            "user_path {path:?} must start and end with '/', e.g. /iamlease/dev/"
+        )));
+    }
+    if path.len() > 512 {
+        return Err(FieldError(format!(
+            "user_path is {} characters; IAM allows 512",
+            path.len()
+        )));
+    }
+    if let Some(c) = path.chars().find(|c| !('\u{21}'..='\u{7e}').contains(c)) {
+        return Err(FieldError(format!(
+            "user_path {path:?} contains {c:?}; IAM paths use printable ASCII without spaces"
+        )));
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &BTreeMap<String, String>, field: &str, max: usize) -> Result<(), FieldError> {
+    if tags.len() > max {
+        return Err(FieldError(format!(
+            "{field} has {} tags; at most {max} are allowed",
+            tags.len()
+        )));
+    }
+    let tag_char = |c: char| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c);
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || !k.chars().all(tag_char) {
+            return Err(FieldError(format!(
+                "{field} key {k:?} must be 1 to 128 letters, digits, spaces or _ . : / = + - @"
+            )));
+        }
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("aws:") || lower.starts_with("iamlease:") {
+            return Err(FieldError(format!(
+                "{field} key {k:?} uses a reserved prefix (aws: and iamlease: belong to AWS and to us)"
+            )));
+        }
+        if v.chars().count() > 256 || !v.chars().all(tag_char) {
+            return Err(FieldError(format!(
+                "{field} value for {k:?} must be at most 256 letters, digits, spaces or _ . : / = + - @"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<Role, String> {
+        Role::parse(None, Fields::new(v.as_object().unwrap().clone()))
+            .map(|(r, _)| r)
+            .map_err(|e| e.0)
+    }
+
+    const ARN: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+
+    #[test]
+    fn iam_user_role_round_trips_through_update() {
+        let r =
+            parse(json!({"credential_type": "iam_user", "policy_arns": ARN, "default_ttl": "1h"}))
+                .unwrap();
+        assert_eq!(r.policy_arns, [ARN]);
+        // An update that sets only max_ttl keeps the rest.
+        let (r2, warnings) = Role::parse(
+            Some(&r),
+            Fields::new(json!({"max_ttl": "2h"}).as_object().unwrap().clone()),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(r2.policy_arns, [ARN]);
+        assert_eq!(r2.default_ttl.unwrap().as_secs(), 3600);
+        assert_eq!(r2.max_ttl.unwrap().as_secs(), 7200);
+    }
+
+    #[test]
+    fn field_rules_by_type() {
+        let e = parse(json!({"credential_type": "iam_user", "policy_arns": ARN, "role_arns": "arn:aws:iam::123456789012:role/x"})).unwrap_err();
+        assert!(
+            e.contains("role_arns is only valid for assumed_role"),
+            "{e}"
+        );
+        let e = parse(json!({"credential_type": "session_token", "policy_arns": ARN})).unwrap_err();
+        assert!(e.contains("session_token roles take no"), "{e}");
+        let e = parse(json!({"credential_type": "federation_token", "policy_arns": ARN, "default_sts_ttl": 899})).unwrap_err();
+        assert!(
+            e.contains("default_sts_ttl is 899s") && e.contains("900"),
+            "{e}"
+        );
+        let e = parse(json!({"credential_type": "assumed_role", "role_arns": "arn:aws:iam::123456789012:role/x", "max_sts_ttl": "13h"})).unwrap_err();
+        assert!(e.contains("43200"), "{e}");
+        let e = parse(json!({"credential_type": "iam_user"})).unwrap_err();
+        assert!(e.contains("at least one of policy_arns"), "{e}");
+        let e = parse(json!({"policy_arns": ARN})).unwrap_err();
+        assert!(e.contains("credential_type is required"), "{e}");
+        let e = parse(json!({"credential_type": "iam_user", "policy_arns": ARN, "default_ttl": "2h", "max_ttl": "1h"})).unwrap_err();
+        assert!(
+            e.contains("default_ttl (2h0m0s) must not exceed max_ttl (1h0m0s)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn arns_paths_groups_and_tags_are_checked() {
+        let base = |extra: Value| {
+            let mut v = json!({"credential_type": "iam_user", "policy_arns": ARN});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            parse(v)
+        };
+        assert!(
+            base(json!({"policy_arns": "ReadOnlyAccess"}))
+                .unwrap_err()
+                .contains("not an IAM policy ARN")
+        );
+        assert!(
+            base(json!({"user_path": "iamlease"}))
+                .unwrap_err()
+                .contains("must start and end with '/'")
+        );
+        assert!(
+            base(json!({"user_path": "/a b/"}))
+                .unwrap_err()
+                .contains("' '")
+        );
+        assert!(
+            base(json!({"iam_groups": "bad group"}))
+                .unwrap_err()
+                .contains("iam_groups")
+        );
+        assert!(
+            base(json!({"iam_tags": {"aws:x": "y"}}))
+                .unwrap_err()
+                .contains("reserved prefix")
+        );
+        assert!(
+            base(json!({"iam_tags": {"iamlease:role": "y"}}))
+                .unwrap_err()
+                .contains("reserved prefix")
+        );
+        assert!(
+            base(json!({"username_template": "{{role}}"}))
+                .unwrap_err()
+                .contains("{{random}}")
+        );
+        assert!(
+            base(json!({"permissions_boundary_arn": "arn:aws:iam::123456789012:policy/b"})).is_ok()
+        );
+        assert!(base(json!({"user_path": "/team/dev/", "iam_tags": ["team=x"]})).is_ok());
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(MountPath::parse("aws").is_ok());
+        assert_eq!(MountPath::parse("aws/").unwrap().as_str(), "aws");
+        assert!(MountPath::parse("sys").unwrap_err().contains("reserved"));
+        assert!(MountPath::parse("a/b").is_err());
+        assert!(RoleName::parse("dev.team_1-x").is_ok());
+        assert!(RoleName::parse("dev/x").is_err());
+        assert!(RoleName::parse("").is_err());
+    }
+
+    #[test]
+    fn read_data_fills_defaults() {
+        let r = parse(json!({"credential_type": "iam_user", "policy_arns": ARN})).unwrap();
+        let m = MountPath::parse("aws").unwrap();
+        let n = RoleName::parse("dev").unwrap();
+        let d = r.to_read_data(&m, &n);
+        assert_eq!(d["user_path"], "/iamlease/aws/dev/");
+        assert_eq!(d["username_template"], DEFAULT_USERNAME_TEMPLATE);
+        assert_eq!(d["default_ttl"], 0);
+    }
+}

@@ -1,0 +1,12 @@
+//! iamlease: dynamic, short-lived AWS credentials behind a Vault-compatible HTTP API.
+//!
+//! `api` (HTTP) → `engine` (decisions, lease state machine) → `store` (SQL) and `aws` (SDK).
+//! See ARCHITECTURE.md for the map and the invariants.
+
+pub mod auth;
+pub mod aws;
+pub mod duration;
+pub mod engine;
+pub mod fields;
+pub mod seal;
+pub mod store;

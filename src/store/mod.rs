@@ -1,0 +1,134 @@
+//! Durable state: the only module that runs SQL. A `Store` trait with one implementation per
+//! database (SQLite now; PostgreSQL can be added behind the same trait).
+//!
+//! Every state change of a lease is one conditional statement, so two actors (a request and
+//! the reaper, or two servers) can never both believe they moved the same lease.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+use crate::engine::lease::Lease;
+use crate::engine::role::{MountPath, RoleName};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot take writes right now (disk full, read-only, locked); retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRecord {
+    pub path: MountPath,
+    pub kind: String,
+    pub description: String,
+    pub default_lease_ttl: Option<i64>,
+    pub max_lease_ttl: Option<i64>,
+    /// `config/lease`: `lease` and `lease_max`.
+    pub lease_ttl: Option<i64>,
+    pub lease_max: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A mount's root configuration: settings as JSON, the secret key sealed apart from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootConfigRecord {
+    pub config: String,
+    pub secret_sealed: Option<Vec<u8>>,
+    /// Bumped on every write, so cached AWS clients know when they are stale.
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token; the token itself is never stored.
+    pub hash: Vec<u8>,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    pub display_name: String,
+    pub created_at: i64,
+    pub expire_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes `value` unless `key` already has one; returns whether it wrote.
+    async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
+
+    /// Returns false when the path is already mounted.
+    async fn insert_mount(&self, mount: &MountRecord) -> Result<bool>;
+    async fn get_mount(&self, path: &MountPath) -> Result<Option<MountRecord>>;
+    async fn list_mounts(&self) -> Result<Vec<MountRecord>>;
+    async fn set_mount_lease_config(
+        &self,
+        path: &MountPath,
+        lease_ttl: Option<i64>,
+        lease_max: Option<i64>,
+    ) -> Result<bool>;
+    /// Deletes the mount with its roles and root config. Its leases must be gone first.
+    async fn delete_mount(&self, path: &MountPath) -> Result<bool>;
+
+    async fn put_root_config(
+        &self,
+        mount: &MountPath,
+        config: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> Result<()>;
+    async fn get_root_config(&self, mount: &MountPath) -> Result<Option<RootConfigRecord>>;
+
+    async fn put_role(&self, mount: &MountPath, name: &RoleName, body: &str) -> Result<()>;
+    async fn get_role(&self, mount: &MountPath, name: &RoleName) -> Result<Option<String>>;
+    async fn list_roles(&self, mount: &MountPath) -> Result<Vec<String>>;
+    async fn delete_role(&self, mount: &MountPath, name: &RoleName) -> Result<bool>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+    async fn has_tokens(&self) -> Result<bool>;
+
+    /// The intent record: committed durably before the first AWS call for the lease.
+    async fn insert_lease(&self, lease: &Lease) -> Result<()>;
+    async fn get_lease(&self, id: &str) -> Result<Option<Lease>>;
+    /// `pending` → `active`. False when someone else claimed the lease meanwhile.
+    async fn activate_lease(
+        &self,
+        id: &str,
+        access_key_id: Option<&str>,
+        due_at: i64,
+    ) -> Result<bool>;
+    /// Moves an `active` lease's expiry. False when the lease is not active.
+    async fn renew_lease(&self, id: &str, expire_time: i64, now: i64) -> Result<bool>;
+    /// Claims one lease for revocation (`pending`, `active` or `failed` → `revoking` until
+    /// `deadline`). `None` when it does not exist or is being revoked by someone else.
+    async fn claim_lease(&self, id: &str, now: i64, deadline: i64) -> Result<Option<Lease>>;
+    /// Claims up to `limit` leases whose `due_at` has passed, oldest first.
+    async fn claim_due(&self, now: i64, deadline: i64, limit: i64) -> Result<Vec<Lease>>;
+    /// `revoking` → `failed`, remembering why, to be retried at `retry_at`.
+    async fn fail_lease(&self, id: &str, error: &str, retry_at: i64) -> Result<()>;
+    /// The end of a lease: everything in AWS is gone.
+    async fn delete_lease(&self, id: &str) -> Result<()>;
+    /// Up to `limit` ids under `prefix` that sort after `after`, in order, optionally only
+    /// those in one state (keyset pagination: each page is a range scan).
+    async fn list_lease_ids(
+        &self,
+        prefix: &str,
+        state: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>>;
+}
+
+/// The smallest string greater than every string starting with `prefix` (ids are ASCII),
+/// so a prefix scan is a range scan on the primary key.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
