@@ -3,10 +3,13 @@
 //! `api` (HTTP) → `engine` (decisions, lease state machine) → `store` (SQL) and `aws` (SDK).
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod api;
 pub mod auth;
 pub mod aws;
+pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod fields;
 pub mod seal;
+pub mod server;
 pub mod store;

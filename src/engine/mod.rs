@@ -807,18 +807,8 @@ impl Engine {
                 .store
                 .list_lease_ids(prefix, None, after.as_deref(), 500)
                 .await?;
-            let results: Vec<Result<()>> = futures::stream::iter(page.iter())
-                .map(|id| async move {
-                    let now = now();
-                    match self
-                        .store
-                        .claim_lease(id, now, now + self.settings.claim_timeout.as_secs() as i64)
-                        .await?
-                    {
-                        Some(lease) => self.finish_revocation(&lease, None).await,
-                        None => Ok(()),
-                    }
-                })
+            let results: Vec<Result<()>> = futures::stream::iter(page.clone())
+                .map(|id| self.revoke_one(id))
                 .buffer_unordered(REVOKE_CONCURRENCY)
                 .collect()
                 .await;
@@ -838,6 +828,16 @@ impl Engine {
             Some(e) => Err(EngineError::Aws(format!(
                 "{failed} revocation(s) under {prefix:?} failed and will be retried; first error: {e}"
             ))),
+        }
+    }
+
+    /// Claims one lease by id and revokes it; nothing to do when someone else holds it.
+    async fn revoke_one(&self, id: String) -> Result<()> {
+        let now = now();
+        let deadline = now + self.settings.claim_timeout.as_secs() as i64;
+        match self.store.claim_lease(&id, now, deadline).await? {
+            Some(lease) => self.finish_revocation(&lease, None).await,
+            None => Ok(()),
         }
     }
 
@@ -895,10 +895,10 @@ impl Engine {
             }
             handled += batch.len();
             let full = batch.len() == 64;
-            futures::stream::iter(batch.iter())
+            futures::stream::iter(batch)
                 .for_each_concurrent(REVOKE_CONCURRENCY, |lease| async move {
                     // Failures are recorded on the lease by finish_revocation.
-                    let _ = self.finish_revocation(lease, None).await;
+                    let _ = self.finish_revocation(&lease, None).await;
                 })
                 .await;
             if !full {

@@ -1,0 +1,151 @@
+//! Every route of the API, in one place.
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use tower::Layer;
+use tower::util::MapRequestLayer;
+use tower_http::trace::TraceLayer;
+
+use super::error::ApiError;
+use super::{AppState, secrets, sys};
+
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sys/health", get(sys::health).head(sys::health))
+        .route("/v1/sys/mounts", get(sys::list_mounts))
+        .route(
+            "/v1/sys/mounts/{path}",
+            get(sys::read_mount)
+                .post(sys::enable_mount)
+                .put(sys::enable_mount)
+                .delete(sys::disable_mount),
+        )
+        .route(
+            "/v1/sys/leases/lookup",
+            get(sys::list_leases_root)
+                .put(sys::lookup_lease)
+                .post(sys::lookup_lease),
+        )
+        .route("/v1/sys/leases/lookup/", get(sys::list_leases_root))
+        .route("/v1/sys/leases/lookup/{*prefix}", get(sys::list_leases))
+        .route(
+            "/v1/sys/leases/renew",
+            post(sys::renew_lease).put(sys::renew_lease),
+        )
+        .route(
+            "/v1/sys/leases/renew/{*lease_id}",
+            post(sys::renew_lease_by_path).put(sys::renew_lease_by_path),
+        )
+        .route(
+            "/v1/sys/leases/revoke",
+            post(sys::revoke_lease).put(sys::revoke_lease),
+        )
+        .route(
+            "/v1/sys/leases/revoke/{*lease_id}",
+            post(sys::revoke_lease_by_path).put(sys::revoke_lease_by_path),
+        )
+        .route(
+            "/v1/sys/leases/revoke-prefix/{*prefix}",
+            post(sys::revoke_prefix).put(sys::revoke_prefix),
+        )
+        .route(
+            "/v1/auth/token/lookup-self",
+            get(sys::token_lookup_self).post(sys::token_lookup_self),
+        )
+        .route(
+            "/v1/{mount}/config/root",
+            get(secrets::read_root_config)
+                .post(secrets::write_root_config)
+                .put(secrets::write_root_config),
+        )
+        .route(
+            "/v1/{mount}/config/lease",
+            get(secrets::read_lease_config)
+                .post(secrets::write_lease_config)
+                .put(secrets::write_lease_config),
+        )
+        .route("/v1/{mount}/roles", get(secrets::list_roles))
+        .route(
+            "/v1/{mount}/roles/{name}",
+            get(secrets::read_role)
+                .post(secrets::write_role)
+                .put(secrets::write_role)
+                .delete(secrets::delete_role),
+        )
+        .route(
+            "/v1/{mount}/creds/{name}",
+            get(secrets::issue).post(secrets::issue).put(secrets::issue),
+        )
+        .route(
+            "/v1/{mount}/sts/{name}",
+            post(secrets::issue_sts).put(secrets::issue_sts),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The whole application as a service: routes, tracing, and Vault's request conventions.
+pub fn app(
+    state: AppState,
+) -> impl tower::Service<
+    Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    let router = routes().layer(TraceLayer::new_for_http()).with_state(state);
+    // Runs before routing, which is where a method rewrite has to happen.
+    MapRequestLayer::new(vault_conventions).layer(router)
+}
+
+/// Vault accepts `LIST` as a method (the same as `GET ?list=true`) and ignores a trailing `/`
+/// on ordinary paths; prefix paths keep theirs because it is part of the prefix.
+fn vault_conventions(mut req: Request) -> Request {
+    let is_list = req.method().as_str() == "LIST";
+    let path = req.uri().path();
+    let keeps_slash = path.starts_with("/v1/sys/leases/lookup/")
+        || path.starts_with("/v1/sys/leases/revoke-prefix/");
+    let new_path = if path.len() > 1 && path.ends_with('/') && !keeps_slash {
+        path.trim_end_matches('/').to_owned()
+    } else {
+        path.to_owned()
+    };
+    if is_list || new_path != path {
+        *req.method_mut() = if is_list {
+            Method::GET
+        } else {
+            req.method().clone()
+        };
+        let mut query = req.uri().query().unwrap_or("").to_owned();
+        if is_list {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str("list=true");
+        }
+        let pq = if query.is_empty() {
+            new_path
+        } else {
+            format!("{new_path}?{query}")
+        };
+        if let Ok(uri) = pq.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no handler for route {:?}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not supported on {}", uri.path()),
+    )
+}

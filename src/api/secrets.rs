@@ -1,0 +1,145 @@
+//! Routes of an `aws` mount: `config/root`, `config/lease`, `roles/`, `creds/`, `sts/`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::vault::{self, Input};
+use crate::auth::Caller;
+use crate::engine::IssueRequest;
+use crate::engine::role::MountPath;
+
+type ApiResult = Result<Response, ApiError>;
+
+/// A mount path that cannot exist is an unknown path, not bad input.
+fn mount(raw: &str) -> Result<MountPath, ApiError> {
+    MountPath::parse(raw)
+        .map_err(|_| ApiError::not_found(format!("no secrets engine is mounted at {raw}/")))
+}
+
+pub async fn read_root_config(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+) -> ApiResult {
+    Ok(vault::read(s.engine.read_root_config(&mount(&m)?).await?))
+}
+
+pub async fn write_root_config(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+    input: Input,
+) -> ApiResult {
+    Ok(vault::written(
+        s.engine
+            .write_root_config(&mount(&m)?, input.fields)
+            .await?,
+    ))
+}
+
+pub async fn read_lease_config(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+) -> ApiResult {
+    Ok(vault::read(s.engine.read_lease_config(&mount(&m)?).await?))
+}
+
+pub async fn write_lease_config(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+    input: Input,
+) -> ApiResult {
+    Ok(vault::written(
+        s.engine
+            .write_lease_config(&mount(&m)?, input.fields)
+            .await?,
+    ))
+}
+
+pub async fn list_roles(State(s): State<AppState>, _c: Caller, Path(m): Path<String>) -> ApiResult {
+    vault::list(s.engine.list_roles(&mount(&m)?).await?)
+}
+
+pub async fn read_role(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path((m, name)): Path<(String, String)>,
+    input: Input,
+) -> ApiResult {
+    if input.list {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("LIST is not supported on {m}/roles/{name}; list {m}/roles"),
+        ));
+    }
+    Ok(vault::read(s.engine.read_role(&mount(&m)?, &name).await?))
+}
+
+pub async fn write_role(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path((m, name)): Path<(String, String)>,
+    input: Input,
+) -> ApiResult {
+    Ok(vault::written(
+        s.engine
+            .write_role(&mount(&m)?, &name, input.fields)
+            .await?,
+    ))
+}
+
+pub async fn delete_role(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path((m, name)): Path<(String, String)>,
+) -> ApiResult {
+    s.engine.delete_role(&mount(&m)?, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn issue(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((m, name)): Path<(String, String)>,
+    mut input: Input,
+) -> ApiResult {
+    let request = IssueRequest::parse(&mut input.fields)?;
+    let warnings = input.fields.unknown_field_warnings();
+    let cred = s.engine.issue(&mount(&m)?, &name, request, &caller).await?;
+    Ok(vault::leased(
+        &cred.lease_id,
+        cred.renewable,
+        cred.lease_duration,
+        json!({
+            "access_key": cred.access_key,
+            "secret_key": cred.secret_key.expose(),
+            "security_token": cred.security_token.as_ref().map(|t| t.expose()),
+            "arn": cred.arn,
+            "username": cred.username,
+        }),
+        warnings,
+    ))
+}
+
+/// `sts/` is for STS credential types; an `iam_user` role is read from `creds/`.
+pub async fn issue_sts(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<(String, String)>,
+    input: Input,
+) -> ApiResult {
+    let (m, name) = &path.0;
+    let role = state.engine.read_role(&mount(m)?, name).await?;
+    if role["credential_type"] == "iam_user" {
+        return Err(ApiError::bad_request(format!(
+            "role {name} issues iam_user credentials; read {m}/creds/{name} instead of {m}/sts/{name}"
+        )));
+    }
+    issue(state, caller, path, input).await
+}

@@ -1,0 +1,255 @@
+//! `sys/` routes (health, mounts, leases) and `auth/token/lookup-self`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::vault::{self, Input, json_response};
+use crate::auth::Caller;
+use crate::engine::lease::{Lease, LeaseState};
+use crate::engine::{now, rfc3339};
+
+type ApiResult = Result<Response, ApiError>;
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    // One trivial query: a server whose store is gone is not ready.
+    let ready = state.engine.store().has_tokens().await.is_ok();
+    let body = json!({
+        "initialized": true,
+        "sealed": false,
+        "standby": false,
+        "performance_standby": false,
+        "server_time_utc": now(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "cluster_name": "iamlease",
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}
+
+pub async fn list_mounts(State(state): State<AppState>, _caller: Caller) -> ApiResult {
+    let mut mounts = Map::new();
+    for m in state.engine.list_mounts().await? {
+        mounts.insert(
+            format!("{}/", m.path),
+            json!({
+                "type": m.kind,
+                "description": m.description,
+                "accessor": format!("{}_{}", m.kind, m.path),
+                "config": {
+                    "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
+                    "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
+                    "force_no_cache": false,
+                },
+                "options": null,
+                "local": false,
+                "seal_wrap": false,
+            }),
+        );
+    }
+    // Vault puts the mounts both at the top level (older clients) and under `data`.
+    let mut body = vault::envelope(Value::Object(mounts.clone()), Vec::new());
+    body.extend(mounts);
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+pub async fn read_mount(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> ApiResult {
+    let mounts = state.engine.list_mounts().await?;
+    let m = mounts
+        .into_iter()
+        .find(|m| m.path.as_str() == path.trim_matches('/'))
+        .ok_or_else(|| ApiError::not_found(format!("no secrets engine is mounted at {path}/")))?;
+    Ok(vault::read(json!({
+        "type": m.kind,
+        "description": m.description,
+        "config": {
+            "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
+            "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
+        },
+    })))
+}
+
+pub async fn enable_mount(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    input: Input,
+) -> ApiResult {
+    Ok(vault::written(
+        state.engine.enable_mount(&path, input.fields).await?,
+    ))
+}
+
+pub async fn disable_mount(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> ApiResult {
+    state.engine.disable_mount(&path).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn lease_data(lease: &Lease) -> Value {
+    json!({
+        "id": lease.id,
+        "issue_time": rfc3339(lease.issue_time),
+        "expire_time": rfc3339(lease.expire_time),
+        "last_renewal": lease.last_renewal.map(rfc3339),
+        "renewable": lease.renewable && lease.state == LeaseState::Active,
+        "ttl": (lease.expire_time - now()).max(0),
+        "state": lease.state.as_str(),
+        "last_error": lease.last_error,
+        "revoke_attempts": lease.attempts,
+    })
+}
+
+fn lease_id_field(input: &mut Input) -> Result<String, ApiError> {
+    input
+        .fields
+        .non_empty_string("lease_id")?
+        .ok_or_else(|| ApiError::bad_request("lease_id is required"))
+}
+
+pub async fn lookup_lease(
+    State(state): State<AppState>,
+    _caller: Caller,
+    mut input: Input,
+) -> ApiResult {
+    let id = lease_id_field(&mut input)?;
+    let lease = state.engine.lookup(&id).await?;
+    Ok(vault::read(lease_data(&lease)))
+}
+
+pub async fn list_leases_root(
+    State(state): State<AppState>,
+    caller: Caller,
+    input: Input,
+) -> ApiResult {
+    list_under(state, caller, String::new(), input).await
+}
+
+pub async fn list_leases(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+    input: Input,
+) -> ApiResult {
+    list_under(state, caller, prefix, input).await
+}
+
+async fn list_under(
+    state: AppState,
+    _caller: Caller,
+    prefix: String,
+    mut input: Input,
+) -> ApiResult {
+    let filter = match input.fields.non_empty_string("state")? {
+        None => None,
+        Some(s) => Some(LeaseState::parse(&s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "state {s:?} is not one of pending, active, revoking, failed"
+            ))
+        })?),
+    };
+    vault::list(state.engine.list_lease_keys(&prefix, filter).await?)
+}
+
+async fn renew(state: &AppState, id: &str, mut input: Input) -> ApiResult {
+    let increment = input.fields.ttl("increment")?;
+    let renewed = state.engine.renew(id, increment).await?;
+    Ok(vault::leased(
+        &renewed.lease.id,
+        true,
+        renewed.lease_duration,
+        Value::Null,
+        renewed.warnings,
+    ))
+}
+
+pub async fn renew_lease(
+    State(state): State<AppState>,
+    _caller: Caller,
+    mut input: Input,
+) -> ApiResult {
+    let id = lease_id_field(&mut input)?;
+    renew(&state, &id, input).await
+}
+
+pub async fn renew_lease_by_path(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    input: Input,
+) -> ApiResult {
+    renew(&state, &id, input).await
+}
+
+async fn revoke(state: &AppState, id: &str, mut input: Input) -> ApiResult {
+    let sync = input.fields.bool("sync")?.unwrap_or(true);
+    state.engine.revoke(id, sync).await?;
+    Ok(if sync {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::ACCEPTED
+    }
+    .into_response())
+}
+
+pub async fn revoke_lease(
+    State(state): State<AppState>,
+    _caller: Caller,
+    mut input: Input,
+) -> ApiResult {
+    let id = lease_id_field(&mut input)?;
+    revoke(&state, &id, input).await
+}
+
+pub async fn revoke_lease_by_path(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    input: Input,
+) -> ApiResult {
+    revoke(&state, &id, input).await
+}
+
+pub async fn revoke_prefix(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(prefix): Path<String>,
+) -> ApiResult {
+    state.engine.revoke_prefix(&prefix).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn token_lookup_self(caller: Caller) -> ApiResult {
+    let ttl = caller.expire_at.map_or(0, |e| (e - now()).max(0));
+    Ok(vault::read(json!({
+        "accessor": caller.accessor,
+        "creation_time": caller.created_at,
+        "creation_ttl": caller.expire_at.map_or(0, |e| e - caller.created_at),
+        "display_name": caller.display_name,
+        "entity_id": "",
+        "expire_time": caller.expire_at.map(rfc3339),
+        "explicit_max_ttl": 0,
+        "meta": null,
+        "num_uses": 0,
+        "orphan": true,
+        "path": "auth/token/create",
+        "policies": caller.policies,
+        "renewable": false,
+        "ttl": ttl,
+        "type": "service",
+    })))
+}

@@ -1,0 +1,171 @@
+//! Vault's wire shapes: the response envelope, request bodies (JSON with Vault's leniency,
+//! merged with query parameters), and the token header.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{self, Caller};
+use crate::engine::now;
+use crate::fields::Fields;
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON response with `Content-Type: application/json` exactly, as hvac checks.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).expect("response serialises");
+    let mut response = (status, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn envelope(data: Value, warnings: Vec<String>) -> Map<String, Value> {
+    let warnings = if warnings.is_empty() {
+        Value::Null
+    } else {
+        json!(warnings)
+    };
+    match json!({
+        "request_id": uuid::Uuid::new_v4().to_string(),
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": 0,
+        "data": data,
+        "wrap_info": null,
+        "warnings": warnings,
+        "auth": null,
+        "mount_type": "",
+    }) {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+/// 200 with `data` in Vault's envelope.
+pub fn read(data: Value) -> Response {
+    json_response(StatusCode::OK, &envelope(data, Vec::new()))
+}
+
+/// A lease-bearing response (credentials, renewals).
+pub fn leased(
+    lease_id: &str,
+    renewable: bool,
+    lease_duration: i64,
+    data: Value,
+    warnings: Vec<String>,
+) -> Response {
+    let mut body = envelope(data, warnings);
+    body.insert("lease_id".into(), json!(lease_id));
+    body.insert("renewable".into(), json!(renewable));
+    body.insert("lease_duration".into(), json!(lease_duration));
+    json_response(StatusCode::OK, &body)
+}
+
+/// A write: 204, or 200 with the warnings when there are some (as Vault does).
+pub fn written(warnings: Vec<String>) -> Response {
+    if warnings.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        json_response(StatusCode::OK, &envelope(Value::Null, warnings))
+    }
+}
+
+/// A LIST: `{keys: [...]}`, or Vault's empty 404.
+pub fn list(keys: Vec<String>) -> Result<Response, ApiError> {
+    if keys.is_empty() {
+        Err(ApiError::empty_list())
+    } else {
+        Ok(read(json!({ "keys": keys })))
+    }
+}
+
+/// Request fields: the JSON body (an object, or empty) with query parameters under it, plus
+/// whether this is a LIST. Content-Type is not required, as in Vault.
+pub struct Input {
+    pub fields: Fields,
+    pub list: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Input {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let mut query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+        let list = query
+            .remove("list")
+            .is_some_and(|v| v == "true" || v == "1");
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            })?;
+        let mut map = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(m)) => m,
+                Ok(Value::Null) => Map::new(),
+                Ok(_) => return Err(ApiError::bad_request("request body must be a JSON object")),
+                Err(e) => {
+                    return Err(ApiError::bad_request(format!(
+                        "request body is not valid JSON: {e}"
+                    )));
+                }
+            }
+        };
+        for (k, v) in query {
+            map.entry(k).or_insert(Value::String(v));
+        }
+        Ok(Input {
+            fields: Fields::new(map),
+            list,
+        })
+    }
+}
+
+/// The token from `X-Vault-Token` or `Authorization: Bearer`.
+fn token_from(parts: &Parts) -> Option<&str> {
+    if let Some(v) = parts.headers.get("x-vault-token") {
+        return v.to_str().ok().map(str::trim);
+    }
+    let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = token_from(parts).filter(|t| !t.is_empty()) else {
+            return Err(ApiError::forbidden(
+                "permission denied: no token; send it in the X-Vault-Token header",
+            ));
+        };
+        auth::authenticate(state.engine.store(), token, now())
+            .await?
+            .ok_or_else(|| {
+                ApiError::forbidden("permission denied: the token is unknown or expired")
+            })
+    }
+}

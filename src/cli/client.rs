@@ -1,0 +1,96 @@
+//! A small Vault-API client for the CLI: address and token resolution, requests, and turning
+//! `{"errors": [...]}` answers into messages.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// An answer from the server that was not a success: the CLI prints it and exits 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct ServerSaidNo {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    address: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// Address: `--address`, then `IAMLEASE_ADDR`, then `VAULT_ADDR`, then the dev default.
+    /// Token: `--token`, then `IAMLEASE_TOKEN`, then `VAULT_TOKEN`.
+    pub fn new(address: Option<String>, token: Option<String>) -> anyhow::Result<Self> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let address = address
+            .or_else(|| env("IAMLEASE_ADDR"))
+            .or_else(|| env("VAULT_ADDR"))
+            .unwrap_or_else(|| "http://127.0.0.1:8200".into());
+        let token = token
+            .or_else(|| env("IAMLEASE_TOKEN"))
+            .or_else(|| env("VAULT_TOKEN"));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            http,
+            address: address.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    /// Sends a request to `/v1/{path}`; returns the JSON body (`Value::Null` for 204).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let token = self.token.as_deref().ok_or_else(|| {
+            anyhow!("no token: set IAMLEASE_TOKEN (or VAULT_TOKEN) or pass --token")
+        })?;
+        let method = Method::from_bytes(method.as_bytes()).expect("valid method");
+        let url = format!("{}/v1/{}", self.address, path.trim_start_matches('/'));
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header("X-Vault-Token", token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the iamlease server at {}; is it running? (set IAMLEASE_ADDR or --address)", self.address))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the server's answer")?;
+        let json: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        if status.is_success() {
+            return Ok(json);
+        }
+        let message = match json.get("errors").and_then(Value::as_array) {
+            Some(errors) if !errors.is_empty() => errors
+                .iter()
+                .map(|e| {
+                    e.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| e.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Some(_) if status == StatusCode::NOT_FOUND => "nothing found".into(),
+            _ => json.to_string(),
+        };
+        Err(ServerSaidNo { status, message }.into())
+    }
+}

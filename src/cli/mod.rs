@@ -1,0 +1,614 @@
+//! The client commands: each parses its arguments into a request, sends it to the server over
+//! the Vault-compatible API, and prints the answer for a person or a script.
+
+mod client;
+
+pub use client::{Client, ServerSaidNo};
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A mistake in how the command was called, found after parsing: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[derive(Debug, Subcommand)]
+pub enum MountCommand {
+    /// Mount the AWS secrets engine: `iamlease mount enable aws --path aws-prod`
+    Enable {
+        /// Engine type; only `aws` exists.
+        #[arg(value_parser = ["aws"])]
+        engine: String,
+        #[arg(long, default_value = "aws")]
+        path: String,
+        #[arg(long)]
+        default_lease_ttl: Option<String>,
+        #[arg(long)]
+        max_lease_ttl: Option<String>,
+    },
+    /// List mounts.
+    List,
+    /// Revoke every lease of a mount, then remove it.
+    Disable { path: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// How the mount reaches AWS: `iamlease config root --access-key AKIA… --secret-key … --region us-east-1`
+    Root {
+        #[arg(long, default_value = "aws")]
+        mount: String,
+        #[arg(long)]
+        access_key: Option<String>,
+        /// Prefer the IAMLEASE_ROOT_SECRET_KEY variable: arguments are visible to other users.
+        #[arg(long, env = "IAMLEASE_ROOT_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        iam_endpoint: Option<String>,
+        #[arg(long)]
+        sts_endpoint: Option<String>,
+        #[arg(long)]
+        max_retries: Option<i64>,
+        #[arg(long)]
+        role_arn: Option<String>,
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Show the mount's root config (never the secret key).
+    ReadRoot {
+        #[arg(long, default_value = "aws")]
+        mount: String,
+    },
+    /// Default and maximum lease TTLs for the mount: `iamlease config lease --lease 1h --lease-max 24h`
+    Lease {
+        #[arg(long, default_value = "aws")]
+        mount: String,
+        #[arg(long)]
+        lease: Option<String>,
+        #[arg(long)]
+        lease_max: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create or update a role: `iamlease role write dev --credential-type iam_user --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess`
+    Write(Box<RoleWrite>),
+    /// Show a role.
+    Read {
+        name: String,
+        #[arg(long, default_value = "aws")]
+        mount: String,
+        #[arg(long, value_enum, default_value_t = ReadFormat::Table)]
+        format: ReadFormat,
+    },
+    /// List roles.
+    List {
+        #[arg(long, default_value = "aws")]
+        mount: String,
+    },
+    /// Delete a role (its leases still expire and are revoked as usual).
+    Delete {
+        name: String,
+        #[arg(long, default_value = "aws")]
+        mount: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RoleWrite {
+    name: String,
+    #[arg(long, default_value = "aws")]
+    mount: String,
+    #[arg(long)]
+    credential_type: Option<String>,
+    /// A managed policy ARN; repeat for several.
+    #[arg(long = "policy-arn")]
+    policy_arns: Vec<String>,
+    /// An inline policy: JSON, or @FILE to read it from a file.
+    #[arg(long)]
+    policy_document: Option<String>,
+    /// An IAM group; repeat for several.
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// A tag KEY=VALUE for the IAM user; repeat for several.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long)]
+    user_path: Option<String>,
+    #[arg(long)]
+    permissions_boundary_arn: Option<String>,
+    #[arg(long)]
+    username_template: Option<String>,
+    #[arg(long)]
+    default_ttl: Option<String>,
+    #[arg(long)]
+    max_ttl: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// List leases under a prefix, one level at a time as Vault does: `iamlease lease list aws/creds/dev/`
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Only leases in this state (e.g. `failed`).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show a lease: expiry, state, last revocation error.
+    Lookup {
+        lease_id: String,
+        #[arg(long, value_enum, default_value_t = ReadFormat::Table)]
+        format: ReadFormat,
+    },
+    /// Extend a lease (up to its maximum): `iamlease lease renew ID --increment 1h`
+    Renew {
+        lease_id: String,
+        #[arg(long)]
+        increment: Option<String>,
+    },
+    /// Revoke a lease now; returns when AWS has deleted everything.
+    Revoke { lease_id: String },
+    /// Revoke every lease whose id starts with PREFIX: `iamlease lease revoke-prefix aws/creds/dev/`
+    RevokePrefix { prefix: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredsFormat {
+    Table,
+    Json,
+    Env,
+    CredentialProcess,
+}
+
+#[derive(Debug, Args)]
+pub struct CredsArgs {
+    /// The role to issue a credential for.
+    pub name: String,
+    #[arg(long, default_value = "aws")]
+    pub mount: String,
+    /// Lease TTL, e.g. 15m (capped by the role's max_ttl).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    #[arg(long, value_enum, default_value_t = CredsFormat::Table)]
+    pub format: CredsFormat,
+}
+
+fn compact(map: Map<String, Value>) -> Value {
+    Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+}
+
+pub async fn mount(client: &Client, cmd: MountCommand) -> anyhow::Result<()> {
+    match cmd {
+        MountCommand::Enable {
+            engine,
+            path,
+            default_lease_ttl,
+            max_lease_ttl,
+        } => {
+            let config = compact(Map::from_iter([
+                ("default_lease_ttl".into(), json!(default_lease_ttl)),
+                ("max_lease_ttl".into(), json!(max_lease_ttl)),
+            ]));
+            client
+                .request(
+                    "POST",
+                    &format!("sys/mounts/{path}"),
+                    Some(json!({"type": engine, "config": config})),
+                )
+                .await?;
+            println!("Success! Enabled the {engine} secrets engine at: {path}/");
+        }
+        MountCommand::List => {
+            let resp = client.request("GET", "sys/mounts", None).await?;
+            let mut rows = vec![vec![
+                "Path".to_owned(),
+                "Type".to_owned(),
+                "Description".to_owned(),
+            ]];
+            if let Some(data) = resp.get("data").and_then(Value::as_object) {
+                for (path, m) in data {
+                    rows.push(vec![
+                        path.clone(),
+                        text(&m["type"]),
+                        text(&m["description"]),
+                    ]);
+                }
+            }
+            print_rows(&rows);
+        }
+        MountCommand::Disable { path } => {
+            client
+                .request("DELETE", &format!("sys/mounts/{path}"), None)
+                .await?;
+            println!("Success! Disabled the secrets engine (if it existed) at: {path}/");
+        }
+    }
+    Ok(())
+}
+
+pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCommand::Root {
+            mount,
+            access_key,
+            secret_key,
+            region,
+            iam_endpoint,
+            sts_endpoint,
+            max_retries,
+            role_arn,
+            external_id,
+        } => {
+            let body = compact(Map::from_iter([
+                ("access_key".into(), json!(access_key)),
+                ("secret_key".into(), json!(secret_key)),
+                ("region".into(), json!(region)),
+                ("iam_endpoint".into(), json!(iam_endpoint)),
+                ("sts_endpoint".into(), json!(sts_endpoint)),
+                ("max_retries".into(), json!(max_retries)),
+                ("role_arn".into(), json!(role_arn)),
+                ("external_id".into(), json!(external_id)),
+            ]));
+            let resp = client
+                .request("POST", &format!("{mount}/config/root"), Some(body))
+                .await?;
+            print_warnings(&resp);
+            println!("Success! Data written to: {mount}/config/root");
+        }
+        ConfigCommand::ReadRoot { mount } => {
+            let resp = client
+                .request("GET", &format!("{mount}/config/root"), None)
+                .await?;
+            print_table(&resp["data"]);
+        }
+        ConfigCommand::Lease {
+            mount,
+            lease,
+            lease_max,
+        } => {
+            if lease.is_none() && lease_max.is_none() {
+                let resp = client
+                    .request("GET", &format!("{mount}/config/lease"), None)
+                    .await?;
+                print_table(&resp["data"]);
+            } else {
+                let body = compact(Map::from_iter([
+                    ("lease".into(), json!(lease)),
+                    ("lease_max".into(), json!(lease_max)),
+                ]));
+                client
+                    .request("POST", &format!("{mount}/config/lease"), Some(body))
+                    .await?;
+                println!("Success! Data written to: {mount}/config/lease");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
+    match cmd {
+        RoleCommand::Write(w) => {
+            let policy_document = match w.policy_document {
+                Some(doc) if doc.starts_with('@') => Some(
+                    std::fs::read_to_string(&doc[1..])
+                        .with_context(|| format!("reading the policy document {}", &doc[1..]))?,
+                ),
+                other => other,
+            };
+            let mut tags = BTreeMap::new();
+            for t in &w.tags {
+                let (k, v) = t.split_once('=').ok_or_else(|| {
+                    UsageError(format!("--tag {t:?} must have the form KEY=VALUE"))
+                })?;
+                tags.insert(k.to_owned(), v.to_owned());
+            }
+            let nonempty = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
+            let body = compact(Map::from_iter([
+                ("credential_type".into(), json!(w.credential_type)),
+                ("policy_arns".into(), nonempty(w.policy_arns)),
+                ("policy_document".into(), json!(policy_document)),
+                ("iam_groups".into(), nonempty(w.groups)),
+                (
+                    "iam_tags".into(),
+                    if tags.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(tags)
+                    },
+                ),
+                ("user_path".into(), json!(w.user_path)),
+                (
+                    "permissions_boundary_arn".into(),
+                    json!(w.permissions_boundary_arn),
+                ),
+                ("username_template".into(), json!(w.username_template)),
+                ("default_ttl".into(), json!(w.default_ttl)),
+                ("max_ttl".into(), json!(w.max_ttl)),
+            ]));
+            let resp = client
+                .request("POST", &format!("{}/roles/{}", w.mount, w.name), Some(body))
+                .await?;
+            print_warnings(&resp);
+            println!("Success! Data written to: {}/roles/{}", w.mount, w.name);
+        }
+        RoleCommand::Read {
+            name,
+            mount,
+            format,
+        } => {
+            let resp = client
+                .request("GET", &format!("{mount}/roles/{name}"), None)
+                .await?;
+            match format {
+                ReadFormat::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
+                ReadFormat::Table => print_table(&resp["data"]),
+            }
+        }
+        RoleCommand::List { mount } => {
+            print_keys(
+                client
+                    .request("LIST", &format!("{mount}/roles"), None)
+                    .await,
+            )?;
+        }
+        RoleCommand::Delete { name, mount } => {
+            client
+                .request("DELETE", &format!("{mount}/roles/{name}"), None)
+                .await?;
+            println!("Success! Data deleted (if it existed) at: {mount}/roles/{name}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
+    let body = compact(Map::from_iter([("ttl".into(), json!(args.ttl))]));
+    let resp = client
+        .request(
+            "POST",
+            &format!("{}/creds/{}", args.mount, args.name),
+            Some(body),
+        )
+        .await?;
+    let data = &resp["data"];
+    let duration = resp["lease_duration"].as_i64().unwrap_or(0);
+    let expiration = OffsetDateTime::now_utc() + time::Duration::seconds(duration);
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        CredsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
+        CredsFormat::Table => {
+            let mut rows = vec![
+                vec!["Key".to_owned(), "Value".to_owned()],
+                vec!["lease_id".to_owned(), text(&resp["lease_id"])],
+                vec!["lease_duration".to_owned(), crate::duration_text(duration)],
+                vec!["lease_renewable".to_owned(), text(&resp["renewable"])],
+            ];
+            for key in [
+                "access_key",
+                "secret_key",
+                "security_token",
+                "arn",
+                "username",
+            ] {
+                if !data[key].is_null() {
+                    rows.push(vec![key.to_owned(), text(&data[key])]);
+                }
+            }
+            drop(out);
+            print_rows(&rows);
+        }
+        CredsFormat::Env => {
+            writeln!(
+                out,
+                "export AWS_ACCESS_KEY_ID={}",
+                shell_quote(&text(&data["access_key"]))
+            )?;
+            writeln!(
+                out,
+                "export AWS_SECRET_ACCESS_KEY={}",
+                shell_quote(&text(&data["secret_key"]))
+            )?;
+            if let Some(token) = data["security_token"].as_str() {
+                writeln!(out, "export AWS_SESSION_TOKEN={}", shell_quote(token))?;
+            }
+            writeln!(
+                out,
+                "export AWS_CREDENTIAL_EXPIRATION={}",
+                expiration.format(&Rfc3339)?
+            )?;
+            writeln!(out, "# lease: {}", text(&resp["lease_id"]))?;
+        }
+        CredsFormat::CredentialProcess => {
+            let mut doc = Map::new();
+            doc.insert("Version".into(), json!(1));
+            doc.insert("AccessKeyId".into(), data["access_key"].clone());
+            doc.insert("SecretAccessKey".into(), data["secret_key"].clone());
+            if let Some(token) = data["security_token"].as_str() {
+                doc.insert("SessionToken".into(), json!(token));
+            }
+            doc.insert("Expiration".into(), json!(expiration.format(&Rfc3339)?));
+            writeln!(out, "{}", serde_json::to_string(&doc)?)?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
+    match cmd {
+        LeaseCommand::List { prefix, state } => {
+            let path = match &state {
+                Some(s) => format!("sys/leases/lookup/{prefix}?state={s}"),
+                None => format!("sys/leases/lookup/{prefix}"),
+            };
+            print_keys(client.request("LIST", &path, None).await)?;
+        }
+        LeaseCommand::Lookup { lease_id, format } => {
+            let resp = client
+                .request(
+                    "PUT",
+                    "sys/leases/lookup",
+                    Some(json!({"lease_id": lease_id})),
+                )
+                .await?;
+            match format {
+                ReadFormat::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
+                ReadFormat::Table => print_table(&resp["data"]),
+            }
+        }
+        LeaseCommand::Renew {
+            lease_id,
+            increment,
+        } => {
+            let body = compact(Map::from_iter([
+                ("lease_id".into(), json!(lease_id)),
+                ("increment".into(), json!(increment)),
+            ]));
+            let resp = client
+                .request("PUT", "sys/leases/renew", Some(body))
+                .await?;
+            print_warnings(&resp);
+            print_rows(&[
+                vec!["Key".to_owned(), "Value".to_owned()],
+                vec!["lease_id".to_owned(), text(&resp["lease_id"])],
+                vec![
+                    "lease_duration".to_owned(),
+                    crate::duration_text(resp["lease_duration"].as_i64().unwrap_or(0)),
+                ],
+                vec!["lease_renewable".to_owned(), text(&resp["renewable"])],
+            ]);
+        }
+        LeaseCommand::Revoke { lease_id } => {
+            client
+                .request(
+                    "PUT",
+                    "sys/leases/revoke",
+                    Some(json!({"lease_id": lease_id})),
+                )
+                .await?;
+            println!("Success! Revoked lease: {lease_id}");
+        }
+        LeaseCommand::RevokePrefix { prefix } => {
+            if prefix.trim().is_empty() {
+                bail!(UsageError(
+                    "revoke-prefix needs a non-empty prefix such as aws/creds/dev/".into()
+                ));
+            }
+            client
+                .request("PUT", &format!("sys/leases/revoke-prefix/{prefix}"), None)
+                .await?;
+            println!("Success! Revoked every lease under: {prefix}");
+        }
+    }
+    Ok(())
+}
+
+fn print_keys(resp: anyhow::Result<Value>) -> anyhow::Result<()> {
+    match resp {
+        Ok(v) => {
+            for k in v["data"]["keys"].as_array().into_iter().flatten() {
+                println!("{}", text(k));
+            }
+            Ok(())
+        }
+        // An empty LIST is a 404 with no errors in Vault's API: nothing to show, not a failure.
+        Err(e)
+            if e.downcast_ref::<ServerSaidNo>().is_some_and(|s| {
+                s.status == reqwest::StatusCode::NOT_FOUND && s.message == "nothing found"
+            }) =>
+        {
+            eprintln!("No entries found");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn print_warnings(resp: &Value) {
+    for w in resp["warnings"].as_array().into_iter().flatten() {
+        eprintln!("WARNING! {}", text(w));
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "n/a".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(text).collect::<Vec<_>>().join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn print_table(data: &Value) {
+    let mut rows = vec![vec!["Key".to_owned(), "Value".to_owned()]];
+    if let Some(map) = data.as_object() {
+        for (k, v) in map {
+            rows.push(vec![k.clone(), text(v)]);
+        }
+    }
+    print_rows(&rows);
+}
+
+/// Aligned columns with a dashed rule under the header, like the vault CLI.
+fn print_rows(rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("    ").trim_end());
+        if n == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            let _ = writeln!(out, "{}", rule.join("    "));
+        }
+    }
+}
+
+/// Single-quotes a value for POSIX shells.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=._-:".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("AKIA123"), "AKIA123");
+        assert_eq!(shell_quote("a/b+c="), "a/b+c=");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

@@ -1,0 +1,310 @@
+//! Server settings: read from a TOML file, then from `IAMLEASE_*` environment variables (which
+//! win), then validated into `Settings` before anything starts. Every variable is listed here.
+//!
+//! | setting (file key / env var)                  | default                                   |
+//! |-----------------------------------------------|-------------------------------------------|
+//! | `listen` / `IAMLEASE_LISTEN`                  | `127.0.0.1:8200`                          |
+//! | `storage` / `IAMLEASE_STORAGE`                | `sqlite://./iamlease-data/iamlease.db`    |
+//! | `master_key_file` / `IAMLEASE_MASTER_KEY_FILE`| `./iamlease-data/master.key` (made 0600)  |
+//! | — / `IAMLEASE_MASTER_KEY`                     | base64 of 32 bytes; wins over the file    |
+//! | `reaper_interval` / `IAMLEASE_REAPER_INTERVAL`| `1s`                                      |
+//! | `revoke_max_backoff` / `IAMLEASE_REVOKE_MAX_BACKOFF` | `1h`                               |
+//! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
+//! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
+//!
+//! `tls_cert_file`, `tls_key_file`, `audit_log` and `kms_key_id` are named by the spec but not
+//! built yet; setting one is refused at start-up rather than silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration::Ttl;
+use crate::seal::MasterKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The file's shape. Unknown keys are refused, so a typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    listen: Option<String>,
+    storage: Option<String>,
+    master_key_file: Option<String>,
+    reaper_interval: Option<String>,
+    revoke_max_backoff: Option<String>,
+    pending_grace: Option<String>,
+    log_level: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
+    audit_log: Option<String>,
+    kms_key_id: Option<String>,
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// Given directly (`IAMLEASE_MASTER_KEY`).
+    Inline(MasterKey),
+    /// Read from a file, created with mode 0600 when missing.
+    File(PathBuf),
+    /// Generated for this process only (dev mode without an explicit key).
+    Ephemeral,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// `None` in dev mode without an explicit setting: a temporary database.
+    pub storage: Option<String>,
+    pub master_key: MasterKeySource,
+    pub reaper_interval: Duration,
+    pub revoke_max_backoff: Ttl,
+    pub pending_grace: Duration,
+    pub log_level: String,
+    /// Dev mode: mount `aws/` and accept this root token (or make one).
+    pub dev: Option<DevSettings>,
+    pub root_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DevSettings {
+    pub root_token: Option<String>,
+}
+
+const DEFAULT_STORAGE: &str = "sqlite://./iamlease-data/iamlease.db";
+const DEFAULT_MASTER_KEY_FILE: &str = "./iamlease-data/master.key";
+
+impl Settings {
+    /// Reads the optional file and the environment (`lookup` stands for `std::env::var`, so
+    /// tests can pass their own).
+    pub fn load(
+        file: Option<&Path>,
+        dev: Option<DevSettings>,
+        root_token_file: Option<PathBuf>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut raw = match file {
+            None => RawSettings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        let env = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let overlay = |slot: &mut Option<String>, name: &str| {
+            if let Some(v) = env(name) {
+                *slot = Some(v);
+            }
+        };
+        overlay(&mut raw.listen, "IAMLEASE_LISTEN");
+        overlay(&mut raw.storage, "IAMLEASE_STORAGE");
+        overlay(&mut raw.master_key_file, "IAMLEASE_MASTER_KEY_FILE");
+        overlay(&mut raw.reaper_interval, "IAMLEASE_REAPER_INTERVAL");
+        overlay(&mut raw.revoke_max_backoff, "IAMLEASE_REVOKE_MAX_BACKOFF");
+        overlay(&mut raw.pending_grace, "IAMLEASE_PENDING_GRACE");
+        overlay(&mut raw.log_level, "IAMLEASE_LOG");
+        overlay(&mut raw.tls_cert_file, "IAMLEASE_TLS_CERT_FILE");
+        overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
+        overlay(&mut raw.audit_log, "IAMLEASE_AUDIT_LOG");
+        overlay(&mut raw.kms_key_id, "IAMLEASE_KMS_KEY_ID");
+
+        for (name, value) in [
+            ("tls_cert_file", &raw.tls_cert_file),
+            ("tls_key_file", &raw.tls_key_file),
+            ("audit_log", &raw.audit_log),
+            ("kms_key_id", &raw.kms_key_id),
+        ] {
+            if value.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} is not supported by this version of iamlease yet; remove it to start"
+                )));
+            }
+        }
+
+        let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8200".into());
+        let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen {listen_text:?} is not an address like 127.0.0.1:8200"
+            ))
+        })?;
+        let storage = match (raw.storage, &dev) {
+            (Some(s), _) => Some(s),
+            (None, Some(_)) => None,
+            (None, None) => Some(DEFAULT_STORAGE.to_owned()),
+        };
+        if let Some(s) = &storage
+            && !(s.starts_with("sqlite:") || s.ends_with(".db"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "storage {s:?} is not supported: use sqlite://PATH (PostgreSQL is not built yet)"
+            )));
+        }
+        let master_key = match (env("IAMLEASE_MASTER_KEY"), raw.master_key_file, &dev) {
+            (Some(b64), _, _) => MasterKeySource::Inline(
+                MasterKey::from_base64(&b64)
+                    .map_err(|e| ConfigError::Invalid(format!("IAMLEASE_MASTER_KEY: {e}")))?,
+            ),
+            (None, Some(file), _) => MasterKeySource::File(PathBuf::from(file)),
+            (None, None, Some(_)) => MasterKeySource::Ephemeral,
+            (None, None, None) => MasterKeySource::File(PathBuf::from(DEFAULT_MASTER_KEY_FILE)),
+        };
+        let duration = |name: &str,
+                        value: Option<String>,
+                        default: u64|
+         -> Result<Ttl, ConfigError> {
+            match value {
+                None => Ok(Ttl::from_secs(default)),
+                Some(v) => Ttl::parse(&v).map_err(|e| ConfigError::Invalid(format!("{name}: {e}"))),
+            }
+        };
+        let reaper_interval = duration("reaper_interval", raw.reaper_interval, 1)?;
+        if reaper_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "reaper_interval must be at least 1s".into(),
+            ));
+        }
+        Ok(Settings {
+            listen,
+            storage,
+            master_key,
+            reaper_interval: Duration::from_secs(reaper_interval.as_secs()),
+            revoke_max_backoff: duration("revoke_max_backoff", raw.revoke_max_backoff, 3600)?,
+            pending_grace: Duration::from_secs(
+                duration("pending_grace", raw.pending_grace, 120)?.as_secs(),
+            ),
+            log_level: raw
+                .log_level
+                .or_else(|| env("RUST_LOG"))
+                .unwrap_or_else(|| "info".into()),
+            dev,
+            root_token_file,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_env_overrides() {
+        let s = Settings::load(None, None, None, env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8200");
+        assert_eq!(s.storage.as_deref(), Some(DEFAULT_STORAGE));
+        assert!(matches!(s.master_key, MasterKeySource::File(_)));
+        let s = Settings::load(
+            None,
+            None,
+            None,
+            env(&[
+                ("IAMLEASE_LISTEN", "127.0.0.1:0"),
+                ("IAMLEASE_REAPER_INTERVAL", "2s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 0);
+        assert_eq!(s.reaper_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iamlease.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nrevoke_max_backoff = \"10m\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), None, None, env(&[])).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.revoke_max_backoff.as_secs(), 600);
+        let s = Settings::load(
+            Some(&path),
+            None,
+            None,
+            env(&[("IAMLEASE_LISTEN", "127.0.0.1:9001")]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9001);
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let e = Settings::load(Some(&path), None, None, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `lisen`"), "{e}");
+    }
+
+    #[test]
+    fn dev_mode_uses_temporary_storage_and_key_unless_told() {
+        let s = Settings::load(None, Some(DevSettings::default()), None, env(&[])).unwrap();
+        assert!(s.storage.is_none());
+        assert!(matches!(s.master_key, MasterKeySource::Ephemeral));
+        let key = MasterKey::generate().unwrap().to_base64();
+        let s = Settings::load(
+            None,
+            Some(DevSettings::default()),
+            None,
+            env(&[
+                ("IAMLEASE_STORAGE", "sqlite:///tmp/x.db"),
+                ("IAMLEASE_MASTER_KEY", &key),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.storage.as_deref(), Some("sqlite:///tmp/x.db"));
+        assert!(matches!(s.master_key, MasterKeySource::Inline(_)));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_reason() {
+        let e =
+            Settings::load(None, None, None, env(&[("IAMLEASE_LISTEN", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("listen \"nowhere\""));
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_MASTER_KEY", "c2hvcnQ=")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("32 bytes"));
+        let e =
+            Settings::load(None, None, None, env(&[("IAMLEASE_AUDIT_LOG", "/tmp/a")])).unwrap_err();
+        assert!(e.to_string().contains("audit_log is not supported"));
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_STORAGE", "postgres://x")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not supported"));
+    }
+}

@@ -1,0 +1,218 @@
+//! Start-up and shutdown of the server, the same code for `iamlease server` and the tests:
+//! open the store, load or create the master key, bind, then serve and reap until told to stop.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{AppState, app};
+use crate::auth;
+use crate::config::{MasterKeySource, Settings};
+use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper};
+use crate::fields::Fields;
+use crate::seal::{MasterKey, SealError, Sealer};
+use crate::store::{SqliteStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("master key file {path}: {source}")]
+    MasterKeyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("master key: {0}")]
+    MasterKey(#[from] SealError),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("temporary directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("root token file {path}: {source}")]
+    RootTokenFile {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A server that is bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    store: Arc<SqliteStore>,
+    reaper_interval: Duration,
+    /// A root token made at this start, to be shown once (dev mode, or a first start).
+    pub initial_root_token: Option<String>,
+    /// Dev mode's temporary directory, removed when the server stops.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let (storage, temp_dir) = match &settings.storage {
+            Some(s) => (s.clone(), None),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("iamlease-dev-")
+                    .tempdir()
+                    .map_err(StartupError::TempDir)?;
+                (
+                    format!("sqlite://{}/iamlease.db", dir.path().display()),
+                    Some(dir),
+                )
+            }
+        };
+        let store = Arc::new(SqliteStore::open(&storage).await?);
+        let master = load_master_key(&settings.master_key)?;
+        let engine = Arc::new(Engine::new(
+            store.clone() as Arc<dyn Store>,
+            Sealer::new(&master),
+            EngineSettings {
+                revoke_max_backoff: settings.revoke_max_backoff,
+                pending_grace: settings.pending_grace,
+                ..EngineSettings::default()
+            },
+        ));
+        engine.check_master_key().await?;
+
+        let dyn_store = engine.store().clone();
+        let initial_root_token = match &settings.dev {
+            Some(dev) => {
+                let token = match &dev.root_token {
+                    Some(t) => {
+                        auth::insert_token(&dyn_store, t, vec!["root".into()], "root", None, now())
+                            .await?;
+                        t.clone()
+                    }
+                    None => {
+                        auth::create_token(&dyn_store, vec!["root".into()], "root", None, now())
+                            .await?
+                    }
+                };
+                if store
+                    .get_mount(&crate::engine::role::MountPath::parse("aws").expect("valid"))
+                    .await?
+                    .is_none()
+                {
+                    engine.enable_mount("aws", Fields::default()).await?;
+                }
+                Some(token)
+            }
+            None if !dyn_store.has_tokens().await? => Some(
+                auth::create_token(&dyn_store, vec!["root".into()], "root", None, now()).await?,
+            ),
+            None => None,
+        };
+        if let (Some(path), Some(token)) = (&settings.root_token_file, &initial_root_token) {
+            write_private_file(path, token.as_bytes()).map_err(|source| {
+                StartupError::RootTokenFile {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
+        }
+
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        Ok(Application {
+            listener,
+            engine,
+            store,
+            reaper_interval: settings.reaper_interval,
+            initial_root_token,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serves until `shutdown` resolves; then stops taking connections, lets in-flight requests
+    /// finish, stops the reaper and closes the store.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let reaper = tokio::spawn(run_reaper(
+            self.engine.clone(),
+            self.reaper_interval,
+            stop_rx,
+        ));
+        let service = app(AppState {
+            engine: self.engine.clone(),
+        });
+        let served = axum::serve(
+            self.listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        let _ = stop_tx.send(true);
+        let _ = reaper.await;
+        self.store.close().await;
+        served
+    }
+}
+
+fn load_master_key(source: &MasterKeySource) -> Result<MasterKey, StartupError> {
+    match source {
+        MasterKeySource::Inline(key) => Ok(key.clone()),
+        MasterKeySource::Ephemeral => Ok(MasterKey::generate()?),
+        MasterKeySource::File(path) => {
+            let err = |source| StartupError::MasterKeyFile {
+                path: path.display().to_string(),
+                source,
+            };
+            match std::fs::read_to_string(path) {
+                Ok(text) => Ok(MasterKey::from_base64(&text)?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = MasterKey::generate()?;
+                    write_private_file(path, key.to_base64().as_bytes()).map_err(err)?;
+                    tracing::info!(path = %path.display(), "created a new master key file (mode 0600); back it up");
+                    Ok(key)
+                }
+                Err(e) => Err(err(e)),
+            }
+        }
+    }
+}
+
+/// Creates `path` with mode 0600 from the start (never briefly world-readable).
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only when the file is created; an existing file is tightened too.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
