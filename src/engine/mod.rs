@@ -441,7 +441,7 @@ impl Engine {
         self.mount(mount).await?;
         let name = RoleName::parse(name).map_err(EngineError::Invalid)?;
         let role = self.load_role(mount, &name).await?.ok_or_else(|| {
-            EngineError::NotFound(format!("role {name:?} does not exist in {mount}/"))
+            EngineError::NotFound(format!("role \"{name}\" does not exist in {mount}/"))
         })?;
         Ok((name, role))
     }

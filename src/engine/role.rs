@@ -338,13 +338,8 @@ impl Role {
         if let Some(path) = &self.user_path {
             check_iam_path(path)?;
         }
-        if let Some(doc) = &self.policy_document
-            && doc.len() > 6144
-        {
-            return Err(FieldError(format!(
-                "policy_document is {} characters; IAM allows 6144 for an inline user policy",
-                doc.len()
-            )));
+        if let Some(doc) = &self.policy_document {
+            check_policy_document(doc)?;
         }
         if let Some(template) = &self.username_template {
             NameTemplate::parse(template, self.name_kind()).map_err(FieldError)?;
@@ -447,6 +442,29 @@ impl Role {
 
 pub fn default_user_path(mount: &MountPath, name: &RoleName) -> String {
     format!("/iamlease/{mount}/{name}/")
+}
+
+/// IAM refuses a policy without statements at issue time; say so when the role is written.
+fn check_policy_document(doc: &str) -> Result<(), FieldError> {
+    if doc.len() > 6144 {
+        return Err(FieldError(format!(
+            "policy_document is {} characters; IAM allows 6144 for an inline user policy",
+            doc.len()
+        )));
+    }
+    let value: Value = serde_json::from_str(doc)
+        .map_err(|e| FieldError(format!("policy_document is not valid JSON: {e}")))?;
+    let has_statement = match value.get("Statement") {
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(Value::Object(_)) => true,
+        _ => false,
+    };
+    if !has_statement {
+        return Err(FieldError(
+            "policy_document needs a non-empty \"Statement\", e.g. {\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:ListBucket\",\"Resource\":\"*\"}]}".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_sts_ttl(field: &str, v: Ttl, max: u64) -> Result<(), FieldError> {

@@ -1,0 +1,10 @@
+//! Integration tests: the real server against a real AWS emulator (moto, auth on). One binary,
+//! a module per feature. Each test gets its own server, store and mount (so its own IAM path).
+
+mod support;
+
+mod api;
+// mod cli;
+mod iam_user;
+// mod recovery;
+// mod secrets;

@@ -1,0 +1,115 @@
+//! A recording HTTP proxy between the server and moto: forwards every request unchanged (the
+//! Host header too, so SigV4 signatures still verify) and keeps the AWS query bodies, so tests
+//! can check what was sent where moto cannot show it (e.g. PermissionsBoundary).
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Clone)]
+pub struct Recorder {
+    pub url: String,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    /// Every request body seen, in order (AWS query protocol: `Action=CreateUser&…`).
+    pub fn bodies(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The decoded form fields of every call of `action`.
+    pub fn calls_of(&self, action: &str) -> Vec<Vec<(String, String)>> {
+        self.bodies()
+            .iter()
+            .map(|b| form_urlencoded(b))
+            .filter(|fields| fields.iter().any(|(k, v)| k == "Action" && v == action))
+            .collect()
+    }
+}
+
+fn form_urlencoded(body: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let bytes = s.replace('+', " ");
+        let mut out = Vec::new();
+        let b = bytes.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&bytes[i + 1..i + 3], 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+#[derive(Clone)]
+struct ProxyState {
+    target: String,
+    http: reqwest::Client,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+pub async fn start_recording_proxy(target: &str) -> Recorder {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let state = ProxyState {
+        target: target.trim_end_matches('/').to_owned(),
+        http: reqwest::Client::new(),
+        calls: calls.clone(),
+    };
+    let app = axum::Router::new().fallback(forward).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Recorder { url, calls }
+}
+
+async fn forward(
+    State(state): State<ProxyState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state
+        .calls
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&body).into_owned());
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut req = state
+        .http
+        .request(method, format!("{}{path}", state.target));
+    for (name, value) in &headers {
+        if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+            req = req.header(name, value);
+        }
+    }
+    match req.body(body).send().await {
+        Ok(r) => {
+            let status = r.status();
+            let mut out = HeaderMap::new();
+            for (name, value) in r.headers() {
+                if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = r.bytes().await.unwrap_or_default();
+            (status, out, bytes).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
