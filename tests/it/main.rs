@@ -4,7 +4,7 @@
 mod support;
 
 mod api;
-// mod cli;
+mod cli;
 mod iam_user;
-// mod recovery;
-// mod secrets;
+mod recovery;
+mod secrets;

@@ -45,7 +45,8 @@ pub struct TestApp {
     pub address: String,
     /// A mount of our own, so each test's IAM users live under their own path in moto.
     pub mount: String,
-    pub dir: tempfile::TempDir,
+    /// Holds the fresh SQLite file; removed when the test ends.
+    _dir: tempfile::TempDir,
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -114,7 +115,7 @@ impl TestApp {
         TestApp {
             address,
             mount: random_name("t"),
-            dir,
+            _dir: dir,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
             server: Some(server),

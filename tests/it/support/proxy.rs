@@ -25,35 +25,14 @@ impl Recorder {
     pub fn calls_of(&self, action: &str) -> Vec<Vec<(String, String)>> {
         self.bodies()
             .iter()
-            .map(|b| form_urlencoded(b))
+            .map(|b| {
+                form_urlencoded::parse(b.as_bytes())
+                    .into_owned()
+                    .collect::<Vec<_>>()
+            })
             .filter(|fields| fields.iter().any(|(k, v)| k == "Action" && v == action))
             .collect()
     }
-}
-
-fn form_urlencoded(body: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let bytes = s.replace('+', " ");
-        let mut out = Vec::new();
-        let b = bytes.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                if let Ok(v) = u8::from_str_radix(&bytes[i + 1..i + 3], 16) {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(b[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    body.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
 }
 
 #[derive(Clone)]

@@ -1,0 +1,206 @@
+//! The CLI, run as the built binary against a real server and moto: every output format, the
+//! lease commands, and exit codes a script can rely on (0 ok, 1 refused, 2 usage).
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::{DOC, ROOT_TOKEN, TestApp, moto, sts_client};
+
+async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+        .args(args)
+        .env("IAMLEASE_ADDR", &app.address)
+        .env("IAMLEASE_TOKEN", ROOT_TOKEN)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn cli_issues_prints_every_format_and_revokes() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.as_str();
+    let o = iamlease(
+        &app,
+        &[
+            "role",
+            "write",
+            "dev",
+            "--mount",
+            m,
+            "--credential-type",
+            "iam_user",
+            "--policy-document",
+            DOC,
+            "--tag",
+            "team=cli",
+            "--default-ttl",
+            "15m",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = iamlease(&app, &["role", "list", "--mount", m]).await;
+    assert_eq!(stdout(&o).trim(), "dev");
+    let o = iamlease(
+        &app,
+        &["role", "read", "dev", "--mount", m, "--format", "json"],
+    )
+    .await;
+    let role: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(role["data"]["iam_tags"]["team"], "cli");
+
+    // json
+    let o = iamlease(&app, &["creds", "dev", "--mount", m, "--format", "json"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let issued: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(issued["lease_duration"], 900);
+    let username = issued["data"]["username"].as_str().unwrap().to_owned();
+    assert_eq!(app.users_in_moto().await, std::slice::from_ref(&username));
+
+    // credential-process: what the AWS CLI and SDKs read; the key in it works.
+    let o = iamlease(
+        &app,
+        &[
+            "creds",
+            "dev",
+            "--mount",
+            m,
+            "--ttl",
+            "5m",
+            "--format",
+            "credential-process",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cp: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cp["Version"], 1);
+    assert!(cp["Expiration"].as_str().unwrap().ends_with('Z'));
+    let sts = sts_client(
+        &moto().url,
+        cp["AccessKeyId"].as_str().unwrap(),
+        cp["SecretAccessKey"].as_str().unwrap(),
+    );
+    let who = sts.get_caller_identity().send().await.unwrap();
+    assert!(who.arn().unwrap().contains(&format!("/iamlease/{m}/dev/")));
+
+    // env
+    let o = iamlease(&app, &["creds", "dev", "--mount", m, "--format", "env"]).await;
+    let env = stdout(&o);
+    assert!(env.contains("export AWS_ACCESS_KEY_ID=AKIA"), "{env}");
+    assert!(env.contains("export AWS_SECRET_ACCESS_KEY="), "{env}");
+    assert!(
+        !env.contains("AWS_SESSION_TOKEN"),
+        "iam_user keys have no session token"
+    );
+
+    // table (the default)
+    let o = iamlease(&app, &["creds", "dev", "--mount", m]).await;
+    let table = stdout(&o);
+    assert!(
+        table.contains("lease_id") && table.contains("secret_key") && table.contains("15m"),
+        "{table}"
+    );
+    assert_eq!(app.users_in_moto().await.len(), 4);
+
+    // lease commands
+    let lease_id = issued["lease_id"].as_str().unwrap();
+    let o = iamlease(&app, &["lease", "list", &format!("{m}/creds/dev/")]).await;
+    assert_eq!(stdout(&o).lines().count(), 4, "{}", stdout(&o));
+    let o = iamlease(&app, &["lease", "lookup", lease_id, "--format", "json"]).await;
+    let looked: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(looked["data"]["state"], "active");
+    let o = iamlease(&app, &["lease", "renew", lease_id, "--increment", "30m"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("30m"), "{}", stdout(&o));
+    let o = iamlease(&app, &["lease", "revoke", lease_id]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!app.users_in_moto().await.contains(&username));
+    let o = iamlease(&app, &["lease", "revoke-prefix", &format!("{m}/")]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    app.assert_nothing_left().await;
+    let o = iamlease(&app, &["lease", "list", &format!("{m}/creds/dev/")]).await;
+    assert!(o.status.success(), "an empty list is not an error");
+}
+
+#[tokio::test]
+async fn cli_exit_codes() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.as_str();
+    // The server said no: 1, with its message.
+    let o = iamlease(&app, &["creds", "nope", "--mount", m]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("role \"nope\" does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    let o = iamlease(
+        &app,
+        &[
+            "role",
+            "write",
+            "bad",
+            "--mount",
+            m,
+            "--credential-type",
+            "iam_user",
+            "--policy-document",
+            DOC,
+            "--username-template",
+            "{{role}}",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("{{random}}"), "{}", stderr(&o));
+    // Usage errors: 2.
+    let o = iamlease(&app, &["creds"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    let o = iamlease(&app, &["creds", "dev", "--format", "yaml"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    let o = iamlease(
+        &app,
+        &["role", "write", "x", "--mount", m, "--tag", "no-equals"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // No token: 1, and the message says what to do.
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+        .args(["role", "list", "--mount", m])
+        .env("IAMLEASE_ADDR", &app.address)
+        .env_remove("IAMLEASE_TOKEN")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("set IAMLEASE_TOKEN"), "{}", stderr(&o));
+    // VAULT_ADDR and VAULT_TOKEN are honoured too, and a bad token is refused.
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+        .args(["mount", "list"])
+        .env_remove("IAMLEASE_ADDR")
+        .env_remove("IAMLEASE_TOKEN")
+        .env("VAULT_ADDR", &app.address)
+        .env("VAULT_TOKEN", "not-a-token")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("403"), "{}", stderr(&o));
+    app.assert_nothing_left().await;
+}

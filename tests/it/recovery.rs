@@ -1,0 +1,280 @@
+//! State survives restarts, a crash in the middle of an issue is rolled back, and a revocation
+//! that fails is kept, shown and retried until it succeeds.
+
+use std::time::Duration;
+
+use iamlease::engine::lease::{Lease, LeaseState};
+use iamlease::engine::role::{CredentialType, MountPath, RoleName};
+use iamlease::seal::MasterKey;
+use iamlease::store::{SqliteStore, Store};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{DOC, Options, TestApp, moto};
+
+#[tokio::test]
+async fn a_restarted_server_finds_its_leases_and_revokes_them() {
+    let key = MasterKey::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sqlite://{}/state.db", dir.path().display());
+    let options = || Options {
+        storage: Some(storage.clone()),
+        master_key: Some(key.clone()),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(options()).await;
+    app.configure().await;
+    app.write_role(
+        "dev",
+        json!({"credential_type": "iam_user", "policy_document": DOC}),
+    )
+    .await;
+    let r = app.issue("dev", json!({"ttl": "1h"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let lease_id = r.body["lease_id"].as_str().unwrap().to_owned();
+    let mount = app.mount.clone();
+    app.stop().await;
+
+    let mut again = TestApp::spawn_with(options()).await;
+    again.mount = mount;
+    let r = again
+        .call(
+            "PUT",
+            "sys/leases/lookup",
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["data"]["state"], "active");
+    // The sealed root secret opens with the same master key: revocation reaches AWS.
+    let r = again
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    again.assert_nothing_left().await;
+    again.stop().await;
+
+    // A different master key is refused at start-up instead of failing later.
+    let settings_err = iamlease::server::Application::build(&iamlease::config::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        storage: Some(storage.clone()),
+        master_key: iamlease::config::MasterKeySource::Inline(MasterKey::generate().unwrap()),
+        reaper_interval: Duration::from_secs(1),
+        revoke_max_backoff: iamlease::duration::Ttl::from_secs(1),
+        pending_grace: Duration::from_secs(1),
+        log_level: "info".into(),
+        dev: None,
+        root_token_file: None,
+    })
+    .await;
+    let err = settings_err
+        .err()
+        .expect("wrong master key must be refused")
+        .to_string();
+    assert!(err.contains("master key does not match"), "{err}");
+}
+
+#[tokio::test]
+async fn a_crash_mid_issue_is_rolled_back_by_recovery() {
+    let key = MasterKey::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sqlite://{}/state.db", dir.path().display());
+    let app = TestApp::spawn_with(Options {
+        storage: Some(storage.clone()),
+        master_key: Some(key.clone()),
+        ..Options::default()
+    })
+    .await;
+    app.configure().await;
+    let mount = app.mount.clone();
+    app.stop().await;
+
+    // What a crash between AttachUserPolicy and CreateAccessKey leaves: the intent row (pending)
+    // and a half-made user in AWS.
+    let username = format!("iamlease-dev-crash{}", &mount[1..]);
+    let path = format!("/iamlease/{mount}/dev/");
+    let iam = moto().iam();
+    iam.create_user()
+        .user_name(&username)
+        .path(&path)
+        .send()
+        .await
+        .unwrap();
+    let policy = moto().create_policy(&format!("crash-{mount}")).await;
+    iam.attach_user_policy()
+        .user_name(&username)
+        .policy_arn(&policy)
+        .send()
+        .await
+        .unwrap();
+    iam.put_user_policy()
+        .user_name(&username)
+        .policy_name("iamlease")
+        .policy_document(DOC)
+        .send()
+        .await
+        .unwrap();
+    iam.create_access_key()
+        .user_name(&username)
+        .send()
+        .await
+        .unwrap();
+    let store = SqliteStore::open(&storage).await.unwrap();
+    let now = iamlease::engine::now();
+    store
+        .insert_lease(&Lease {
+            id: format!("{mount}/creds/dev/crashcrashcrashcrash0001"),
+            mount: MountPath::parse(&mount).unwrap(),
+            role: RoleName::parse("dev").unwrap(),
+            credential_type: CredentialType::IamUser,
+            state: LeaseState::Pending,
+            username: Some(username.clone()),
+            access_key_id: None,
+            issue_time: now - 10,
+            expire_time: now + 3600,
+            max_expire_time: now + 86400,
+            last_renewal: None,
+            ttl: 3600,
+            renewable: true,
+            due_at: now + 1,
+            attempts: 0,
+            last_error: None,
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let mut again = TestApp::spawn_with(Options {
+        storage: Some(storage),
+        master_key: Some(key),
+        pending_grace: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    again.mount = mount;
+    again
+        .eventually(
+            "recovery deletes the half-made user",
+            Duration::from_secs(15),
+            || async { again.users_in_moto().await.is_empty() },
+        )
+        .await;
+    again.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn a_failed_revocation_stays_visible_and_is_retried_until_it_succeeds() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.clone();
+    app.write_role(
+        "dev",
+        json!({"credential_type": "iam_user", "policy_document": DOC}),
+    )
+    .await;
+    let r = app.issue("dev", json!({})).await;
+    let lease_id = r.body["lease_id"].as_str().unwrap().to_owned();
+
+    // Break the mount's AWS access: moto's auth refuses the wrong secret.
+    let r = app
+        .call(
+            "POST",
+            &format!("{m}/config/root"),
+            Some(json!({"access_key": moto().admin_key, "secret_key": "wrong-secret"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{:?}", r.body);
+    assert!(
+        r.error_text().contains("SignatureDoesNotMatch"),
+        "{:?}",
+        r.body
+    );
+
+    let r = app
+        .call(
+            "PUT",
+            "sys/leases/lookup",
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await;
+    assert_eq!(r.body["data"]["state"], "failed");
+    assert!(
+        r.body["data"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("SignatureDoesNotMatch")
+    );
+    let r = app
+        .call(
+            "LIST",
+            &format!("sys/leases/lookup/{m}/creds/dev/?state=failed"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["keys"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        app.users_in_moto().await.len(),
+        1,
+        "the user is still there"
+    );
+
+    // The reaper keeps retrying (backoff capped at 2s here); it succeeds once access is back.
+    app.eventually(
+        "the reaper records another failed attempt",
+        Duration::from_secs(15),
+        || async {
+            let r = app
+                .call(
+                    "PUT",
+                    "sys/leases/lookup",
+                    Some(json!({"lease_id": lease_id})),
+                )
+                .await;
+            r.body["data"]["revoke_attempts"].as_i64().unwrap_or(0) >= 2
+        },
+    )
+    .await;
+    let r = app
+        .call(
+            "POST",
+            &format!("{m}/config/root"),
+            Some(json!({"access_key": moto().admin_key, "secret_key": moto().admin_secret})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    app.eventually(
+        "the retried revocation deletes the user",
+        Duration::from_secs(15),
+        || async { app.users_in_moto().await.is_empty() },
+    )
+    .await;
+    app.eventually("the lease is forgotten", Duration::from_secs(5), || async {
+        app.call(
+            "PUT",
+            "sys/leases/lookup",
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await
+        .status
+            == StatusCode::NOT_FOUND
+    })
+    .await;
+    app.assert_nothing_left().await;
+}

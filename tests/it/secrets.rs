@@ -1,0 +1,198 @@
+//! Secrets stay secret: the root secret key and every issued secret key are absent from the
+//! SQLite files (database, WAL, shared memory) and from the server's logs, even at debug level.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::moto::free_port;
+use crate::support::{DOC, moto, random_name};
+
+const TOKEN: &str = "leak-test-root-token";
+
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = http
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{base}/v1/{path}"),
+        )
+        .header("X-Vault-Token", TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn secret_keys_never_reach_the_store_or_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("iamlease.db");
+    let log_path = dir.path().join("server.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+        .args(["server", "--dev", "--dev-root-token", TOKEN])
+        .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IAMLEASE_STORAGE", format!("sqlite://{}", db.display()))
+        .env("IAMLEASE_MASTER_KEY", &key)
+        .env("IAMLEASE_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("{base}/v1/sys/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mount = random_name("leak");
+    let m = moto();
+    assert_eq!(
+        call(
+            &http,
+            &base,
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            json!({"type": "aws"})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (s, b) = call(
+        &http,
+        &base,
+        "POST",
+        &format!("{mount}/config/root"),
+        json!({
+            "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
+            "iam_endpoint": m.url, "sts_endpoint": m.url,
+        }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, b) = call(
+        &http,
+        &base,
+        "POST",
+        &format!("{mount}/roles/dev"),
+        json!({"credential_type": "iam_user", "policy_document": DOC}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+
+    // Issue three: one revoked, one renewed then revoked, one left to expire and be reaped.
+    let mut secrets = Vec::new();
+    let mut lease_ids = Vec::new();
+    for ttl in ["10m", "10m", "2s"] {
+        let (s, b) = call(
+            &http,
+            &base,
+            "POST",
+            &format!("{mount}/creds/dev"),
+            json!({"ttl": ttl}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        secrets.push(b["data"]["secret_key"].as_str().unwrap().to_owned());
+        lease_ids.push(b["lease_id"].as_str().unwrap().to_owned());
+    }
+    let (s, _) = call(
+        &http,
+        &base,
+        "PUT",
+        "sys/leases/renew",
+        json!({"lease_id": lease_ids[1], "increment": "20m"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    for id in &lease_ids[..2] {
+        let (s, _) = call(
+            &http,
+            &base,
+            "PUT",
+            "sys/leases/revoke",
+            json!({"lease_id": id}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !moto()
+        .users_under(&format!("/iamlease/{mount}/"))
+        .await
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "reaper did not revoke the expired lease"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Stop it as an operator would (SIGTERM), so logs and the WAL are as they end up on disk.
+    let pid = server.id().unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "server exit: {status}");
+
+    let log = std::fs::read(&log_path).unwrap();
+    let mut store_bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
+            store_bytes.extend(b);
+        }
+    }
+    // Positive controls: we are reading the right files.
+    assert!(
+        contains(&log, &lease_ids[2]),
+        "the log mentions the reaped lease"
+    );
+    assert!(
+        contains(&store_bytes, &m.admin_key),
+        "the store holds the root access key id"
+    );
+
+    for (what, secret) in std::iter::once(("root secret key", m.admin_secret.as_str()))
+        .chain(secrets.iter().map(|s| ("issued secret key", s.as_str())))
+    {
+        assert!(
+            !contains(&store_bytes, secret),
+            "{what} found in the SQLite files"
+        );
+        assert!(!contains(&log, secret), "{what} found in the server log");
+    }
+    assert!(
+        !contains(&store_bytes, TOKEN),
+        "the root token is stored only as a hash"
+    );
+}
