@@ -6,5 +6,6 @@ mod support;
 mod api;
 mod cli;
 mod iam_user;
+mod layering;
 mod recovery;
 mod secrets;

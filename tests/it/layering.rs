@@ -1,0 +1,53 @@
+//! The module boundaries hold: only `store/` runs SQL, only `aws/` calls the AWS SDK, only
+//! `api/` (and the start-up code that serves it) knows about HTTP.
+
+use std::path::Path;
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files
+        .into_iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .filter(|rel| !allowed.iter().any(|a| rel.starts_with(a)))
+        .filter(|rel| {
+            std::fs::read_to_string(root.join(rel))
+                .unwrap()
+                .contains(needle)
+        })
+        .collect()
+}
+
+#[test]
+fn only_store_runs_sql() {
+    assert_eq!(offenders("sqlx", &["src/store/"]), Vec::<String>::new());
+}
+
+#[test]
+fn only_aws_calls_the_sdk() {
+    for sdk in ["aws_sdk_iam", "aws_sdk_sts", "aws_config"] {
+        assert_eq!(offenders(sdk, &["src/aws/"]), Vec::<String>::new(), "{sdk}");
+    }
+}
+
+#[test]
+fn only_api_knows_http() {
+    // server.rs binds the listener and hands the router to axum; cli/ is an HTTP client.
+    assert_eq!(
+        offenders("axum", &["src/api/", "src/server.rs"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(offenders("reqwest", &["src/cli/"]), Vec::<String>::new());
+}
