@@ -99,6 +99,7 @@ impl Application {
                     None => {
                         auth::create_token(&dyn_store, vec!["root".into()], "root", None, now())
                             .await?
+                            .0
                     }
                 };
                 if store
@@ -111,7 +112,9 @@ impl Application {
                 Some(token)
             }
             None if !dyn_store.has_tokens().await? => Some(
-                auth::create_token(&dyn_store, vec!["root".into()], "root", None, now()).await?,
+                auth::create_token(&dyn_store, vec!["root".into()], "root", None, now())
+                    .await?
+                    .0,
             ),
             None => None,
         };

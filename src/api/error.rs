@@ -67,6 +67,18 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Invalid(m) => ApiError::bad_request(m),
+            AuthError::NotFound(m) => ApiError::not_found(m),
+            AuthError::Forbidden(m) => ApiError::forbidden(m),
+            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         EngineError::Store(e).into()

@@ -5,6 +5,7 @@ mod error;
 mod router;
 mod secrets;
 mod sys;
+mod token;
 mod vault;
 
 pub use router::app;

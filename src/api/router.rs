@@ -9,7 +9,7 @@ use tower::util::MapRequestLayer;
 use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
-use super::{AppState, secrets, sys};
+use super::{AppState, secrets, sys, token};
 
 fn routes() -> Router<AppState> {
     Router::new()
@@ -52,7 +52,47 @@ fn routes() -> Router<AppState> {
         )
         .route(
             "/v1/auth/token/lookup-self",
-            get(sys::token_lookup_self).post(sys::token_lookup_self),
+            get(token::lookup_self).post(token::lookup_self),
+        )
+        .route(
+            "/v1/auth/token/create",
+            post(token::create).put(token::create),
+        )
+        .route(
+            "/v1/auth/token/lookup",
+            post(token::lookup).put(token::lookup),
+        )
+        .route(
+            "/v1/auth/token/lookup-accessor",
+            post(token::lookup_accessor).put(token::lookup_accessor),
+        )
+        .route(
+            "/v1/auth/token/renew-self",
+            post(token::renew_self).put(token::renew_self),
+        )
+        .route(
+            "/v1/auth/token/revoke-self",
+            post(token::revoke_self).put(token::revoke_self),
+        )
+        .route(
+            "/v1/auth/token/revoke-accessor",
+            post(token::revoke_accessor).put(token::revoke_accessor),
+        )
+        .route("/v1/sys/policies/acl", get(token::list_policies))
+        .route(
+            "/v1/sys/policies/acl/{name}",
+            get(token::read_policy)
+                .put(token::write_policy)
+                .post(token::write_policy)
+                .delete(token::delete_policy),
+        )
+        .route("/v1/sys/policy", get(token::list_policies))
+        .route(
+            "/v1/sys/policy/{name}",
+            get(token::read_policy)
+                .put(token::write_policy)
+                .post(token::write_policy)
+                .delete(token::delete_policy),
         )
         .route(
             "/v1/{mount}/config/root",

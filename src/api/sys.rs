@@ -9,8 +9,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input, json_response};
 use crate::auth::Caller;
+use crate::auth::policy::Capability;
 use crate::engine::lease::{Lease, LeaseState};
-use crate::engine::{now, rfc3339};
+use crate::engine::{EngineError, now, rfc3339};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -121,13 +122,33 @@ fn lease_id_field(input: &mut Input) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request("lease_id is required"))
 }
 
+/// A token may act on the leases it created; on others' only with a policy that grants
+/// `sys/leases/{op}/{lease_id}` (e.g. `path "sys/leases/*"`). Root may do anything.
+fn check_owner(caller: &Caller, lease: &Lease, op: &str) -> Result<(), ApiError> {
+    let owner = lease.token_accessor.as_deref() == Some(caller.accessor.as_str());
+    let granted = caller.acl.allows(
+        &format!("sys/leases/{op}/{}", lease.id),
+        &[Capability::Update],
+        false,
+    );
+    if owner || granted {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "permission denied: lease {} was issued to another token",
+            lease.id
+        )))
+    }
+}
+
 pub async fn lookup_lease(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     mut input: Input,
 ) -> ApiResult {
     let id = lease_id_field(&mut input)?;
     let lease = state.engine.lookup(&id).await?;
+    check_owner(&caller, &lease, "lookup")?;
     Ok(vault::read(lease_data(&lease)))
 }
 
@@ -165,7 +186,8 @@ async fn list_under(
     vault::list(state.engine.list_lease_keys(&prefix, filter).await?)
 }
 
-async fn renew(state: &AppState, id: &str, mut input: Input) -> ApiResult {
+async fn renew(state: &AppState, caller: &Caller, id: &str, mut input: Input) -> ApiResult {
+    check_owner(caller, &state.engine.lookup(id).await?, "renew")?;
     let increment = input.fields.ttl("increment")?;
     let renewed = state.engine.renew(id, increment).await?;
     Ok(vault::leased(
@@ -179,23 +201,29 @@ async fn renew(state: &AppState, id: &str, mut input: Input) -> ApiResult {
 
 pub async fn renew_lease(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     mut input: Input,
 ) -> ApiResult {
     let id = lease_id_field(&mut input)?;
-    renew(&state, &id, input).await
+    renew(&state, &caller, &id, input).await
 }
 
 pub async fn renew_lease_by_path(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
     input: Input,
 ) -> ApiResult {
-    renew(&state, &id, input).await
+    renew(&state, &caller, &id, input).await
 }
 
-async fn revoke(state: &AppState, id: &str, mut input: Input) -> ApiResult {
+async fn revoke(state: &AppState, caller: &Caller, id: &str, mut input: Input) -> ApiResult {
+    // An unknown lease is already revoked (204, as in Vault); a known one must be ours.
+    match state.engine.lookup(id).await {
+        Ok(lease) => check_owner(caller, &lease, "revoke")?,
+        Err(EngineError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     let sync = input.fields.bool("sync")?.unwrap_or(true);
     state.engine.revoke(id, sync).await?;
     Ok(if sync {
@@ -208,20 +236,20 @@ async fn revoke(state: &AppState, id: &str, mut input: Input) -> ApiResult {
 
 pub async fn revoke_lease(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     mut input: Input,
 ) -> ApiResult {
     let id = lease_id_field(&mut input)?;
-    revoke(&state, &id, input).await
+    revoke(&state, &caller, &id, input).await
 }
 
 pub async fn revoke_lease_by_path(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
     input: Input,
 ) -> ApiResult {
-    revoke(&state, &id, input).await
+    revoke(&state, &caller, &id, input).await
 }
 
 pub async fn revoke_prefix(
@@ -231,25 +259,4 @@ pub async fn revoke_prefix(
 ) -> ApiResult {
     state.engine.revoke_prefix(&prefix).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-pub async fn token_lookup_self(caller: Caller) -> ApiResult {
-    let ttl = caller.expire_at.map_or(0, |e| (e - now()).max(0));
-    Ok(vault::read(json!({
-        "accessor": caller.accessor,
-        "creation_time": caller.created_at,
-        "creation_ttl": caller.expire_at.map_or(0, |e| e - caller.created_at),
-        "display_name": caller.display_name,
-        "entity_id": "",
-        "expire_time": caller.expire_at.map(rfc3339),
-        "explicit_max_ttl": 0,
-        "meta": null,
-        "num_uses": 0,
-        "orphan": true,
-        "path": "auth/token/create",
-        "policies": caller.policies,
-        "renewable": false,
-        "ttl": ttl,
-        "type": "service",
-    })))
 }

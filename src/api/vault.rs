@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::auth::policy::Capability;
 use crate::auth::{self, Caller};
 use crate::engine::now;
 use crate::fields::Fields;
@@ -69,6 +70,13 @@ pub fn leased(
     body.insert("lease_id".into(), json!(lease_id));
     body.insert("renewable".into(), json!(renewable));
     body.insert("lease_duration".into(), json!(lease_duration));
+    json_response(StatusCode::OK, &body)
+}
+
+/// An `auth` response (token create and renew), as Vault shapes it.
+pub fn auth_response(auth: Value) -> Response {
+    let mut body = envelope(Value::Null, Vec::new());
+    body.insert("auth".into(), auth);
     json_response(StatusCode::OK, &body)
 }
 
@@ -162,10 +170,49 @@ impl FromRequestParts<AppState> for Caller {
                 "permission denied: no token; send it in the X-Vault-Token header",
             ));
         };
-        auth::authenticate(state.engine.store(), token, now())
+        let caller = auth::authenticate(state.engine.store(), token, now())
             .await?
             .ok_or_else(|| {
                 ApiError::forbidden("permission denied: the token is unknown or expired")
-            })
+            })?;
+        authorize(&caller, parts)?;
+        Ok(caller)
+    }
+}
+
+/// Checks the request against the caller's ACL: the capability its method needs on its path,
+/// plus `sudo` on root-protected paths. Every authenticated route passes through here.
+fn authorize(caller: &Caller, parts: &Parts) -> Result<(), ApiError> {
+    if caller.is_root() {
+        return Ok(());
+    }
+    let path = parts.uri.path().trim_start_matches("/v1/");
+    let list = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "list=true" || kv == "list=1"));
+    let (wanted, verb): (&[Capability], &str) = match parts.method.as_str() {
+        _ if list => (&[Capability::List], "list"),
+        "GET" | "HEAD" => (&[Capability::Read], "read"),
+        "DELETE" => (&[Capability::Delete], "delete"),
+        _ => (&[Capability::Create, Capability::Update], "update"),
+    };
+    let needs_sudo = (path.starts_with("sys/mounts/") && parts.method != axum::http::Method::GET)
+        || path.starts_with("sys/leases/revoke-prefix/")
+        || path.starts_with("sys/leases/revoke-force/");
+    let trimmed = path.trim_end_matches('/');
+    let allowed = caller.acl.allows(trimmed, wanted, needs_sudo)
+        || (list
+            && caller
+                .acl
+                .allows(&format!("{trimmed}/"), wanted, needs_sudo));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "permission denied: the token's policies ({}) do not grant {verb}{} on {path}",
+            caller.policies.join(", "),
+            if needs_sudo { " with sudo" } else { "" }
+        )))
     }
 }

@@ -91,6 +91,9 @@ pub struct Lease {
     pub due_at: i64,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// The token that asked for it: only it may renew, look up or revoke the lease, unless a
+    /// policy grants `sys/leases/*`.
+    pub token_accessor: Option<String>,
 }
 
 /// `{mount}/creds/{role}/{random}`, as Vault shapes lease ids.

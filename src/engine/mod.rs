@@ -594,6 +594,7 @@ impl Engine {
             due_at: issued_at + self.settings.pending_grace.as_secs() as i64,
             attempts: 0,
             last_error: None,
+            token_accessor: Some(caller.accessor.clone()),
         };
         // Intent first: if we crash after this line, recovery knows which user to delete.
         self.store.insert_lease(&lease).await?;

@@ -57,6 +57,8 @@ pub struct TokenRecord {
     pub display_name: String,
     pub created_at: i64,
     pub expire_at: Option<i64>,
+    /// The TTL the token was created with; `None` for tokens that never expire.
+    pub ttl: Option<i64>,
 }
 
 #[async_trait]
@@ -93,7 +95,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
     async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+    async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>>;
+    async fn delete_token(&self, accessor: &str) -> Result<bool>;
+    async fn set_token_expiry(&self, accessor: &str, expire_at: i64) -> Result<()>;
     async fn has_tokens(&self) -> Result<bool>;
+
+    async fn put_policy(&self, name: &str, body: &str) -> Result<()>;
+    async fn get_policy(&self, name: &str) -> Result<Option<String>>;
+    async fn list_policies(&self) -> Result<Vec<String>>;
+    async fn delete_policy(&self, name: &str) -> Result<bool>;
 
     /// The intent record: committed durably before the first AWS call for the lease.
     async fn insert_lease(&self, lease: &Lease) -> Result<()>;

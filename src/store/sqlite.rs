@@ -21,7 +21,8 @@ use crate::engine::role::{CredentialType, MountPath, RoleName};
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const LEASE_COLUMNS: &str = "id, mount, role, credential_type, state, username, access_key_id, \
-     issue_time, expire_time, max_expire_time, last_renewal, ttl, renewable, due_at, attempts, last_error";
+     issue_time, expire_time, max_expire_time, last_renewal, ttl, renewable, due_at, attempts, last_error, \
+     token_accessor";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -129,6 +130,26 @@ fn lease_from_row(row: &SqliteRow) -> Result<Lease> {
         due_at: get_i64("due_at")?,
         attempts: get_i64("attempts")?,
         last_error: get_opt_str("last_error")?,
+        token_accessor: get_opt_str("token_accessor")?,
+    })
+}
+
+fn token_from_row(r: &SqliteRow) -> Result<TokenRecord> {
+    let policies: String = r.try_get("policies").map_err(|e| corrupt("policies", e))?;
+    Ok(TokenRecord {
+        hash: r.try_get("hash").map_err(|e| corrupt("hash", e))?,
+        accessor: r.try_get("accessor").map_err(|e| corrupt("accessor", e))?,
+        policies: serde_json::from_str(&policies).map_err(|e| corrupt("policies", e))?,
+        display_name: r
+            .try_get("display_name")
+            .map_err(|e| corrupt("display_name", e))?,
+        created_at: r
+            .try_get("created_at")
+            .map_err(|e| corrupt("created_at", e))?,
+        expire_at: r
+            .try_get("expire_at")
+            .map_err(|e| corrupt("expire_at", e))?,
+        ttl: r.try_get("ttl").map_err(|e| corrupt("ttl", e))?,
     })
 }
 
@@ -323,8 +344,8 @@ impl Store for SqliteStore {
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING",
+            "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at, ttl)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING",
         )
         .bind(&t.hash)
         .bind(&t.accessor)
@@ -332,6 +353,7 @@ impl Store for SqliteStore {
         .bind(&t.display_name)
         .bind(t.created_at)
         .bind(t.expire_at)
+        .bind(t.ttl)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -339,29 +361,81 @@ impl Store for SqliteStore {
     }
 
     async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE hash = ?1")
+        sqlx::query("SELECT * FROM tokens WHERE hash = ?1")
             .bind(hash)
             .fetch_optional(&self.pool)
             .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(token_from_row)
+            .transpose()
+    }
+
+    async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>> {
+        sqlx::query("SELECT * FROM tokens WHERE accessor = ?1")
+            .bind(accessor)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(token_from_row)
+            .transpose()
+    }
+
+    async fn delete_token(&self, accessor: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE accessor = ?1")
+            .bind(accessor)
+            .execute(&self.pool)
+            .await
             .map_err(map_err)?;
-        row.map(|r| {
-            let policies: String = r.try_get("policies").map_err(|e| corrupt("policies", e))?;
-            Ok(TokenRecord {
-                hash: r.try_get("hash").map_err(|e| corrupt("hash", e))?,
-                accessor: r.try_get("accessor").map_err(|e| corrupt("accessor", e))?,
-                policies: serde_json::from_str(&policies).map_err(|e| corrupt("policies", e))?,
-                display_name: r
-                    .try_get("display_name")
-                    .map_err(|e| corrupt("display_name", e))?,
-                created_at: r
-                    .try_get("created_at")
-                    .map_err(|e| corrupt("created_at", e))?,
-                expire_at: r
-                    .try_get("expire_at")
-                    .map_err(|e| corrupt("expire_at", e))?,
-            })
-        })
-        .transpose()
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_token_expiry(&self, accessor: &str, expire_at: i64) -> Result<()> {
+        sqlx::query("UPDATE tokens SET expire_at = ?2 WHERE accessor = ?1")
+            .bind(accessor)
+            .bind(expire_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn put_policy(&self, name: &str, body: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO policies (name, body) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+        )
+        .bind(name)
+        .bind(body)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_policy(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT body FROM policies WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn list_policies(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT name FROM policies ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn delete_policy(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM policies WHERE name = ?1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn has_tokens(&self) -> Result<bool> {
@@ -374,7 +448,7 @@ impl Store for SqliteStore {
 
     async fn insert_lease(&self, l: &Lease) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            "INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ))
         .bind(&l.id)
         .bind(l.mount.as_str())
@@ -392,6 +466,7 @@ impl Store for SqliteStore {
         .bind(l.due_at)
         .bind(l.attempts)
         .bind(&l.last_error)
+        .bind(&l.token_accessor)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -551,6 +626,7 @@ mod tests {
             due_at,
             attempts: 0,
             last_error: None,
+            token_accessor: None,
         }
     }
 

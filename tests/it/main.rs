@@ -3,6 +3,7 @@
 
 mod support;
 
+mod acl;
 mod api;
 mod cli;
 mod iam_user;

@@ -143,6 +143,7 @@ async fn a_crash_mid_issue_is_rolled_back_by_recovery() {
             due_at: now + 1,
             attempts: 0,
             last_error: None,
+            token_accessor: None,
         })
         .await
         .unwrap();
