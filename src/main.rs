@@ -60,6 +60,12 @@ enum Command {
     /// List, look up, renew or revoke leases.
     #[command(subcommand)]
     Lease(cli::LeaseCommand),
+    /// Create, look up or revoke tokens.
+    #[command(subcommand)]
+    Token(cli::TokenCommand),
+    /// Write, read, list or delete ACL policies (Vault syntax).
+    #[command(subcommand)]
+    Policy(cli::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +120,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Role(cmd) => cli::role(&client()?, cmd).await,
         Command::Creds(args) => cli::creds(&client()?, args).await,
         Command::Lease(cmd) => cli::lease(&client()?, cmd).await,
+        Command::Token(cmd) => cli::token(&client()?, cmd).await,
+        Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
     }
 }
 

@@ -163,6 +163,48 @@ pub enum LeaseCommand {
     RevokePrefix { prefix: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token: `iamlease token create --policy dev --ttl 8h --display-name ci`
+    Create {
+        /// A policy for the token; repeat for several.
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReadFormat::Table)]
+        format: ReadFormat,
+    },
+    /// Look up the current token, or another by its accessor.
+    Lookup {
+        #[arg(long)]
+        accessor: Option<String>,
+    },
+    /// Revoke the current token, or another by its accessor.
+    Revoke {
+        #[arg(long)]
+        accessor: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Write an ACL policy from a file (HCL or JSON; `-` reads standard input).
+    Write {
+        name: String,
+        file: String,
+    },
+    Read {
+        name: String,
+    },
+    List,
+    Delete {
+        name: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReadFormat {
     Table,
@@ -515,6 +557,117 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                 .request("PUT", &format!("sys/leases/revoke-prefix/{prefix}"), None)
                 .await?;
             println!("Success! Revoked every lease under: {prefix}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(client: &Client, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            policies,
+            ttl,
+            display_name,
+            format,
+        } => {
+            let body = compact(Map::from_iter([
+                ("policies".into(), json!(policies)),
+                ("ttl".into(), json!(ttl)),
+                ("display_name".into(), json!(display_name)),
+            ]));
+            let resp = client
+                .request("POST", "auth/token/create", Some(body))
+                .await?;
+            match format {
+                ReadFormat::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
+                ReadFormat::Table => {
+                    let a = &resp["auth"];
+                    print_rows(&[
+                        vec!["Key".to_owned(), "Value".to_owned()],
+                        vec!["token".to_owned(), text(&a["client_token"])],
+                        vec!["token_accessor".to_owned(), text(&a["accessor"])],
+                        vec![
+                            "token_duration".to_owned(),
+                            crate::duration_text(a["lease_duration"].as_i64().unwrap_or(0)),
+                        ],
+                        vec!["token_policies".to_owned(), text(&a["policies"])],
+                    ]);
+                }
+            }
+        }
+        TokenCommand::Lookup { accessor } => {
+            let resp = match accessor {
+                Some(a) => {
+                    client
+                        .request(
+                            "POST",
+                            "auth/token/lookup-accessor",
+                            Some(json!({"accessor": a})),
+                        )
+                        .await?
+                }
+                None => {
+                    client
+                        .request("GET", "auth/token/lookup-self", None)
+                        .await?
+                }
+            };
+            print_table(&resp["data"]);
+        }
+        TokenCommand::Revoke { accessor } => {
+            match accessor {
+                Some(a) => {
+                    client
+                        .request(
+                            "POST",
+                            "auth/token/revoke-accessor",
+                            Some(json!({"accessor": a})),
+                        )
+                        .await?
+                }
+                None => {
+                    client
+                        .request("POST", "auth/token/revoke-self", None)
+                        .await?
+                }
+            };
+            println!("Success! Revoked token (if it existed)");
+        }
+    }
+    Ok(())
+}
+
+pub async fn policy(client: &Client, cmd: PolicyCommand) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCommand::Write { name, file } => {
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .context("reading the policy from standard input")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading the policy file {file}"))?
+            };
+            client
+                .request(
+                    "PUT",
+                    &format!("sys/policies/acl/{name}"),
+                    Some(json!({"policy": text})),
+                )
+                .await?;
+            println!("Success! Uploaded policy: {name}");
+        }
+        PolicyCommand::Read { name } => {
+            let resp = client
+                .request("GET", &format!("sys/policies/acl/{name}"), None)
+                .await?;
+            println!("{}", text(&resp["data"]["policy"]));
+        }
+        PolicyCommand::List => print_keys(client.request("LIST", "sys/policies/acl", None).await)?,
+        PolicyCommand::Delete { name } => {
+            client
+                .request("DELETE", &format!("sys/policies/acl/{name}"), None)
+                .await?;
+            println!("Success! Deleted policy: {name}");
         }
     }
     Ok(())

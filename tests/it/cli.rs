@@ -204,3 +204,93 @@ async fn cli_exit_codes() {
     assert!(stderr(&o).contains("403"), "{}", stderr(&o));
     app.assert_nothing_left().await;
 }
+
+#[tokio::test]
+async fn cli_tokens_and_policies() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dev.hcl");
+    std::fs::write(
+        &file,
+        format!("path \"{m}/creds/dev\" {{\n  capabilities = [\"update\"]\n}}\n"),
+    )
+    .unwrap();
+    let o = iamlease(&app, &["policy", "write", "dev", file.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = iamlease(&app, &["policy", "list"]).await;
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        ["default", "dev", "root"]
+    );
+    let o = iamlease(&app, &["policy", "read", "dev"]).await;
+    assert!(stdout(&o).contains(&format!("{m}/creds/dev")));
+    let o = iamlease(
+        &app,
+        &[
+            "token",
+            "create",
+            "--policy",
+            "dev",
+            "--ttl",
+            "1h",
+            "--display-name",
+            "ci",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let created: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    app.write_role(
+        "dev",
+        serde_json::json!({"credential_type": "iam_user", "policy_document": DOC}),
+    )
+    .await;
+    // The scoped token can issue dev credentials and nothing more.
+    let run = |args: Vec<String>| {
+        let token = token.clone();
+        let address = app.address.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+                .args(args)
+                .env("IAMLEASE_ADDR", address)
+                .env("IAMLEASE_TOKEN", token)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let o = run(vec![
+        "creds".into(),
+        "dev".into(),
+        "--mount".into(),
+        m.into(),
+        "--format".into(),
+        "json".into(),
+    ])
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(vec![
+        "role".into(),
+        "list".into(),
+        "--mount".into(),
+        m.into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+    let o = run(vec!["token".into(), "lookup".into()]).await;
+    assert!(stdout(&o).contains("token-ci"), "{}", stdout(&o));
+    let o = run(vec!["token".into(), "revoke".into()]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(vec!["token".into(), "lookup".into()]).await;
+    assert_eq!(o.status.code(), Some(1), "a revoked token is refused");
+    let o = iamlease(&app, &["policy", "delete", "dev"]).await;
+    assert!(o.status.success());
+    iamlease(&app, &["lease", "revoke-prefix", &format!("{m}/")]).await;
+    app.assert_nothing_left().await;
+}
