@@ -690,6 +690,7 @@ impl Engine {
         prefix: &str,
         state: Option<LeaseState>,
     ) -> Result<Vec<String>> {
+        let prefix = &directory_prefix(prefix);
         let mut keys: Vec<String> = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -799,7 +800,7 @@ impl Engine {
     /// Revokes every lease whose id starts with `prefix`; each is tried once here, and failures
     /// stay `failed` for the reaper to retry.
     pub async fn revoke_prefix(&self, prefix: &str) -> Result<()> {
-        let prefix = prefix.trim();
+        let prefix = &directory_prefix(prefix);
         let mut after: Option<String> = None;
         let mut failed = 0usize;
         let mut first_error = None;
@@ -906,6 +907,17 @@ impl Engine {
                 return Ok(handled);
             }
         }
+    }
+}
+
+/// Prefixes are directories, as in Vault: `aws/creds/dev` means `aws/creds/dev/`, so it never
+/// reaches `aws/creds/dev2/`. (Clients such as hvac strip the trailing slash.)
+fn directory_prefix(prefix: &str) -> String {
+    let p = prefix.trim();
+    if p.is_empty() || p.ends_with('/') {
+        p.to_owned()
+    } else {
+        format!("{p}/")
     }
 }
 
