@@ -56,9 +56,7 @@ pub async fn list_mounts(State(state): State<AppState>, _caller: Caller) -> ApiR
         );
     }
     // Vault puts the mounts both at the top level (older clients) and under `data`.
-    let mut body = vault::envelope(Value::Object(mounts.clone()), Vec::new());
-    body.extend(mounts);
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(vault::read_flat(mounts))
 }
 
 pub async fn read_mount(

@@ -125,12 +125,8 @@ pub async fn revoke_accessor(
 pub async fn list_policies(State(s): State<AppState>, _caller: Caller) -> ApiResult {
     let names = auth::list_policies(s.engine.store()).await?;
     // The older sys/policy answers with `policies` as well as `keys`.
-    let mut data = json!({ "keys": names });
-    data["policies"] = data["keys"].clone();
-    let mut response = vault::envelope(data.clone(), Vec::new());
-    response.insert("policies".into(), data["keys"].clone());
-    response.insert("keys".into(), data["keys"].clone());
-    Ok(vault::json_response(StatusCode::OK, &response))
+    let data = json!({ "keys": names, "policies": names });
+    Ok(vault::read_flat(data.as_object().expect("object").clone()))
 }
 
 pub async fn read_policy(
@@ -140,10 +136,7 @@ pub async fn read_policy(
 ) -> ApiResult {
     let (name, text) = auth::read_policy(s.engine.store(), &name).await?;
     let data = json!({"name": name, "policy": text, "rules": text});
-    let mut response = vault::envelope(data.clone(), Vec::new());
-    response.insert("name".into(), data["name"].clone());
-    response.insert("rules".into(), data["rules"].clone());
-    Ok(vault::json_response(StatusCode::OK, &response))
+    Ok(vault::read_flat(data.as_object().expect("object").clone()))
 }
 
 pub async fn write_policy(

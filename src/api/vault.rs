@@ -58,6 +58,14 @@ pub fn read(data: Value) -> Response {
     json_response(StatusCode::OK, &envelope(data, Vec::new()))
 }
 
+/// 200 with `data` in the envelope and its keys copied to the top level, as Vault's older
+/// `sys/mounts` and `sys/policy` answers are shaped (clients read either place).
+pub fn read_flat(data: Map<String, Value>) -> Response {
+    let mut body = envelope(Value::Object(data.clone()), Vec::new());
+    body.extend(data);
+    json_response(StatusCode::OK, &body)
+}
+
 /// A lease-bearing response (credentials, renewals).
 pub fn leased(
     lease_id: &str,
