@@ -1273,6 +1273,8 @@ fn aws_failed(doing: &str, e: &AwsError) -> EngineError {
 mod tests {
     use super::*;
 
+    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
+
     fn mount(lease_ttl: Option<i64>, lease_max: Option<i64>) -> MountRecord {
         MountRecord {
             path: MountPath::parse("aws").unwrap(),
@@ -1300,6 +1302,55 @@ mod tests {
             f.insert("max_ttl".into(), m.into());
         }
         Role::parse(None, Fields::new(f)).unwrap().0
+    }
+
+    fn sts_role(fields: Value) -> Role {
+        Role::parse(None, Fields::new(fields.as_object().unwrap().clone()))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn sts_ttl_resolution_and_limits() {
+        let n = RoleName::parse("r").unwrap();
+        let arn = "arn:aws:iam::123456789012:role/a";
+        let assumed = sts_role(json!({"credential_type": "assumed_role", "role_arns": arn}));
+        let fed = sts_role(json!({"credential_type": "federation_token", "policy_document": DOC}));
+        let capped = sts_role(
+            json!({"credential_type": "session_token", "default_sts_ttl": "20m", "max_sts_ttl": "30m"}),
+        );
+        let secs = |s| Some(Ttl::from_secs(s));
+        assert_eq!(Engine::sts_ttl(&n, &assumed, None).unwrap(), 3600);
+        assert_eq!(Engine::sts_ttl(&n, &capped, None).unwrap(), 1200);
+        assert_eq!(Engine::sts_ttl(&n, &fed, secs(36 * 3600)).unwrap(), 129600);
+        let e = Engine::sts_ttl(&n, &fed, secs(899))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ttl is 899s") && e.contains("900s"), "{e}");
+        let e = Engine::sts_ttl(&n, &assumed, secs(43201))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sts:AssumeRole of 43200s"), "{e}");
+        let e = Engine::sts_ttl(&n, &capped, secs(1801))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("role r's max_sts_ttl of 1800s"), "{e}");
+    }
+
+    #[test]
+    fn role_arn_choice() {
+        let n = RoleName::parse("r").unwrap();
+        let (a, b) = (
+            "arn:aws:iam::123456789012:role/a",
+            "arn:aws:iam::123456789012:role/b",
+        );
+        let one = sts_role(json!({"credential_type": "assumed_role", "role_arns": [a]}));
+        let two = sts_role(json!({"credential_type": "assumed_role", "role_arns": [a, b]}));
+        assert_eq!(choose_role_arn(&n, &one, None).unwrap(), a);
+        assert_eq!(choose_role_arn(&n, &one, Some(a)).unwrap(), a);
+        assert!(choose_role_arn(&n, &one, Some(b)).is_err());
+        assert!(choose_role_arn(&n, &two, None).is_err());
+        assert_eq!(choose_role_arn(&n, &two, Some(b)).unwrap(), b);
     }
 
     #[test]
