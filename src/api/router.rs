@@ -101,6 +101,10 @@ fn routes() -> Router<AppState> {
                 .put(secrets::write_root_config),
         )
         .route(
+            "/v1/{mount}/config/rotate-root",
+            post(secrets::rotate_root).put(secrets::rotate_root),
+        )
+        .route(
             "/v1/{mount}/config/lease",
             get(secrets::read_lease_config)
                 .post(secrets::write_lease_config)

@@ -1,4 +1,5 @@
-//! Routes of an `aws` mount: `config/root`, `config/lease`, `roles/`, `creds/`, `sts/`.
+//! Routes of an `aws` mount: `config/root`, `config/rotate-root`, `config/lease`, `roles/`,
+//! `creds/`, `sts/`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -39,6 +40,16 @@ pub async fn write_root_config(
             .write_root_config(&mount(&m)?, input.fields)
             .await?,
     ))
+}
+
+/// Answers with the new access key id (the secret stays sealed in the store).
+pub async fn rotate_root(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+) -> ApiResult {
+    let access_key = s.engine.rotate_root(&mount(&m)?).await?;
+    Ok(vault::read(json!({ "access_key": access_key })))
 }
 
 pub async fn read_lease_config(

@@ -60,9 +60,11 @@ impl AwsAccount {
                 }
             }
             Err(error) => {
+                // Without credentials CreateUser was never sent, so there is nothing to undo.
+                let user_may_exist = !error.credentials_unavailable;
                 return Err(IssueError {
                     error,
-                    user_may_exist: true,
+                    user_may_exist,
                 });
             }
         };
@@ -80,11 +82,7 @@ impl AwsAccount {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AwsError {
-                operation: "iam:CreateUser",
-                code: None,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| AwsError::local("iam:CreateUser", e.to_string()))?;
         let out = self
             .iam
             .create_user()
@@ -160,11 +158,9 @@ impl AwsAccount {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("iam:CreateAccessKey", e))?;
-        let key = out.access_key().ok_or_else(|| AwsError {
-            operation: "iam:CreateAccessKey",
-            code: None,
-            message: "AWS returned no access key".into(),
-        })?;
+        let key = out
+            .access_key()
+            .ok_or_else(|| AwsError::local("iam:CreateAccessKey", "AWS returned no access key"))?;
         Ok(IssuedAccessKey {
             access_key_id: key.access_key_id().to_owned(),
             secret_access_key: Secret::new(key.secret_access_key()),
@@ -178,11 +174,7 @@ impl AwsAccount {
             .key(EXPIRES_AT_TAG)
             .value(expires_at)
             .build()
-            .map_err(|e| AwsError {
-                operation: "iam:TagUser",
-                code: None,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| AwsError::local("iam:TagUser", e.to_string()))?;
         self.iam
             .tag_user()
             .user_name(username)
@@ -222,6 +214,7 @@ impl AwsAccount {
             } else {
                 AwsError {
                     operation: e.operation,
+                    credentials_unavailable: e.credentials_unavailable,
                     code: e.code.clone().or(conflict.code),
                     message: format!(
                         "{}; could not clear: {}",

@@ -2,15 +2,22 @@
 //! SDK, built from the mount's root config), and the credential types' AWS call sequences.
 
 mod iam_user;
+mod root_key;
+mod sts;
 
 pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey};
+pub use root_key::NewRootKey;
+pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_iam::config::Region;
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
@@ -19,6 +26,8 @@ use crate::seal::Secret;
 /// How a mount reaches AWS (the decrypted form of its root config).
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
+    /// Static keys; without them the SDK's default credential chain is used (environment,
+    /// shared profile, web identity / IRSA, ECS, IMDS).
     pub access_key: Option<String>,
     pub secret_key: Option<Secret>,
     pub region: String,
@@ -26,6 +35,11 @@ pub struct ConnectionSettings {
     pub sts_endpoint: Option<String>,
     /// Retries after the first attempt; `None` is the SDK's default (2).
     pub max_retries: Option<u32>,
+    /// Assume this role with the credentials above and act as it.
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    /// The session name of that AssumeRole, so CloudTrail says which mount acted.
+    pub role_session_name: String,
 }
 
 /// A failed AWS call, with AWS's own error code and message kept for the caller.
@@ -35,9 +49,23 @@ pub struct AwsError {
     pub operation: &'static str,
     pub code: Option<String>,
     pub message: String,
+    /// The SDK could not get credentials to sign with (e.g. the root config's AssumeRole was
+    /// refused), so the request was never sent and AWS changed nothing.
+    pub credentials_unavailable: bool,
 }
 
 impl AwsError {
+    /// A failure found on our side of the wire (a value the SDK would not build, an answer
+    /// missing a part).
+    fn local(operation: &'static str, message: impl Into<String>) -> Self {
+        AwsError {
+            operation,
+            code: None,
+            message: message.into(),
+            credentials_unavailable: false,
+        }
+    }
+
     pub fn is_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
@@ -49,20 +77,59 @@ impl AwsError {
     fn from_sdk<E, R>(operation: &'static str, e: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
-        let code = e.code().map(str::to_owned);
-        let message = match (e.code(), e.message()) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_owned(),
-            _ => DisplayErrorContext(&e).to_string(),
+        let credentials_unavailable = caused_by_credentials(&e);
+        let (code, message) = match (e.code(), e.message()) {
+            (Some(c), Some(m)) => (Some(c.to_owned()), format!("{c}: {m}")),
+            (Some(c), None) => (Some(c.to_owned()), c.to_owned()),
+            _ => {
+                let context = DisplayErrorContext(&e).to_string();
+                match aws_error_in_body(&context) {
+                    Some((c, m)) => (Some(c.clone()), format!("{c}: {m}")),
+                    None => (None, context),
+                }
+            }
+        };
+        let message = if credentials_unavailable {
+            format!("the mount's AWS credentials could not be obtained: {message}")
+        } else {
+            message
         };
         AwsError {
             operation,
             code,
             message,
+            credentials_unavailable,
         }
     }
+}
+
+/// AWS's `<Code>` and `<Message>` from an XML error body quoted in `text`. The SDK cannot
+/// parse every error shape (moto answers authorization failures in EC2's `<Errors>` shape, and
+/// a credentials provider's failure arrives wrapped in others), but the reason is still there.
+fn aws_error_in_body(text: &str) -> Option<(String, String)> {
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let len = text[start..].find(close)?;
+        Some(text[start..start + len].to_owned())
+    };
+    let code = between("<Code>", "</Code>")?;
+    let message = between("<Message>", "</Message>").unwrap_or_default();
+    Some((code, message))
+}
+
+/// Whether a credentials provider failed somewhere in the error's chain of causes: the SDK
+/// resolves credentials before it sends anything, and reports that failure as a dispatch failure.
+fn caused_by_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// The SDK clients for one mount. Built once per root-config version and shared, so
@@ -70,7 +137,6 @@ impl AwsError {
 #[derive(Debug, Clone)]
 pub struct AwsAccount {
     iam: aws_sdk_iam::Client,
-    #[allow(dead_code)] // used by the STS credential types
     sts: aws_sdk_sts::Client,
 }
 
@@ -98,7 +164,27 @@ impl AwsAccount {
                 "iamlease-root-config",
             ));
         }
-        let shared = loader.load().await;
+        let mut shared = loader.load().await;
+        if let Some(role_arn) = &settings.role_arn {
+            // The base credentials (keys or the default chain) only ever call sts:AssumeRole;
+            // everything else acts as the role. The provider's answer goes through the shared
+            // identity cache, which reuses it and refreshes it before it expires.
+            let mut sts_base = shared.to_builder();
+            if let Some(url) = &settings.sts_endpoint {
+                sts_base.set_endpoint_url(Some(url.clone()));
+            }
+            let mut provider = AssumeRoleProvider::builder(role_arn.clone())
+                .configure(&sts_base.build())
+                .session_name(settings.role_session_name.clone());
+            if let Some(id) = &settings.external_id {
+                provider = provider.external_id(id.clone());
+            }
+            let provider = provider.build().await;
+            shared = shared
+                .into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build();
+        }
         let mut iam = aws_sdk_iam::config::Builder::from(&shared);
         if let Some(url) = &settings.iam_endpoint {
             iam = iam.endpoint_url(url);
@@ -111,5 +197,23 @@ impl AwsAccount {
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_reason_in_an_unparsed_error_body() {
+        let text = r#"unhandled error (raw: b"<?xml version=\"1.0\"?>\n<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::1:user/a is not authorized</Message></Error></Errors></ErrorResponse>")"#;
+        assert_eq!(
+            aws_error_in_body(text),
+            Some((
+                "AccessDenied".to_owned(),
+                "User: arn:aws:iam::1:user/a is not authorized".to_owned()
+            ))
+        );
+        assert_eq!(aws_error_in_body("connection refused"), None);
     }
 }

@@ -63,6 +63,12 @@ pub enum ConfigCommand {
         #[arg(long)]
         external_id: Option<String>,
     },
+    /// Replace the root config's access key with a new one and delete the old one in AWS:
+    /// `iamlease config rotate-root --mount aws`
+    RotateRoot {
+        #[arg(long, default_value = "aws")]
+        mount: String,
+    },
     /// Show the mount's root config (never the secret key).
     ReadRoot {
         #[arg(long, default_value = "aws")]
@@ -133,6 +139,23 @@ pub struct RoleWrite {
     default_ttl: Option<String>,
     #[arg(long)]
     max_ttl: Option<String>,
+    /// assumed_role: an IAM role ARN the role may assume; repeat for several.
+    #[arg(long = "role-arn")]
+    role_arns: Vec<String>,
+    /// STS types: default and maximum duration of the credentials (900s to 12h or 36h).
+    #[arg(long)]
+    default_sts_ttl: Option<String>,
+    #[arg(long)]
+    max_sts_ttl: Option<String>,
+    /// assumed_role: a session tag KEY=VALUE; repeat for several.
+    #[arg(long = "session-tag")]
+    session_tags: Vec<String>,
+    /// assumed_role: the External ID the role's trust policy asks for.
+    #[arg(long)]
+    external_id: Option<String>,
+    /// session_token: the MFA device whose code `creds --mfa-code` passes.
+    #[arg(long)]
+    mfa_serial_number: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,9 +248,18 @@ pub struct CredsArgs {
     pub name: String,
     #[arg(long, default_value = "aws")]
     pub mount: String,
-    /// Lease TTL, e.g. 15m (capped by the role's max_ttl).
+    /// Lease TTL, e.g. 15m (capped by the role's max_ttl; STS types: 15m to 12h or 36h).
     #[arg(long)]
     pub ttl: Option<String>,
+    /// assumed_role: which of the role's role_arns to assume (needed when it has several).
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// assumed_role: the session name, instead of one made from the role's template.
+    #[arg(long)]
+    pub role_session_name: Option<String>,
+    /// session_token: the current code of the role's MFA device.
+    #[arg(long)]
+    pub mfa_code: Option<String>,
     #[arg(long, value_enum, default_value_t = CredsFormat::Table)]
     pub format: CredsFormat,
 }
@@ -314,6 +346,16 @@ pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
             print_warnings(&resp);
             println!("Success! Data written to: {mount}/config/root");
         }
+        ConfigCommand::RotateRoot { mount } => {
+            let resp = client
+                .request("POST", &format!("{mount}/config/rotate-root"), None)
+                .await?;
+            print_warnings(&resp);
+            println!(
+                "Success! Rotated the root access key of {mount}/: now {}",
+                text(&resp["data"]["access_key"])
+            );
+        }
         ConfigCommand::ReadRoot { mount } => {
             let resp = client
                 .request("GET", &format!("{mount}/config/root"), None)
@@ -355,27 +397,18 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 ),
                 other => other,
             };
-            let mut tags = BTreeMap::new();
-            for t in &w.tags {
-                let (k, v) = t.split_once('=').ok_or_else(|| {
-                    UsageError(format!("--tag {t:?} must have the form KEY=VALUE"))
-                })?;
-                tags.insert(k.to_owned(), v.to_owned());
-            }
+            let tags = key_values("--tag", &w.tags)?;
+            let session_tags = key_values("--session-tag", &w.session_tags)?;
             let nonempty = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
+            let nonempty_map = |m: BTreeMap<String, String>| {
+                if m.is_empty() { Value::Null } else { json!(m) }
+            };
             let body = compact(Map::from_iter([
                 ("credential_type".into(), json!(w.credential_type)),
                 ("policy_arns".into(), nonempty(w.policy_arns)),
                 ("policy_document".into(), json!(policy_document)),
                 ("iam_groups".into(), nonempty(w.groups)),
-                (
-                    "iam_tags".into(),
-                    if tags.is_empty() {
-                        Value::Null
-                    } else {
-                        json!(tags)
-                    },
-                ),
+                ("iam_tags".into(), nonempty_map(tags)),
                 ("user_path".into(), json!(w.user_path)),
                 (
                     "permissions_boundary_arn".into(),
@@ -384,6 +417,12 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 ("username_template".into(), json!(w.username_template)),
                 ("default_ttl".into(), json!(w.default_ttl)),
                 ("max_ttl".into(), json!(w.max_ttl)),
+                ("role_arns".into(), nonempty(w.role_arns)),
+                ("default_sts_ttl".into(), json!(w.default_sts_ttl)),
+                ("max_sts_ttl".into(), json!(w.max_sts_ttl)),
+                ("session_tags".into(), nonempty_map(session_tags)),
+                ("external_id".into(), json!(w.external_id)),
+                ("mfa_serial_number".into(), json!(w.mfa_serial_number)),
             ]));
             let resp = client
                 .request("POST", &format!("{}/roles/{}", w.mount, w.name), Some(body))
@@ -422,7 +461,12 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
 }
 
 pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
-    let body = compact(Map::from_iter([("ttl".into(), json!(args.ttl))]));
+    let body = compact(Map::from_iter([
+        ("ttl".into(), json!(args.ttl)),
+        ("role_arn".into(), json!(args.role_arn)),
+        ("role_session_name".into(), json!(args.role_session_name)),
+        ("mfa_code".into(), json!(args.mfa_code)),
+    ]));
     let resp = client
         .request(
             "POST",
@@ -671,6 +715,18 @@ pub async fn policy(client: &Client, cmd: PolicyCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `KEY=VALUE` arguments of a repeated flag as a map.
+fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for t in items {
+        let (k, v) = t
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("{flag} {t:?} must have the form KEY=VALUE")))?;
+        map.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(map)
 }
 
 fn print_keys(resp: anyhow::Result<Value>) -> anyhow::Result<()> {

@@ -19,17 +19,27 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Caller;
-use crate::aws::{AwsAccount, AwsError, ConnectionSettings, IamUserSpec};
+use crate::aws::{
+    AssumeRoleSpec, AwsAccount, AwsError, ConnectionSettings, FederationTokenSpec, IamUserSpec,
+    SessionTokenSpec, StsCredentials,
+};
 use crate::duration::Ttl;
 use crate::fields::{FieldError, Fields};
 use crate::seal::{SealError, Sealer, Secret};
-use crate::store::{MountRecord, Store, StoreError};
+use crate::store::{MountRecord, RootConfigRecord, Store, StoreError};
 use lease::{Lease, LeaseState, new_lease_id, revoke_backoff_secs};
-use role::{CredentialType, MountPath, Role, RoleName};
+use role::{
+    ASSUME_ROLE_MAX_TTL, CredentialType, FEDERATION_MAX_TTL, MountPath, Role, RoleName,
+    STS_MIN_TTL, check_external_id, check_role_arn,
+};
 use template::RenderContext;
 
 const DEFAULT_LEASE_TTL: u64 = 3600;
 const DEFAULT_LEASE_MAX: u64 = 24 * 3600;
+/// STS credentials live this long unless the request or the role says otherwise (as in AWS).
+const DEFAULT_STS_TTL: u64 = 3600;
+/// How long rotate-root waits for a new root key to authenticate before giving up on it.
+const NEW_ROOT_KEY_WAIT: Duration = Duration::from_secs(30);
 /// How many revocations run at once (AWS rate limits are per account, not per lease).
 const REVOKE_CONCURRENCY: usize = 16;
 
@@ -98,13 +108,67 @@ struct RootConfig {
 #[derive(Debug, Clone, Default)]
 pub struct IssueRequest {
     pub ttl: Option<Ttl>,
+    /// `assumed_role`: which of the role's `role_arns` to assume.
+    pub role_arn: Option<String>,
+    /// `assumed_role`: the session name instead of one rendered from the template.
+    pub role_session_name: Option<String>,
+    /// `session_token`: the current code of the role's MFA device.
+    pub mfa_code: Option<Secret>,
 }
 
 impl IssueRequest {
     pub fn parse(fields: &mut Fields) -> Result<Self> {
         Ok(IssueRequest {
             ttl: fields.ttl("ttl")?.filter(|t| !t.is_zero()),
+            role_arn: fields
+                .non_empty_string("role_arn")?
+                .map(|s| s.trim().to_owned()),
+            role_session_name: fields
+                .non_empty_string("role_session_name")?
+                .map(|s| s.trim().to_owned()),
+            mfa_code: fields
+                .non_empty_string("mfa_code")?
+                .map(|s| Secret::new(s.trim())),
         })
+    }
+}
+
+impl IssueRequest {
+    /// Refuses request fields that mean nothing for the role's credential type, so a caller
+    /// who thinks they chose a role ARN or passed an MFA code is not silently ignored.
+    fn check_applies_to(&self, role_name: &RoleName, role: &Role) -> Result<()> {
+        let t = role.credential_type;
+        let refuse = |field: &str, allowed: &str| {
+            Err(EngineError::Invalid(format!(
+                "{field} only applies to {allowed} roles; role {role_name} issues {} credentials",
+                t.as_str()
+            )))
+        };
+        if t != CredentialType::AssumedRole {
+            if self.role_arn.is_some() {
+                return refuse("role_arn", "assumed_role");
+            }
+            if self.role_session_name.is_some() {
+                return refuse("role_session_name", "assumed_role");
+            }
+        }
+        if let Some(code) = &self.mfa_code {
+            if t != CredentialType::SessionToken {
+                return refuse("mfa_code", "session_token");
+            }
+            if role.mfa_serial_number.is_none() {
+                return Err(EngineError::Invalid(format!(
+                    "mfa_code was given but role {role_name} has no mfa_serial_number to use it with"
+                )));
+            }
+            let code = code.expose();
+            if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(EngineError::Invalid(
+                    "mfa_code must be the 6 digits the MFA device shows".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -267,7 +331,13 @@ impl Engine {
                 .map_err(|e| EngineError::Internal(format!("stored root config: {e}")))?,
             None => RootConfig::default(),
         };
-        let access_key = input.non_empty_string("access_key")?;
+        // An explicitly empty access_key forgets the static keys, so the mount falls back to
+        // the default credential chain.
+        let (access_key, clear_keys) = match input.string("access_key")? {
+            Some(k) if k.trim().is_empty() => (None, true),
+            Some(k) => (Some(k.trim().to_owned()), false),
+            None => (None, false),
+        };
         let secret_key = input.non_empty_string("secret_key")?;
         if let Some(region) = input.non_empty_string("region")? {
             if !region
@@ -307,36 +377,40 @@ impl Engine {
             }
             config.max_retries = Some(n);
         }
+        // An empty string unsets either of these, as in Vault.
         if let Some(arn) = input.string("role_arn")? {
-            config.role_arn = Some(arn.trim().to_owned()).filter(|a| !a.is_empty());
+            let arn = arn.trim().to_owned();
+            if !arn.is_empty() {
+                check_role_arn(&arn, "role_arn")?;
+            }
+            config.role_arn = Some(arn).filter(|a| !a.is_empty());
         }
         if let Some(id) = input.string("external_id")? {
-            config.external_id = Some(id.trim().to_owned()).filter(|a| !a.is_empty());
+            let id = id.trim().to_owned();
+            if !id.is_empty() {
+                check_external_id(&id)?;
+            }
+            config.external_id = Some(id).filter(|a| !a.is_empty());
         }
-        if config.role_arn.is_some() || config.external_id.is_some() {
+        if config.external_id.is_some() && config.role_arn.is_none() {
             return Err(EngineError::Invalid(
-                "role_arn and external_id in config/root are not supported yet; configure access_key and secret_key".into(),
+                "external_id is only used to assume role_arn; set role_arn too, or leave external_id empty".into(),
             ));
         }
         let sealed = match (&access_key, &secret_key) {
             (Some(_), Some(secret)) => {
                 Some(self.sealer.seal(&root_context(mount), secret.as_bytes())?)
             }
+            (None, None) if clear_keys => None,
             (None, None) => existing.and_then(|r| r.secret_sealed),
             _ => {
                 return Err(EngineError::Invalid(
-                    "access_key and secret_key must be given together".into(),
+                    "access_key and secret_key must be given together (or neither, to use the AWS default credential chain)".into(),
                 ));
             }
         };
-        if access_key.is_some() {
+        if access_key.is_some() || clear_keys {
             config.access_key = access_key;
-        }
-        if config.access_key.is_none() {
-            return Err(EngineError::Invalid(
-                "config/root needs access_key and secret_key for the IAM user iamlease acts as"
-                    .into(),
-            ));
         }
         let warnings = input.unknown_field_warnings();
         let text = serde_json::to_string(&config).expect("config serialises");
@@ -363,6 +437,76 @@ impl Engine {
             "role_arn": c.role_arn.unwrap_or_default(),
             "external_id": c.external_id.unwrap_or_default(),
         }))
+    }
+
+    /// Replaces the root config's access key with a new one for the same IAM user and deletes
+    /// the old one. The order makes a crash at any point safe: the new key is stored (sealed,
+    /// with a new config version so cached clients are rebuilt) before the old one is deleted,
+    /// so the stored key always works. A crash between CreateAccessKey and the store leaves an
+    /// unused second key on the user, and the next rotation says so (IAM's LimitExceeded).
+    pub async fn rotate_root(&self, mount: &MountPath) -> Result<String> {
+        self.mount(mount).await?;
+        let record = self.store.get_root_config(mount).await?.ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "{mount}/config/root has not been written; there is no key to rotate"
+            ))
+        })?;
+        let mut config: RootConfig = serde_json::from_str(&record.config)
+            .map_err(|e| EngineError::Internal(format!("stored root config: {e}")))?;
+        let old_key = match (&config.access_key, &record.secret_sealed) {
+            (Some(key), Some(_)) => key.clone(),
+            _ => {
+                return Err(EngineError::Invalid(format!(
+                    "{mount}/config/root has no static access_key to rotate: the mount uses the AWS default credential chain; rotate those credentials where they come from"
+                )));
+            }
+        };
+        // The key belongs to an IAM user, not to the role the mount may assume with it, so
+        // rotation talks to IAM with the keys themselves.
+        let mut settings = self.connection_settings(mount, &record)?;
+        settings.role_arn = None;
+        settings.external_id = None;
+        let old = AwsAccount::connect(&settings).await;
+        let new_key = old
+            .create_root_access_key()
+            .await
+            .map_err(|e| aws_failed("creating the new root access key", &e))?;
+
+        settings.access_key = Some(new_key.access_key_id.clone());
+        settings.secret_key = Some(new_key.secret_access_key.clone());
+        let new = AwsAccount::connect(&settings).await;
+        if let Err(e) = new.wait_until_authenticated(NEW_ROOT_KEY_WAIT).await {
+            // Never switch to a key that does not work; take it away again.
+            if let Err(cleanup) = old
+                .delete_access_key(&new_key.user_name, &new_key.access_key_id)
+                .await
+            {
+                tracing::warn!(error = %cleanup, "could not delete the unusable new root key");
+            }
+            return Err(aws_failed("checking the new root access key", &e));
+        }
+
+        let sealed = self.sealer.seal(
+            &root_context(mount),
+            new_key.secret_access_key.expose().as_bytes(),
+        )?;
+        config.access_key = Some(new_key.access_key_id.clone());
+        let text = serde_json::to_string(&config).expect("config serialises");
+        self.store
+            .put_root_config(mount, &text, Some(&sealed))
+            .await?;
+        tracing::info!(%mount, new_access_key = %new_key.access_key_id, "rotated the root access key");
+
+        // Deleted with the new key: if that works, the switch is proven end to end.
+        new.delete_access_key(&new_key.user_name, &old_key)
+            .await
+            .map_err(|e| {
+                EngineError::Aws(format!(
+                    "the new root access key {} is stored and in use, but deleting the old key {old_key} failed; delete it by hand: {e}",
+                    new_key.access_key_id
+                ))
+            })?;
+        Ok(new_key.access_key_id)
     }
 
     pub async fn write_lease_config(
@@ -477,6 +621,20 @@ impl Engine {
         {
             return Ok(account.clone());
         }
+        let account = AwsAccount::connect(&self.connection_settings(mount, &record)?).await;
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .insert(mount.clone(), (record.version, account.clone()));
+        Ok(account)
+    }
+
+    /// The root config as the SDK needs it, the secret key unsealed.
+    fn connection_settings(
+        &self,
+        mount: &MountPath,
+        record: &RootConfigRecord,
+    ) -> Result<ConnectionSettings> {
         let c: RootConfig = serde_json::from_str(&record.config)
             .map_err(|e| EngineError::Internal(format!("stored root config: {e}")))?;
         let secret_key = match &record.secret_sealed {
@@ -486,20 +644,20 @@ impl Engine {
             )),
             None => None,
         };
-        let account = AwsAccount::connect(&ConnectionSettings {
+        // RoleSessionName allows 64 characters; mount paths are already in its character set.
+        let mut role_session_name = format!("iamlease-{mount}");
+        role_session_name.truncate(64);
+        Ok(ConnectionSettings {
             access_key: c.access_key,
             secret_key,
             region: c.region.unwrap_or_else(|| "us-east-1".into()),
             iam_endpoint: c.iam_endpoint,
             sts_endpoint: c.sts_endpoint,
             max_retries: c.max_retries.and_then(|n| u32::try_from(n).ok()),
+            role_arn: c.role_arn,
+            external_id: c.external_id,
+            role_session_name,
         })
-        .await;
-        self.accounts
-            .lock()
-            .expect("accounts lock")
-            .insert(mount.clone(), (record.version, account.clone()));
-        Ok(account)
     }
 
     // ---- issue --------------------------------------------------------------------------
@@ -513,16 +671,186 @@ impl Engine {
     ) -> Result<IssuedCredential> {
         let mount_record = self.mount(mount).await?;
         let (role_name, role) = self.role(mount, role_name).await?;
+        request.check_applies_to(&role_name, &role)?;
         match role.credential_type {
             CredentialType::IamUser => {
                 self.issue_iam_user(&mount_record, &role_name, &role, request, caller)
                     .await
             }
-            other => Err(EngineError::Invalid(format!(
-                "credential_type {} is not supported yet; only iam_user roles can issue credentials",
-                other.as_str()
-            ))),
+            _ => {
+                self.issue_sts(&mount_record, &role_name, &role, request, caller)
+                    .await
+            }
         }
+    }
+
+    /// Resolves an STS duration: request → role `default_sts_ttl` → 1 h, never above the role's
+    /// `max_sts_ttl` or AWS's limit for the call, never below AWS's 900 s. Checked before any
+    /// AWS call, so a duration AWS would refuse never becomes a 502.
+    fn sts_ttl(role_name: &RoleName, role: &Role, requested: Option<Ttl>) -> Result<u64> {
+        let (aws_max, call) = match role.credential_type {
+            CredentialType::AssumedRole => (ASSUME_ROLE_MAX_TTL, "sts:AssumeRole"),
+            CredentialType::FederationToken => (FEDERATION_MAX_TTL, "sts:GetFederationToken"),
+            _ => (FEDERATION_MAX_TTL, "sts:GetSessionToken"),
+        };
+        let (max, max_source) = match role.max_sts_ttl {
+            Some(m) if m.as_secs() < aws_max => {
+                (m.as_secs(), format!("role {role_name}'s max_sts_ttl"))
+            }
+            _ => (aws_max, format!("AWS limit for {call}")),
+        };
+        match requested {
+            Some(t) if t.as_secs() < STS_MIN_TTL => Err(EngineError::Invalid(format!(
+                "ttl is {}s; AWS requires at least {STS_MIN_TTL}s (15m) for STS credentials",
+                t.as_secs()
+            ))),
+            Some(t) if t.as_secs() > max => Err(EngineError::Invalid(format!(
+                "ttl is {}s ({t}), above the {max_source} of {max}s ({}); ask for {} or less",
+                t.as_secs(),
+                Ttl::from_secs(max),
+                Ttl::from_secs(max)
+            ))),
+            Some(t) => Ok(t.as_secs()),
+            // Role defaults were checked against these limits when the role was written.
+            None => Ok(role
+                .default_sts_ttl
+                .map_or(DEFAULT_STS_TTL, Ttl::as_secs)
+                .min(max)),
+        }
+    }
+
+    /// `assumed_role`, `federation_token` and `session_token`: one STS call, then a lease row
+    /// for lookup, listing and audit. The row is written after the call because nothing in AWS
+    /// needs cleaning up if we crash in between: STS credentials expire on their own.
+    async fn issue_sts(
+        &self,
+        mount: &MountRecord,
+        role_name: &RoleName,
+        role: &Role,
+        request: IssueRequest,
+        caller: &Caller,
+    ) -> Result<IssuedCredential> {
+        let ttl = Self::sts_ttl(role_name, role, request.ttl)?;
+        let render = |issued_at| {
+            role.name_template().render(&RenderContext {
+                role: role_name.as_str(),
+                mount: mount.path.as_str(),
+                display_name: &caller.display_name,
+                unix_time: issued_at,
+            })
+        };
+        enum Call {
+            AssumeRole(AssumeRoleSpec),
+            FederationToken(FederationTokenSpec),
+            SessionToken(SessionTokenSpec),
+        }
+        let call = match role.credential_type {
+            CredentialType::AssumedRole => {
+                let role_arn = choose_role_arn(role_name, role, request.role_arn.as_deref())?;
+                let session_name = match request.role_session_name {
+                    Some(name) => {
+                        check_role_session_name(&name)?;
+                        name
+                    }
+                    None => render(now()),
+                };
+                Call::AssumeRole(AssumeRoleSpec {
+                    role_arn,
+                    session_name,
+                    duration_secs: ttl,
+                    policy_document: role.policy_document.clone(),
+                    policy_arns: role.policy_arns.clone(),
+                    tags: role
+                        .session_tags
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    external_id: role.external_id.clone(),
+                })
+            }
+            CredentialType::FederationToken => Call::FederationToken(FederationTokenSpec {
+                name: render(now()),
+                duration_secs: ttl,
+                policy_document: role.policy_document.clone(),
+                policy_arns: role.policy_arns.clone(),
+            }),
+            CredentialType::SessionToken => {
+                let mfa = match (&role.mfa_serial_number, request.mfa_code) {
+                    (Some(serial), Some(code)) => Some((serial.clone(), code)),
+                    (Some(serial), None) => {
+                        return Err(EngineError::Invalid(format!(
+                            "mfa_code is required: role {role_name} needs the current code of the MFA device {serial}"
+                        )));
+                    }
+                    (None, _) => None,
+                };
+                Call::SessionToken(SessionTokenSpec {
+                    duration_secs: ttl,
+                    mfa,
+                })
+            }
+            CredentialType::IamUser => {
+                return Err(EngineError::Internal(
+                    "issue_sts called for an iam_user role".into(),
+                ));
+            }
+        };
+
+        let account = self.account(&mount.path).await?;
+        let issued = match &call {
+            Call::AssumeRole(spec) => account.assume_role(spec).await,
+            Call::FederationToken(spec) => account.get_federation_token(spec).await,
+            Call::SessionToken(spec) => account.get_session_token(spec).await,
+        }
+        .map_err(|e| aws_failed("issuing STS credentials", &e))?;
+        let StsCredentials {
+            access_key_id,
+            secret_access_key,
+            session_token,
+            expiration,
+            arn,
+        } = issued;
+
+        let issued_at = now();
+        let lease = Lease {
+            id: new_lease_id(&mount.path, role_name),
+            mount: mount.path.clone(),
+            role: role_name.clone(),
+            credential_type: role.credential_type,
+            state: LeaseState::Active,
+            username: None,
+            access_key_id: Some(access_key_id.clone()),
+            issue_time: issued_at,
+            expire_time: expiration,
+            max_expire_time: expiration,
+            last_renewal: None,
+            ttl: (expiration - issued_at).max(0),
+            renewable: false,
+            // At expiry the reaper only forgets the row: there is nothing to delete in AWS.
+            due_at: expiration,
+            attempts: 0,
+            last_error: None,
+            token_accessor: Some(caller.accessor.clone()),
+        };
+        self.store.insert_lease(&lease).await?;
+        tracing::info!(
+            lease_id = %lease.id,
+            credential_type = role.credential_type.as_str(),
+            arn = %arn,
+            ttl,
+            "issued STS credential"
+        );
+        Ok(IssuedCredential {
+            lease_id: lease.id,
+            lease_duration: (expiration - now()).max(0),
+            renewable: false,
+            access_key: access_key_id,
+            secret_key: secret_access_key,
+            security_token: Some(session_token),
+            arn,
+            username: None,
+            expire_time: expiration,
+        })
     }
 
     /// Resolves the lease TTL (request → role → mount → 1h) and its ceiling (role → mount → 24h).
@@ -921,6 +1249,36 @@ fn directory_prefix(prefix: &str) -> String {
     }
 }
 
+/// The role ARN an `assumed_role` request assumes: the one the request names, which must be
+/// one of the role's; or the role's only one.
+fn choose_role_arn(role_name: &RoleName, role: &Role, requested: Option<&str>) -> Result<String> {
+    match (requested, role.role_arns.as_slice()) {
+        (Some(arn), arns) if arns.iter().any(|a| a == arn) => Ok(arn.to_owned()),
+        (Some(arn), arns) => Err(EngineError::Invalid(format!(
+            "role_arn {arn:?} is not one of role {role_name}'s role_arns ({}); ask for one of those",
+            arns.join(", ")
+        ))),
+        (None, [only]) => Ok(only.clone()),
+        (None, arns) => Err(EngineError::Invalid(format!(
+            "role {role_name} has {} role_arns; choose one with role_arn ({})",
+            arns.len(),
+            arns.join(", ")
+        ))),
+    }
+}
+
+/// AWS's RoleSessionName rule: 2 to 64 characters of `[\w+=,.@-]`.
+fn check_role_session_name(name: &str) -> Result<()> {
+    let ok = (2..=64).contains(&name.len()) && name.chars().all(template::is_iam_name_char);
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!(
+            "role_session_name {name:?} must be 2 to 64 characters of A-Z a-z 0-9 and + = , . @ _ -"
+        )))
+    }
+}
+
 fn aws_failed(doing: &str, e: &AwsError) -> EngineError {
     EngineError::Aws(format!("AWS failed while {doing}: {e}"))
 }
@@ -928,6 +1286,8 @@ fn aws_failed(doing: &str, e: &AwsError) -> EngineError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
 
     fn mount(lease_ttl: Option<i64>, lease_max: Option<i64>) -> MountRecord {
         MountRecord {
@@ -956,6 +1316,55 @@ mod tests {
             f.insert("max_ttl".into(), m.into());
         }
         Role::parse(None, Fields::new(f)).unwrap().0
+    }
+
+    fn sts_role(fields: Value) -> Role {
+        Role::parse(None, Fields::new(fields.as_object().unwrap().clone()))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn sts_ttl_resolution_and_limits() {
+        let n = RoleName::parse("r").unwrap();
+        let arn = "arn:aws:iam::123456789012:role/a";
+        let assumed = sts_role(json!({"credential_type": "assumed_role", "role_arns": arn}));
+        let fed = sts_role(json!({"credential_type": "federation_token", "policy_document": DOC}));
+        let capped = sts_role(
+            json!({"credential_type": "session_token", "default_sts_ttl": "20m", "max_sts_ttl": "30m"}),
+        );
+        let secs = |s| Some(Ttl::from_secs(s));
+        assert_eq!(Engine::sts_ttl(&n, &assumed, None).unwrap(), 3600);
+        assert_eq!(Engine::sts_ttl(&n, &capped, None).unwrap(), 1200);
+        assert_eq!(Engine::sts_ttl(&n, &fed, secs(36 * 3600)).unwrap(), 129600);
+        let e = Engine::sts_ttl(&n, &fed, secs(899))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ttl is 899s") && e.contains("900s"), "{e}");
+        let e = Engine::sts_ttl(&n, &assumed, secs(43201))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sts:AssumeRole of 43200s"), "{e}");
+        let e = Engine::sts_ttl(&n, &capped, secs(1801))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("role r's max_sts_ttl of 1800s"), "{e}");
+    }
+
+    #[test]
+    fn role_arn_choice() {
+        let n = RoleName::parse("r").unwrap();
+        let (a, b) = (
+            "arn:aws:iam::123456789012:role/a",
+            "arn:aws:iam::123456789012:role/b",
+        );
+        let one = sts_role(json!({"credential_type": "assumed_role", "role_arns": [a]}));
+        let two = sts_role(json!({"credential_type": "assumed_role", "role_arns": [a, b]}));
+        assert_eq!(choose_role_arn(&n, &one, None).unwrap(), a);
+        assert_eq!(choose_role_arn(&n, &one, Some(a)).unwrap(), a);
+        assert!(choose_role_arn(&n, &one, Some(b)).is_err());
+        assert!(choose_role_arn(&n, &two, None).is_err());
+        assert_eq!(choose_role_arn(&n, &two, Some(b)).unwrap(), b);
     }
 
     #[test]

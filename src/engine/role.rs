@@ -305,15 +305,7 @@ impl Role {
                 check_arn(arn, "role_arns", "role/")?;
             }
             if let Some(id) = &self.external_id {
-                let ok = (2..=1224).contains(&id.len())
-                    && id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
-                if !ok {
-                    return Err(FieldError(
-                        "external_id must be 2 to 1224 characters of A-Z a-z 0-9 and + = , . @ : / - _".into(),
-                    ));
-                }
+                check_external_id(id)?;
             }
             check_tags(&self.session_tags, "session_tags", 50)?;
         }
@@ -482,6 +474,26 @@ fn check_sts_ttl(field: &str, v: Ttl, max: u64) -> Result<(), FieldError> {
         )));
     }
     Ok(())
+}
+
+/// AWS's rule for an External ID: 2 to 1224 characters of `[\w+=,.@:/-]`.
+pub fn check_external_id(id: &str) -> Result<(), FieldError> {
+    let ok = (2..=1224).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError(
+            "external_id must be 2 to 1224 characters of A-Z a-z 0-9 and + = , . @ : / - _".into(),
+        ))
+    }
+}
+
+/// An IAM role ARN (`arn:aws:iam::123456789012:role/NAME`), named `field` in errors.
+pub fn check_role_arn(arn: &str, field: &str) -> Result<(), FieldError> {
+    check_arn(arn, field, "role/")
 }
 
 /// `arn:PARTITION:iam::ACCOUNT:RESOURCE…` where ACCOUNT is 12 digits (or `aws` for AWS-managed policies).

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::support::{DOC, ROOT_TOKEN, TestApp, moto, sts_client};
 
-async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
+pub async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
         .args(args)
         .env("IAMLEASE_ADDR", &app.address)
@@ -19,11 +19,11 @@ async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stdout(o: &Output) -> String {
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

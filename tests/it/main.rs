@@ -10,3 +10,4 @@ mod iam_user;
 mod layering;
 mod recovery;
 mod secrets;
+mod sts;

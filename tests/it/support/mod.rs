@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-pub use moto::{moto, sts_client};
+pub use moto::{moto, sts_client, sts_client_with_token};
 
 pub const ROOT_TOKEN: &str = "test-root-token";
 
@@ -177,6 +177,22 @@ impl TestApp {
     }
 
     pub async fn configure_via(&self, endpoint: &str) {
+        self.enable_mount().await;
+        let m = moto();
+        let r = self
+            .write_root_config(json!({
+                "access_key": m.admin_key,
+                "secret_key": m.admin_secret,
+                "region": "us-east-1",
+                "iam_endpoint": endpoint,
+                "sts_endpoint": endpoint,
+            }))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    }
+
+    /// Mounts this test's engine without configuring how it reaches AWS.
+    pub async fn enable_mount(&self) {
         let r = self
             .call(
                 "POST",
@@ -185,21 +201,11 @@ impl TestApp {
             )
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
-        let m = moto();
-        let r = self
-            .call(
-                "POST",
-                &format!("{}/config/root", self.mount),
-                Some(json!({
-                    "access_key": m.admin_key,
-                    "secret_key": m.admin_secret,
-                    "region": "us-east-1",
-                    "iam_endpoint": endpoint,
-                    "sts_endpoint": endpoint,
-                })),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    }
+
+    pub async fn write_root_config(&self, body: Value) -> Resp {
+        self.call("POST", &format!("{}/config/root", self.mount), Some(body))
+            .await
     }
 
     pub async fn write_role(&self, name: &str, body: Value) {

@@ -128,13 +128,26 @@ fn bootstrap(port: u16) -> Moto {
 }
 
 fn sdk_config(url: &str, key: &str, secret: &str) -> aws_config::SdkConfig {
+    sdk_config_with_token(url, key, secret, None)
+}
+
+fn sdk_config_with_token(
+    url: &str,
+    key: &str,
+    secret: &str,
+    session_token: Option<&str>,
+) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
-                key, secret, None, None, "test",
+                key,
+                secret,
+                session_token.map(str::to_owned),
+                None,
+                "test",
             )),
         )
         .build()
@@ -146,6 +159,21 @@ pub fn iam_client(url: &str, key: &str, secret: &str) -> aws_sdk_iam::Client {
 
 pub fn sts_client(url: &str, key: &str, secret: &str) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::new(&sdk_config(url, key, secret))
+}
+
+/// STS with temporary credentials (access key, secret and session token).
+pub fn sts_client_with_token(
+    url: &str,
+    key: &str,
+    secret: &str,
+    session_token: &str,
+) -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::new(&sdk_config_with_token(
+        url,
+        key,
+        secret,
+        Some(session_token),
+    ))
 }
 
 impl Moto {
@@ -177,6 +205,45 @@ impl Moto {
             .unwrap()
             .arn
             .unwrap()
+    }
+
+    /// Makes an IAM role that the admin may assume (optionally only with `external_id`),
+    /// allowed everything, and returns its ARN.
+    pub async fn create_assumable_role(&self, name: &str, external_id: Option<&str>) -> String {
+        let mut statement = serde_json::json!({
+            "Effect": "Allow",
+            // moto matches the calling user's ARN exactly; AWS also accepts the account root.
+            "Principal": {"AWS": [
+                "arn:aws:iam::123456789012:root",
+                "arn:aws:iam::123456789012:user/iamlease-admin",
+            ]},
+            "Action": "sts:AssumeRole",
+        });
+        if let Some(id) = external_id {
+            statement["Condition"] = serde_json::json!({"StringEquals": {"sts:ExternalId": id}});
+        }
+        let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [statement]});
+        let arn = self
+            .iam()
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .max_session_duration(43200)
+            .send()
+            .await
+            .unwrap()
+            .role
+            .unwrap()
+            .arn;
+        self.iam()
+            .put_role_policy()
+            .role_name(name)
+            .policy_name("all")
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        arn
     }
 
     pub async fn create_group(&self, name: &str) {

@@ -1,6 +1,7 @@
 //! A recording HTTP proxy between the server and moto: forwards every request unchanged (the
-//! Host header too, so SigV4 signatures still verify) and keeps the AWS query bodies, so tests
-//! can check what was sent where moto cannot show it (e.g. PermissionsBoundary).
+//! Host header too, so SigV4 signatures still verify) and keeps the AWS query bodies and the
+//! access key id each was signed with, so tests can check what was sent where moto cannot show
+//! it (e.g. PermissionsBoundary, ExternalId, who signed).
 
 use std::sync::{Arc, Mutex};
 
@@ -9,16 +10,56 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+/// One forwarded request.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// The access key id from the SigV4 `Authorization` header (empty when unsigned).
+    pub key_id: String,
+    pub body: String,
+}
+
+impl Recorded {
+    pub fn fields(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.fields()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    pub fn action(&self) -> Option<String> {
+        self.field("Action")
+    }
+}
+
 #[derive(Clone)]
 pub struct Recorder {
     pub url: String,
-    calls: Arc<Mutex<Vec<String>>>,
+    calls: Arc<Mutex<Vec<Recorded>>>,
 }
 
 impl Recorder {
+    /// Every request seen, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.calls.lock().unwrap().clone()
+    }
+
     /// Every request body seen, in order (AWS query protocol: `Action=CreateUser&…`).
     pub fn bodies(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
+        self.requests().into_iter().map(|r| r.body).collect()
+    }
+
+    /// The requests of one action, in order.
+    pub fn requests_of(&self, action: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.action().as_deref() == Some(action))
+            .collect()
     }
 
     /// The decoded form fields of every call of `action`.
@@ -39,7 +80,7 @@ impl Recorder {
 struct ProxyState {
     target: String,
     http: reqwest::Client,
-    calls: Arc<Mutex<Vec<String>>>,
+    calls: Arc<Mutex<Vec<Recorded>>>,
 }
 
 pub async fn start_recording_proxy(target: &str) -> Recorder {
@@ -63,11 +104,18 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    state
-        .calls
-        .lock()
-        .unwrap()
-        .push(String::from_utf8_lossy(&body).into_owned());
+    // `AWS4-HMAC-SHA256 Credential=AKIA…/20240101/us-east-1/iam/aws4_request, …`
+    let key_id = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|v| v.split('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    state.calls.lock().unwrap().push(Recorded {
+        key_id,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut req = state
         .http
