@@ -107,6 +107,34 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
 
+    // A scoped token, used once: only its hash may be stored, and it must not be logged.
+    let (s, b) = call(
+        &http,
+        &base,
+        "PUT",
+        "sys/policies/acl/dev",
+        json!({"policy": format!("path \"{mount}/creds/dev\" {{ capabilities = [\"update\"] }}")}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, b) = call(
+        &http,
+        &base,
+        "POST",
+        "auth/token/create",
+        json!({"policies": ["dev"], "ttl": "1h"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let child_token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    let r = http
+        .get(format!("{base}/v1/auth/token/lookup-self"))
+        .header("X-Vault-Token", &child_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
     // Issue three: one revoked, one renewed then revoked, one left to expire and be reaped.
     let mut secrets = Vec::new();
     let mut lease_ids = Vec::new();
@@ -194,5 +222,13 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     assert!(
         !contains(&store_bytes, TOKEN),
         "the root token is stored only as a hash"
+    );
+    assert!(
+        !contains(&store_bytes, &child_token),
+        "a created token is stored only as a hash"
+    );
+    assert!(
+        !contains(&log, &child_token),
+        "a created token is never logged"
     );
 }
