@@ -503,7 +503,12 @@ async fn a_root_config_with_role_arn_acts_as_the_assumed_role() {
         refused.last().unwrap().field("ExternalId").as_deref(),
         Some("wrong-id")
     );
-    assert!(proxy.requests_of("CreateUser").len() == 2, "never sent");
+    // Two users were issued above; the refused AssumeRole stops the third before CreateUser.
+    assert_eq!(
+        proxy.requests_of("CreateUser").len(),
+        2,
+        "no CreateUser may be sent once AssumeRole is refused"
+    );
     app.assert_nothing_left().await;
 }
 
