@@ -59,18 +59,11 @@ async fn a_restarted_server_finds_its_leases_and_revokes_them() {
     again.stop().await;
 
     // A different master key is refused at start-up instead of failing later.
-    let settings_err = iamlease::server::Application::build(&iamlease::config::Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        storage: Some(storage.clone()),
-        master_key: iamlease::config::MasterKeySource::Inline(MasterKey::generate().unwrap()),
-        reaper_interval: Duration::from_secs(1),
-        revoke_max_backoff: iamlease::duration::Ttl::from_secs(1),
-        pending_grace: Duration::from_secs(1),
-        log_level: "info".into(),
-        dev: None,
-        root_token_file: None,
-    })
-    .await;
+    let mut settings = iamlease::config::Settings::load(None, None, None, |_| None).unwrap();
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.storage = Some(storage.clone());
+    settings.master_key = iamlease::config::MasterKeySource::Inline(MasterKey::generate().unwrap());
+    let settings_err = iamlease::server::Application::build(&settings).await;
     let err = settings_err
         .err()
         .expect("wrong master key must be refused")

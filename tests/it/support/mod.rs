@@ -90,22 +90,25 @@ impl TestApp {
         let storage = options
             .storage
             .unwrap_or_else(|| format!("sqlite://{}/iamlease.db", dir.path().display()));
-        let settings = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            storage: Some(storage),
-            master_key: match options.master_key {
-                Some(k) => MasterKeySource::Inline(k),
-                None => MasterKeySource::Ephemeral,
-            },
-            reaper_interval: Duration::from_secs(1),
-            revoke_max_backoff: options.revoke_max_backoff,
-            pending_grace: options.pending_grace,
-            log_level: "info".into(),
-            dev: Some(DevSettings {
+        // Start from what an empty config file gives, so new settings get their defaults here too.
+        let mut settings = Settings::load(
+            None,
+            Some(DevSettings {
                 root_token: Some(ROOT_TOKEN.into()),
             }),
-            root_token_file: None,
+            None,
+            |_| None,
+        )
+        .expect("default settings");
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.storage = Some(storage);
+        settings.master_key = match options.master_key {
+            Some(k) => MasterKeySource::Inline(k),
+            None => MasterKeySource::Ephemeral,
         };
+        settings.reaper_interval = Duration::from_secs(1);
+        settings.revoke_max_backoff = options.revoke_max_backoff;
+        settings.pending_grace = options.pending_grace;
         let app = Application::build(&settings).await.expect("server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
