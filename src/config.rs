@@ -10,6 +10,9 @@
 //! | `reaper_interval` / `IAMLEASE_REAPER_INTERVAL`| `1s`                                      |
 //! | `revoke_max_backoff` / `IAMLEASE_REVOKE_MAX_BACKOFF` | `1h`                               |
 //! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
+//! | `claim_timeout` / `IAMLEASE_CLAIM_TIMEOUT`    | `5m`: when another server may take over a revocation in progress |
+//! | `sweep_interval` / `IAMLEASE_SWEEP_INTERVAL`  | off: how often to sweep every mount for orphaned IAM users |
+//! | `shutdown_timeout` / `IAMLEASE_SHUTDOWN_TIMEOUT` | `30s`: how long in-flight requests may finish after SIGTERM |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
 //!
 //! `tls_cert_file`, `tls_key_file`, `audit_log` and `kms_key_id` are named by the spec but not
@@ -47,6 +50,9 @@ struct RawSettings {
     reaper_interval: Option<String>,
     revoke_max_backoff: Option<String>,
     pending_grace: Option<String>,
+    claim_timeout: Option<String>,
+    sweep_interval: Option<String>,
+    shutdown_timeout: Option<String>,
     log_level: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
@@ -74,6 +80,13 @@ pub struct Settings {
     pub reaper_interval: Duration,
     pub revoke_max_backoff: Ttl,
     pub pending_grace: Duration,
+    /// How long a claim on a lease (a revocation in progress) holds before another server may
+    /// take it over.
+    pub claim_timeout: Duration,
+    /// How often every mount is swept for orphaned IAM users; `None` (the default) is never.
+    pub sweep_interval: Option<Duration>,
+    /// How long in-flight requests may run on after SIGTERM before they are cut off.
+    pub shutdown_timeout: Duration,
     pub log_level: String,
     /// Dev mode: mount `aws/` and accept this root token (or make one).
     pub dev: Option<DevSettings>,
@@ -122,6 +135,9 @@ impl Settings {
         overlay(&mut raw.reaper_interval, "IAMLEASE_REAPER_INTERVAL");
         overlay(&mut raw.revoke_max_backoff, "IAMLEASE_REVOKE_MAX_BACKOFF");
         overlay(&mut raw.pending_grace, "IAMLEASE_PENDING_GRACE");
+        overlay(&mut raw.claim_timeout, "IAMLEASE_CLAIM_TIMEOUT");
+        overlay(&mut raw.sweep_interval, "IAMLEASE_SWEEP_INTERVAL");
+        overlay(&mut raw.shutdown_timeout, "IAMLEASE_SHUTDOWN_TIMEOUT");
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
         overlay(&mut raw.tls_cert_file, "IAMLEASE_TLS_CERT_FILE");
         overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
@@ -191,6 +207,25 @@ impl Settings {
             revoke_max_backoff: duration("revoke_max_backoff", raw.revoke_max_backoff, 3600)?,
             pending_grace: Duration::from_secs(
                 duration("pending_grace", raw.pending_grace, 120)?.as_secs(),
+            ),
+            claim_timeout: match duration("claim_timeout", raw.claim_timeout, 300)? {
+                t if t.as_secs() < 5 => {
+                    return Err(ConfigError::Invalid(
+                        "claim_timeout must be at least 5s: an AWS revocation takes a few calls"
+                            .into(),
+                    ));
+                }
+                t => Duration::from_secs(t.as_secs()),
+            },
+            sweep_interval: match raw.sweep_interval {
+                None => None,
+                Some(v) => Some(Duration::from_secs(
+                    duration("sweep_interval", Some(v), 0)?.as_secs(),
+                ))
+                .filter(|d| !d.is_zero()),
+            },
+            shutdown_timeout: Duration::from_secs(
+                duration("shutdown_timeout", raw.shutdown_timeout, 30)?.as_secs(),
             ),
             log_level: raw
                 .log_level

@@ -66,6 +66,8 @@ enum Command {
     /// Write, read, list or delete ACL policies (Vault syntax).
     #[command(subcommand)]
     Policy(cli::PolicyCommand),
+    /// Find IAM users with iamlease tags but no live lease, and delete them (`--dry-run` lists).
+    Sweep(cli::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lease(cmd) => cli::lease(&client()?, cmd).await,
         Command::Token(cmd) => cli::token(&client()?, cmd).await,
         Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
+        Command::Sweep(args) => cli::sweep(&client()?, args).await,
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::api::{AppState, app};
 use crate::auth;
 use crate::config::{MasterKeySource, Settings};
-use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper};
+use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper, run_sweeper};
 use crate::fields::Fields;
 use crate::seal::{MasterKey, SealError, Sealer};
 use crate::store::{SqliteStore, Store, StoreError};
@@ -53,6 +53,8 @@ pub struct Application {
     engine: Arc<Engine>,
     store: Arc<SqliteStore>,
     reaper_interval: Duration,
+    shutdown_timeout: Duration,
+    sweep_interval: Option<Duration>,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
     /// Dev mode's temporary directory, removed when the server stops.
@@ -82,10 +84,17 @@ impl Application {
             EngineSettings {
                 revoke_max_backoff: settings.revoke_max_backoff,
                 pending_grace: settings.pending_grace,
-                ..EngineSettings::default()
+                claim_timeout: settings.claim_timeout,
             },
         ));
         engine.check_master_key().await?;
+        let abandoned = store.recover_abandoned(now()).await?;
+        if abandoned > 0 {
+            tracing::info!(
+                leases = abandoned,
+                "found leases a previous run left mid-issue or mid-revocation; the reaper finishes them now"
+            );
+        }
 
         let dyn_store = engine.store().clone();
         let initial_root_token = match &settings.dev {
@@ -139,6 +148,8 @@ impl Application {
             engine,
             store,
             reaper_interval: settings.reaper_interval,
+            shutdown_timeout: settings.shutdown_timeout,
+            sweep_interval: settings.sweep_interval,
             initial_root_token,
             _temp_dir: temp_dir,
         })
@@ -153,12 +164,22 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; then stops taking connections, lets in-flight requests
-    /// finish, stops the reaper and closes the store.
+    /// finish (for at most `shutdown_timeout`), stops the reaper and closes the store. Whatever
+    /// is cut off is safe: its lease rows are recovered at the next start.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let grace = self.shutdown_timeout;
+        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = fired_tx.send(());
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
+        let sweeper = self.sweep_interval.map(|every| {
+            tokio::spawn(run_sweeper(self.engine.clone(), every, stop_rx.clone()))
+        });
         let reaper = tokio::spawn(run_reaper(
             self.engine.clone(),
             self.reaper_interval,
@@ -167,14 +188,32 @@ impl Application {
         let service = app(AppState {
             engine: self.engine.clone(),
         });
-        let served = axum::serve(
+        let serve = axum::serve(
             self.listener,
             axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
         )
         .with_graceful_shutdown(shutdown)
-        .await;
+        .into_future();
+        let cut_off = async move {
+            if fired_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            _ = cut_off => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the shutdown timeout; cutting them off");
+                Ok(())
+            }
+        };
         let _ = stop_tx.send(true);
-        let _ = reaper.await;
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        if tokio::time::timeout(grace, reaper).await.is_err() {
+            tracing::warn!("the reaper did not stop in time; its claims are taken over at the next start");
+        }
         self.store.close().await;
         served
     }

@@ -51,6 +51,10 @@ fn routes() -> Router<AppState> {
             post(sys::revoke_prefix).put(sys::revoke_prefix),
         )
         .route(
+            "/v1/sys/leases/revoke-force/{*prefix}",
+            post(sys::revoke_force).put(sys::revoke_force),
+        )
+        .route(
             "/v1/auth/token/lookup-self",
             get(token::lookup_self).post(token::lookup_self),
         )
@@ -122,6 +126,7 @@ fn routes() -> Router<AppState> {
             "/v1/{mount}/creds/{name}",
             get(secrets::issue).post(secrets::issue).put(secrets::issue),
         )
+        .route("/v1/{mount}/sweep", post(secrets::sweep).put(secrets::sweep))
         .route(
             "/v1/{mount}/sts/{name}",
             post(secrets::issue_sts).put(secrets::issue_sts),
@@ -152,7 +157,8 @@ fn vault_conventions(mut req: Request) -> Request {
     let is_list = req.method().as_str() == "LIST";
     let path = req.uri().path();
     let keeps_slash = path.starts_with("/v1/sys/leases/lookup/")
-        || path.starts_with("/v1/sys/leases/revoke-prefix/");
+        || path.starts_with("/v1/sys/leases/revoke-prefix/")
+        || path.starts_with("/v1/sys/leases/revoke-force/");
     let new_path = if path.len() > 1 && path.ends_with('/') && !keeps_slash {
         path.trim_end_matches('/').to_owned()
     } else {

@@ -52,6 +52,19 @@ pub async fn rotate_root(
     Ok(vault::read(json!({ "access_key": access_key })))
 }
 
+/// Finds (and unless `dry_run`, deletes) IAM users with our tags but no live lease. Needs sudo.
+pub async fn sweep(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+    input: Input,
+) -> ApiResult {
+    let mut fields = input.fields;
+    let dry_run = fields.bool("dry_run")?.unwrap_or(false);
+    let report = s.engine.sweep(&m, dry_run).await?;
+    Ok(vault::read(json!(report)))
+}
+
 pub async fn read_lease_config(
     State(s): State<AppState>,
     _c: Caller,

@@ -250,6 +250,23 @@ pub async fn revoke_lease_by_path(
     revoke(&state, &caller, &id, input).await
 }
 
+/// Forgets every lease under the prefix after one best-effort AWS clean-up each (Vault's
+/// revoke-force). Needs sudo; each forgotten lease is logged.
+pub async fn revoke_force(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(prefix): Path<String>,
+) -> ApiResult {
+    let forced = state.engine.revoke_force(&prefix).await?;
+    tracing::warn!(
+        prefix = %prefix,
+        leases = forced.len(),
+        by = %caller.accessor,
+        "revoke-force"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub async fn revoke_prefix(
     State(state): State<AppState>,
     _caller: Caller,

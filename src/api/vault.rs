@@ -207,7 +207,8 @@ fn authorize(caller: &Caller, parts: &Parts) -> Result<(), ApiError> {
     };
     let needs_sudo = (path.starts_with("sys/mounts/") && parts.method != axum::http::Method::GET)
         || path.starts_with("sys/leases/revoke-prefix/")
-        || path.starts_with("sys/leases/revoke-force/");
+        || path.starts_with("sys/leases/revoke-force/")
+        || (!path.starts_with("sys/") && path.split('/').nth(1) == Some("sweep"));
     let trimmed = path.trim_end_matches('/');
     let allowed = caller.acl.allows(trimmed, wanted, needs_sudo)
         || (list

@@ -9,6 +9,7 @@ use crate::seal::Secret;
 /// Tag naming the lease that owns a user; also how we recognise a user as ours.
 pub const LEASE_ID_TAG: &str = "iamlease:lease-id";
 pub const EXPIRES_AT_TAG: &str = "iamlease:expires-at";
+pub const MOUNT_TAG: &str = "iamlease:mount";
 /// Name of the inline policy built from the role's `policy_document`.
 const INLINE_POLICY_NAME: &str = "iamlease";
 
@@ -31,6 +32,23 @@ pub struct IssuedAccessKey {
     pub access_key_id: String,
     pub secret_access_key: Secret,
     pub user_arn: String,
+}
+
+/// An IAM user that carries our lease-id tag, as the sweeper sees it.
+#[derive(Debug, Clone)]
+pub struct TaggedUser {
+    pub name: String,
+    pub path: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl TaggedUser {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// An issue that failed part-way. `user_may_exist` tells the caller whether a rollback is
@@ -242,6 +260,57 @@ impl AwsAccount {
                 }
             }
         }
+    }
+
+    /// Every IAM user under `path_prefix` that carries an `iamlease:lease-id` tag, with its
+    /// tags (ListUsers does not return them, so each user's are read apart). Users without
+    /// our tag are not returned at all, so nothing downstream can touch them.
+    pub async fn list_tagged_users(&self, path_prefix: &str) -> Result<Vec<TaggedUser>, AwsError> {
+        let users = self
+            .iam
+            .list_users()
+            .path_prefix(path_prefix)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk("iam:ListUsers", e))?;
+        let mut tagged = Vec::new();
+        for user in users {
+            let tags = match self
+                .iam
+                .list_user_tags()
+                .user_name(user.user_name())
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+            {
+                Ok(tags) => tags,
+                Err(e) => {
+                    let e = AwsError::from_sdk("iam:ListUserTags", e);
+                    // Deleted between the two calls: nothing to sweep.
+                    if e.is_no_such_entity() {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            let tags: Vec<(String, String)> = tags
+                .into_iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect();
+            if tags.iter().any(|(k, _)| k == LEASE_ID_TAG) {
+                tagged.push(TaggedUser {
+                    name: user.user_name().to_owned(),
+                    path: user.path().to_owned(),
+                    tags,
+                });
+            }
+        }
+        Ok(tagged)
     }
 
     /// Keys, managed policies, inline policies, groups: each list paginated.

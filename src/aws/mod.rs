@@ -5,7 +5,9 @@ mod iam_user;
 mod root_key;
 mod sts;
 
-pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey};
+pub use iam_user::{
+    IamUserSpec, IssueError, IssuedAccessKey, LEASE_ID_TAG, MOUNT_TAG, TaggedUser,
+};
 pub use root_key::NewRootKey;
 pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 
@@ -23,6 +25,16 @@ use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::seal::Secret;
 
+/// The SDK's retry strategies: both retry throttling and transient errors with exponential
+/// backoff and jitter; `adaptive` also slows the client down while AWS keeps throttling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryMode {
+    #[default]
+    Standard,
+    Adaptive,
+}
+
 /// How a mount reaches AWS (the decrypted form of its root config).
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
@@ -35,6 +47,7 @@ pub struct ConnectionSettings {
     pub sts_endpoint: Option<String>,
     /// Retries after the first attempt; `None` is the SDK's default (2).
     pub max_retries: Option<u32>,
+    pub retry_mode: RetryMode,
     /// Assume this role with the credentials above and act as it.
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
@@ -142,9 +155,13 @@ pub struct AwsAccount {
 
 impl AwsAccount {
     pub async fn connect(settings: &ConnectionSettings) -> Self {
+        let retry = match settings.retry_mode {
+            RetryMode::Standard => RetryConfig::standard(),
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+        };
         let retry = match settings.max_retries {
-            Some(n) => RetryConfig::standard().with_max_attempts(n.saturating_add(1)),
-            None => RetryConfig::standard(),
+            Some(n) => retry.with_max_attempts(n.saturating_add(1)),
+            None => retry,
         };
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))

@@ -2,8 +2,10 @@
 //! the Vault-compatible API, and prints the answer for a person or a script.
 
 mod client;
+mod sweep;
 
 pub use client::{Client, ServerSaidNo};
+pub use sweep::{SweepArgs, sweep};
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,6 +60,9 @@ pub enum ConfigCommand {
         sts_endpoint: Option<String>,
         #[arg(long)]
         max_retries: Option<i64>,
+        /// `standard` or `adaptive` (also slows down while AWS throttles).
+        #[arg(long)]
+        retry_mode: Option<String>,
         #[arg(long)]
         role_arn: Option<String>,
         #[arg(long)]
@@ -184,6 +189,9 @@ pub enum LeaseCommand {
     Revoke { lease_id: String },
     /// Revoke every lease whose id starts with PREFIX: `iamlease lease revoke-prefix aws/creds/dev/`
     RevokePrefix { prefix: String },
+    /// Forget every lease under PREFIX, even when AWS cannot be cleaned up (needs sudo). Each
+    /// user gets one best-effort delete first; `iamlease sweep` finds any left behind.
+    RevokeForce { prefix: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +335,7 @@ pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
             iam_endpoint,
             sts_endpoint,
             max_retries,
+            retry_mode,
             role_arn,
             external_id,
         } => {
@@ -337,6 +346,7 @@ pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
                 ("iam_endpoint".into(), json!(iam_endpoint)),
                 ("sts_endpoint".into(), json!(sts_endpoint)),
                 ("max_retries".into(), json!(max_retries)),
+                ("retry_mode".into(), json!(retry_mode)),
                 ("role_arn".into(), json!(role_arn)),
                 ("external_id".into(), json!(external_id)),
             ]));
@@ -601,6 +611,19 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                 .request("PUT", &format!("sys/leases/revoke-prefix/{prefix}"), None)
                 .await?;
             println!("Success! Revoked every lease under: {prefix}");
+        }
+        LeaseCommand::RevokeForce { prefix } => {
+            if prefix.trim().is_empty() {
+                bail!(UsageError(
+                    "revoke-force needs a non-empty prefix such as aws/creds/dev/".into()
+                ));
+            }
+            client
+                .request("PUT", &format!("sys/leases/revoke-force/{prefix}"), None)
+                .await?;
+            println!(
+                "Success! Forgot every lease under: {prefix}. Run `iamlease sweep` once AWS is reachable to delete any user left behind."
+            );
         }
     }
     Ok(())

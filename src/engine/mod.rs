@@ -3,10 +3,11 @@
 
 pub mod lease;
 mod reaper;
+pub mod sweep;
 pub mod role;
 pub mod template;
 
-pub use reaper::run_reaper;
+pub use reaper::{run_reaper, run_sweeper};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Caller;
 use crate::aws::{
-    AssumeRoleSpec, AwsAccount, AwsError, ConnectionSettings, FederationTokenSpec, IamUserSpec,
+    AssumeRoleSpec, AwsAccount, AwsError, ConnectionSettings, FederationTokenSpec, IamUserSpec, LEASE_ID_TAG, MOUNT_TAG, RetryMode,
     SessionTokenSpec, StsCredentials,
 };
 use crate::duration::Ttl;
@@ -100,6 +101,9 @@ struct RootConfig {
     iam_endpoint: Option<String>,
     sts_endpoint: Option<String>,
     max_retries: Option<i64>,
+    /// `adaptive` adds client-side rate limiting on throttling to the standard retries.
+    #[serde(default)]
+    retry_mode: Option<RetryMode>,
     role_arn: Option<String>,
     external_id: Option<String>,
 }
@@ -377,6 +381,17 @@ impl Engine {
             }
             config.max_retries = Some(n);
         }
+        if let Some(mode) = input.non_empty_string("retry_mode")? {
+            config.retry_mode = Some(match mode.trim() {
+                "standard" => RetryMode::Standard,
+                "adaptive" => RetryMode::Adaptive,
+                other => {
+                    return Err(EngineError::Invalid(format!(
+                        "retry_mode {other:?} is not one of standard, adaptive"
+                    )));
+                }
+            });
+        }
         // An empty string unsets either of these, as in Vault.
         if let Some(arn) = input.string("role_arn")? {
             let arn = arn.trim().to_owned();
@@ -434,6 +449,7 @@ impl Engine {
             "iam_endpoint": c.iam_endpoint.unwrap_or_default(),
             "sts_endpoint": c.sts_endpoint.unwrap_or_default(),
             "max_retries": c.max_retries.unwrap_or(-1),
+            "retry_mode": c.retry_mode.unwrap_or_default(),
             "role_arn": c.role_arn.unwrap_or_default(),
             "external_id": c.external_id.unwrap_or_default(),
         }))
@@ -654,6 +670,7 @@ impl Engine {
             iam_endpoint: c.iam_endpoint,
             sts_endpoint: c.sts_endpoint,
             max_retries: c.max_retries.and_then(|n| u32::try_from(n).ok()),
+            retry_mode: c.retry_mode.unwrap_or_default(),
             role_arn: c.role_arn,
             external_id: c.external_id,
             role_session_name,
@@ -928,8 +945,8 @@ impl Engine {
         self.store.insert_lease(&lease).await?;
 
         let mut tags = vec![
-            ("iamlease:lease-id".to_owned(), lease.id.clone()),
-            ("iamlease:mount".to_owned(), mount.path.to_string()),
+            (LEASE_ID_TAG.to_owned(), lease.id.clone()),
+            (MOUNT_TAG.to_owned(), mount.path.to_string()),
             ("iamlease:role".to_owned(), role_name.to_string()),
             ("iamlease:expires-at".to_owned(), rfc3339(expire_time)),
         ];

@@ -29,3 +29,23 @@ pub async fn run_reaper(
         }
     }
 }
+
+/// The optional periodic sweeper (`sweep_interval`): looks for orphaned IAM users in every
+/// connected mount. Only a safety net; recovery and the reaper are what keep AWS clean.
+pub async fn run_sweeper(
+    engine: Arc<Engine>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        match engine.sweep_all().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(deleted = n, "periodic sweep deleted orphaned IAM users"),
+            Err(e) => tracing::warn!(error = %e, "periodic sweep failed; will try again"),
+        }
+    }
+}

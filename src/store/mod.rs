@@ -119,6 +119,10 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_lease(&self, id: &str, expire_time: i64, now: i64) -> Result<bool>;
     /// Claims one lease for revocation (`pending`, `active` or `failed` → `revoking` until
     /// `deadline`). `None` when it does not exist or is being revoked by someone else.
+    /// Run once at start-up, before the reaper: makes leases that a crashed process was in the
+    /// middle of (`pending`, `revoking`) due at once when this store can know that no other
+    /// live process still owns them. Returns how many it found.
+    async fn recover_abandoned(&self, now: i64) -> Result<u64>;
     async fn claim_lease(&self, id: &str, now: i64, deadline: i64) -> Result<Option<Lease>>;
     /// Claims up to `limit` leases whose `due_at` has passed, oldest first.
     async fn claim_due(&self, now: i64, deadline: i64, limit: i64) -> Result<Vec<Lease>>;

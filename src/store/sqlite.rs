@@ -1,8 +1,10 @@
 //! The embedded store: SQLite in WAL mode with `synchronous = FULL`, so a committed intent
 //! record survives a power loss, not only a process crash.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +29,9 @@ const LEASE_COLUMNS: &str = "id, mount, role, credential_type, state, username, 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// An exclusive lock on `<database>.lock`, held while the store is open: one server per
+    /// SQLite file, so at start-up every claim and intent in it is known to be abandoned.
+    lock: Arc<Mutex<Option<File>>>,
 }
 
 impl SqliteStore {
@@ -39,6 +44,7 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        let lock = lock_database(&path)?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| StoreError::Other(format!("bad SQLite URL {url:?}: {e}")))?
             .create_if_missing(true)
@@ -56,11 +62,46 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrating {}: {e}", path.display())))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            lock: Arc::new(Mutex::new(lock)),
+        })
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        // Dropping the file releases the lock for the next server on this database.
+        self.lock.lock().expect("lock mutex").take();
+    }
+}
+
+/// Takes the one-server-per-database lock, or says who to stop. In-memory databases have
+/// nothing to share, so they need none.
+fn lock_database(path: &Path) -> Result<Option<File>> {
+    let name = path.to_string_lossy();
+    if name.is_empty() || name.contains(":memory:") || name.contains("mode=memory") {
+        return Ok(None);
+    }
+    let lock_path = PathBuf::from(format!("{name}.lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "{} is in use by another iamlease server; stop it first (several servers need \
+             storage = \"postgres://…\")",
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
     }
 }
 
@@ -515,6 +556,19 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn recover_abandoned(&self, now: i64) -> Result<u64> {
+        // The lock file makes this the only server on the database, so no one can still be
+        // working on a pending or revoking lease: all of them are due now, not at their deadline.
+        let done = sqlx::query(
+            "UPDATE leases SET due_at = ?1 WHERE state IN ('pending', 'revoking') AND due_at > ?1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn claim_lease(&self, id: &str, now: i64, deadline: i64) -> Result<Option<Lease>> {
