@@ -177,9 +177,9 @@ impl Application {
             let _ = fired_tx.send(());
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let sweeper = self.sweep_interval.map(|every| {
-            tokio::spawn(run_sweeper(self.engine.clone(), every, stop_rx.clone()))
-        });
+        let sweeper = self
+            .sweep_interval
+            .map(|every| tokio::spawn(run_sweeper(self.engine.clone(), every, stop_rx.clone())));
         let reaper = tokio::spawn(run_reaper(
             self.engine.clone(),
             self.reaper_interval,
@@ -212,7 +212,9 @@ impl Application {
             sweeper.abort();
         }
         if tokio::time::timeout(grace, reaper).await.is_err() {
-            tracing::warn!("the reaper did not stop in time; its claims are taken over at the next start");
+            tracing::warn!(
+                "the reaper did not stop in time; its claims are taken over at the next start"
+            );
         }
         self.store.close().await;
         served

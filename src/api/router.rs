@@ -126,7 +126,10 @@ fn routes() -> Router<AppState> {
             "/v1/{mount}/creds/{name}",
             get(secrets::issue).post(secrets::issue).put(secrets::issue),
         )
-        .route("/v1/{mount}/sweep", post(secrets::sweep).put(secrets::sweep))
+        .route(
+            "/v1/{mount}/sweep",
+            post(secrets::sweep).put(secrets::sweep),
+        )
         .route(
             "/v1/{mount}/sts/{name}",
             post(secrets::issue_sts).put(secrets::issue_sts),

@@ -68,11 +68,19 @@ impl AwsAccount {
                 // A retried CreateUser whose first attempt succeeded lands here too: the user
                 // is ours only if it carries our lease id. Anyone else's user is left alone.
                 match self.owned_user_arn(&spec.username, &spec.lease_id).await {
-                    Some(arn) => arn,
-                    None => {
+                    Ok(Some(arn)) => arn,
+                    Ok(None) => {
                         return Err(IssueError {
                             error,
                             user_may_exist: false,
+                        });
+                    }
+                    // Cannot tell whose it is. The name holds 16+ random characters, so it is
+                    // almost surely ours: roll back rather than risk leaving it behind.
+                    Err(error) => {
+                        return Err(IssueError {
+                            error,
+                            user_may_exist: true,
                         });
                     }
                 }
@@ -114,7 +122,13 @@ impl AwsAccount {
         Ok(out.user().map(|u| u.arn().to_owned()).unwrap_or_default())
     }
 
-    async fn owned_user_arn(&self, username: &str, lease_id: &str) -> Option<String> {
+    /// Whether the existing user of that name is the one this lease created (a retried
+    /// CreateUser whose first answer was lost). An error here means we cannot tell.
+    async fn owned_user_arn(
+        &self,
+        username: &str,
+        lease_id: &str,
+    ) -> Result<Option<String>, AwsError> {
         let tags = self
             .iam
             .list_user_tags()
@@ -124,15 +138,21 @@ impl AwsAccount {
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
-            .ok()?;
+            .map_err(|e| AwsError::from_sdk("iam:ListUserTags", e))?;
         let ours = tags
             .iter()
             .any(|t| t.key() == LEASE_ID_TAG && t.value() == lease_id);
         if !ours {
-            return None;
+            return Ok(None);
         }
-        let user = self.iam.get_user().user_name(username).send().await.ok()?;
-        user.user().map(|u| u.arn().to_owned())
+        let user = self
+            .iam
+            .get_user()
+            .user_name(username)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("iam:GetUser", e))?;
+        Ok(user.user().map(|u| u.arn().to_owned()))
     }
 
     async fn complete_user(

@@ -5,9 +5,7 @@ mod iam_user;
 mod root_key;
 mod sts;
 
-pub use iam_user::{
-    IamUserSpec, IssueError, IssuedAccessKey, LEASE_ID_TAG, MOUNT_TAG, TaggedUser,
-};
+pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey, LEASE_ID_TAG, MOUNT_TAG, TaggedUser};
 pub use root_key::NewRootKey;
 pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 

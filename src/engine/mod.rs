@@ -3,8 +3,8 @@
 
 pub mod lease;
 mod reaper;
-pub mod sweep;
 pub mod role;
+pub mod sweep;
 pub mod template;
 
 pub use reaper::{run_reaper, run_sweeper};
@@ -21,8 +21,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Caller;
 use crate::aws::{
-    AssumeRoleSpec, AwsAccount, AwsError, ConnectionSettings, FederationTokenSpec, IamUserSpec, LEASE_ID_TAG, MOUNT_TAG, RetryMode,
-    SessionTokenSpec, StsCredentials,
+    AssumeRoleSpec, AwsAccount, AwsError, ConnectionSettings, FederationTokenSpec, IamUserSpec,
+    LEASE_ID_TAG, MOUNT_TAG, RetryMode, SessionTokenSpec, StsCredentials,
 };
 use crate::duration::Ttl;
 use crate::fields::{FieldError, Fields};
@@ -969,11 +969,28 @@ impl Engine {
                 return Err(aws_failed("issuing credentials", &failure.error));
             }
         };
-        if !self
+        let activated = match self
             .store
             .activate_lease(&lease.id, Some(&key.access_key_id), expire_time)
-            .await?
+            .await
         {
+            Ok(activated) => activated,
+            Err(e) => {
+                // The store cannot take the write (disk full, read-only): the caller will never
+                // get this key, so delete the user now rather than leave it until recovery.
+                // The pending row, if it stays, only makes recovery delete a missing user.
+                match account.delete_iam_user(&username).await {
+                    Ok(()) => {
+                        let _ = self.store.delete_lease(&lease.id).await;
+                    }
+                    Err(aws) => {
+                        tracing::warn!(lease_id = %lease.id, error = %aws, "cleanup after a failed store write failed; recovery will retry")
+                    }
+                }
+                return Err(e.into());
+            }
+        };
+        if !activated {
             // Someone claimed the pending lease (a revoke-prefix, or recovery after a very slow
             // AWS); they own the row now and will delete the user. Make sure of it ourselves.
             if let Err(e) = account.delete_iam_user(&username).await {

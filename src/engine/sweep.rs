@@ -71,7 +71,11 @@ impl Engine {
         // A prefix inside another is listed by the outer one already.
         let prefixes: Vec<String> = prefixes
             .iter()
-            .filter(|p| !prefixes.iter().any(|o| o != *p && p.starts_with(o.as_str())))
+            .filter(|p| {
+                !prefixes
+                    .iter()
+                    .any(|o| o != *p && p.starts_with(o.as_str()))
+            })
             .cloned()
             .collect();
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{DOC, TestApp};
 
-async fn token_with(app: &TestApp, policies: &[&str], extra: Value) -> (String, String) {
+pub(crate) async fn token_with(app: &TestApp, policies: &[&str], extra: Value) -> (String, String) {
     let mut body = json!({"policies": policies, "ttl": "1h"});
     body.as_object_mut()
         .unwrap()
@@ -21,7 +21,7 @@ async fn token_with(app: &TestApp, policies: &[&str], extra: Value) -> (String, 
     )
 }
 
-async fn write_policy(app: &TestApp, name: &str, text: &str) {
+pub(crate) async fn write_policy(app: &TestApp, name: &str, text: &str) {
     let r = app
         .call(
             "PUT",

@@ -5,9 +5,11 @@ mod support;
 
 mod acl;
 mod api;
+mod chaos;
 mod cli;
 mod iam_user;
 mod layering;
 mod recovery;
 mod secrets;
 mod sts;
+mod sweep;

@@ -3,6 +3,7 @@
 //! what moto really holds.
 
 pub mod moto;
+pub mod process;
 pub mod proxy;
 
 use std::time::{Duration, Instant};
@@ -81,6 +82,19 @@ pub fn random_name(prefix: &str) -> String {
 }
 
 impl TestApp {
+    /// A client for a server that runs elsewhere (e.g. a real `iamlease` process), with the
+    /// same helpers; `mount` names this test's mount on it.
+    pub fn attach(address: &str, mount: &str) -> TestApp {
+        TestApp {
+            address: address.to_owned(),
+            mount: mount.to_owned(),
+            _dir: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+            shutdown: None,
+            server: None,
+        }
+    }
+
     pub async fn spawn() -> TestApp {
         Self::spawn_with(Options::default()).await
     }
@@ -142,6 +156,29 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> Resp {
+        self.try_call_with_token(token, method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// As `call`, but a failed connection (a killed server) is an `Err`, not a panic.
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Resp, String> {
+        self.try_call_with_token(Some(ROOT_TOKEN), method, path, body)
+            .await
+    }
+
+    async fn try_call_with_token(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Resp, String> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
             .http
@@ -152,21 +189,21 @@ impl TestApp {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.unwrap();
+        let r = req.send().await.map_err(|e| e.to_string())?;
         let status = r.status();
         let headers = r.headers().clone();
-        let bytes = r.bytes().await.unwrap();
+        let bytes = r.bytes().await.map_err(|e| e.to_string())?;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
         };
-        Resp {
+        Ok(Resp {
             status,
             headers,
             body,
-        }
+        })
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
