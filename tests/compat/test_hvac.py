@@ -100,6 +100,16 @@ def test_revoke_prefix(client, mount, moto):
     assert users_under(moto, mount) == []
 
 
+def test_revoke_force(client, mount, moto):
+    write_dev_role(client, mount)
+    lease = client.secrets.aws.generate_credentials("dev", mount_point=mount)["lease_id"]
+    client.sys.revoke_force(f"{mount}/creds/dev")
+    with pytest.raises(exceptions.InvalidPath):
+        client.sys.read_lease(lease)
+    # AWS answered, so the one best-effort delete worked too.
+    assert users_under(moto, mount) == []
+
+
 def test_is_authenticated(server):
     assert hvac.Client(url=server, token=TOKEN).is_authenticated() is True
     assert hvac.Client(url=server, token="not-a-token").is_authenticated() is False

@@ -255,7 +255,7 @@ async fn assert_consistent(app: &TestApp, role: &str, tally: &Tally) {
         "live leases without their IAM user: {lost:?}"
     );
     eprintln!(
-        "chaos: consistent with {} live lease(s); {}",
+        "chaos: orphans 0, lost revocations 0, {} live lease(s) matched their users; {}",
         in_store.len(),
         tally.summary()
     );
