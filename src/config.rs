@@ -342,4 +342,29 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("not supported"));
     }
+
+    #[test]
+    fn recovery_and_shutdown_settings() {
+        let s = Settings::load(
+            None,
+            None,
+            None,
+            env(&[
+                ("IAMLEASE_CLAIM_TIMEOUT", "90s"),
+                ("IAMLEASE_SWEEP_INTERVAL", "1h"),
+                ("IAMLEASE_SHUTDOWN_TIMEOUT", "5s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.claim_timeout, Duration::from_secs(90));
+        assert_eq!(s.sweep_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(5));
+        let d = Settings::load(None, None, None, env(&[])).unwrap();
+        assert_eq!(d.claim_timeout, Duration::from_secs(300));
+        assert_eq!(d.sweep_interval, None);
+        let err = Settings::load(None, None, None, env(&[("IAMLEASE_CLAIM_TIMEOUT", "1s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("claim_timeout must be at least 5s"), "{err}");
+    }
 }

@@ -685,6 +685,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_server_per_database_file() {
+        let (dir, s) = store().await;
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let err = SqliteStore::open(&url).await.unwrap_err().to_string();
+        assert!(err.contains("in use by another iamlease server"), "{err}");
+        s.close().await;
+        SqliteStore::open(&url).await.expect("free once closed");
+    }
+
+    #[tokio::test]
+    async fn recovery_makes_abandoned_work_due_now() {
+        let (_d, s) = store().await;
+        s.insert_lease(&lease("aws/creds/dev/p", LeaseState::Pending, 500))
+            .await
+            .unwrap();
+        s.insert_lease(&lease("aws/creds/dev/a", LeaseState::Active, 500))
+            .await
+            .unwrap();
+        s.insert_lease(&lease("aws/creds/dev/r", LeaseState::Active, 500))
+            .await
+            .unwrap();
+        s.claim_lease("aws/creds/dev/r", 10, 400).await.unwrap();
+        assert_eq!(s.recover_abandoned(20).await.unwrap(), 2);
+        let mut due: Vec<String> = s
+            .claim_due(20, 80, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        due.sort();
+        assert_eq!(due, ["aws/creds/dev/p", "aws/creds/dev/r"]);
+    }
+
+    #[tokio::test]
     async fn lease_state_machine_transitions_are_conditional() {
         let (_d, s) = store().await;
         s.insert_lease(&lease("aws/creds/dev/a", LeaseState::Pending, 50))
