@@ -11,6 +11,7 @@
 //! | `revoke_max_backoff` / `IAMLEASE_REVOKE_MAX_BACKOFF` | `1h`                               |
 //! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
+//! | `wait_ready_timeout` / `IAMLEASE_WAIT_READY_TIMEOUT` | `30s`: how long `wait_ready` waits for AWS to accept a new key |
 //!
 //! `tls_cert_file`, `tls_key_file`, `audit_log` and `kms_key_id` are named by the spec but not
 //! built yet; setting one is refused at start-up rather than silently ignored.
@@ -48,6 +49,7 @@ struct RawSettings {
     revoke_max_backoff: Option<String>,
     pending_grace: Option<String>,
     log_level: Option<String>,
+    wait_ready_timeout: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
     audit_log: Option<String>,
@@ -75,6 +77,8 @@ pub struct Settings {
     pub revoke_max_backoff: Ttl,
     pub pending_grace: Duration,
     pub log_level: String,
+    /// How long `wait_ready` waits for AWS to accept a new key before revoking it.
+    pub wait_ready_timeout: Duration,
     /// Dev mode: mount `aws/` and accept this root token (or make one).
     pub dev: Option<DevSettings>,
     pub root_token_file: Option<PathBuf>,
@@ -123,6 +127,7 @@ impl Settings {
         overlay(&mut raw.revoke_max_backoff, "IAMLEASE_REVOKE_MAX_BACKOFF");
         overlay(&mut raw.pending_grace, "IAMLEASE_PENDING_GRACE");
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
+        overlay(&mut raw.wait_ready_timeout, "IAMLEASE_WAIT_READY_TIMEOUT");
         overlay(&mut raw.tls_cert_file, "IAMLEASE_TLS_CERT_FILE");
         overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
         overlay(&mut raw.audit_log, "IAMLEASE_AUDIT_LOG");
@@ -191,6 +196,9 @@ impl Settings {
             revoke_max_backoff: duration("revoke_max_backoff", raw.revoke_max_backoff, 3600)?,
             pending_grace: Duration::from_secs(
                 duration("pending_grace", raw.pending_grace, 120)?.as_secs(),
+            ),
+            wait_ready_timeout: Duration::from_secs(
+                duration("wait_ready_timeout", raw.wait_ready_timeout, 30)?.as_secs(),
             ),
             log_level: raw
                 .log_level

@@ -82,6 +82,7 @@ impl Application {
             EngineSettings {
                 revoke_max_backoff: settings.revoke_max_backoff,
                 pending_grace: settings.pending_grace,
+                wait_ready_timeout: settings.wait_ready_timeout,
                 ..EngineSettings::default()
             },
         ));

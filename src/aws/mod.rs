@@ -2,10 +2,12 @@
 //! SDK, built from the mount's root config), and the credential types' AWS call sequences.
 
 mod iam_user;
+mod ready;
 mod root_key;
 mod sts;
 
 pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey};
+pub use ready::{KeyReady, ReadyCheck};
 pub use root_key::NewRootKey;
 pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 

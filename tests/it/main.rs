@@ -11,3 +11,4 @@ mod layering;
 mod recovery;
 mod secrets;
 mod sts;
+mod wait_ready;
