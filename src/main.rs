@@ -57,6 +57,26 @@ enum Command {
     Role(cli::RoleCommand),
     /// Issue a credential: `iamlease creds dev --ttl 15m --format env`
     Creds(cli::CredsArgs),
+    /// Run a command with a fresh credential in its environment; revoke it when the command ends.
+    #[command(
+        after_help = "Example:\n  iamlease exec dev --ttl 1h -- aws sts get-caller-identity\n\n\
+        COMMAND gets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (STS roles), AWS_REGION \
+        and AWS_CREDENTIAL_EXPIRATION (or the names in the role's key_map). Signals are passed on; \
+        the lease is revoked when COMMAND exits or is killed, and exec exits with its status \
+        (128+N for signal N). If exec itself is killed with SIGKILL, the lease still expires on the \
+        server at its TTL."
+    )]
+    Exec(cli::ExecArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  iamlease completions bash > /etc/bash_completion.d/iamlease\n  \
+        iamlease completions zsh > \"${fpath[1]}/_iamlease\"\n  \
+        iamlease completions fish > ~/.config/fish/completions/iamlease.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// List, look up, renew or revoke leases.
     #[command(subcommand)]
     Lease(cli::LeaseCommand),
@@ -86,6 +106,9 @@ fn main() -> ExitCode {
             if let Some(no) = e.downcast_ref::<cli::ServerSaidNo>() {
                 eprintln!("Error: {} (HTTP {})", no.message, no.status.as_u16());
                 ExitCode::from(1)
+            } else if let Some(exited) = e.downcast_ref::<cli::CommandExited>() {
+                // exec: COMMAND's own status, which already said what went wrong.
+                ExitCode::from(exited.0)
             } else if let Some(usage) = e.downcast_ref::<cli::UsageError>() {
                 eprintln!("Error: {usage}");
                 ExitCode::from(2)
@@ -119,6 +142,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => cli::config(&client()?, cmd).await,
         Command::Role(cmd) => cli::role(&client()?, cmd).await,
         Command::Creds(args) => cli::creds(&client()?, args).await,
+        Command::Exec(args) => cli::exec(&client()?, args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "iamlease",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Lease(cmd) => cli::lease(&client()?, cmd).await,
         Command::Token(cmd) => cli::token(&client()?, cmd).await,
         Command::Policy(cmd) => cli::policy(&client()?, cmd).await,

@@ -143,6 +143,11 @@ pub struct AwsAccount {
 }
 
 impl AwsAccount {
+    /// The region the mount talks to AWS in.
+    pub fn region(&self) -> Option<String> {
+        self.sts.config().region().map(|r| r.to_string())
+    }
+
     pub async fn connect(settings: &ConnectionSettings) -> Self {
         let retry = match settings.max_retries {
             Some(n) => RetryConfig::standard().with_max_attempts(n.saturating_add(1)),

@@ -1,9 +1,13 @@
 //! The client commands: each parses its arguments into a request, sends it to the server over
 //! the Vault-compatible API, and prints the answer for a person or a script.
 
+mod cache;
 mod client;
+mod exec;
+mod issue;
 
 pub use client::{Client, ServerSaidNo};
+pub use exec::{CommandExited, ExecArgs, exec};
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,7 +15,6 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// A mistake in how the command was called, found after parsing: exit code 2.
@@ -156,6 +159,10 @@ pub struct RoleWrite {
     /// session_token: the MFA device whose code `creds --mfa-code` passes.
     #[arg(long)]
     mfa_serial_number: Option<String>,
+    /// FIELD=NAME: the name a credential field takes in `--format env` and `exec`, e.g.
+    /// access_key=TF_VAR_aws_key (fields: access_key, secret_key, security_token, region, expiration).
+    #[arg(long = "key-map")]
+    key_map: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +269,16 @@ pub struct CredsArgs {
     pub mfa_code: Option<String>,
     #[arg(long, value_enum, default_value_t = CredsFormat::Table)]
     pub format: CredsFormat,
+    /// Answer only once AWS accepts the new key (iam_user roles). On by default for
+    /// `--format credential-process`.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub wait: bool,
+    /// Do not wait for AWS to accept the new key, even for `--format credential-process`.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// `--format credential-process`: issue a new credential instead of reusing a cached one.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 fn compact(map: Map<String, Value>) -> Value {
@@ -399,6 +416,7 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
             };
             let tags = key_values("--tag", &w.tags)?;
             let session_tags = key_values("--session-tag", &w.session_tags)?;
+            let key_map = key_values("--key-map", &w.key_map)?;
             let nonempty = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
             let nonempty_map = |m: BTreeMap<String, String>| {
                 if m.is_empty() { Value::Null } else { json!(m) }
@@ -423,6 +441,7 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 ("session_tags".into(), nonempty_map(session_tags)),
                 ("external_id".into(), json!(w.external_id)),
                 ("mfa_serial_number".into(), json!(w.mfa_serial_number)),
+                ("key_map".into(), nonempty_map(key_map)),
             ]));
             let resp = client
                 .request("POST", &format!("{}/roles/{}", w.mount, w.name), Some(body))
@@ -461,30 +480,51 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
 }
 
 pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
-    let body = compact(Map::from_iter([
-        ("ttl".into(), json!(args.ttl)),
-        ("role_arn".into(), json!(args.role_arn)),
-        ("role_session_name".into(), json!(args.role_session_name)),
-        ("mfa_code".into(), json!(args.mfa_code)),
-    ]));
-    let resp = client
-        .request(
-            "POST",
-            &format!("{}/creds/{}", args.mount, args.name),
-            Some(body),
-        )
-        .await?;
+    let for_process = args.format == CredsFormat::CredentialProcess;
+    let params = issue::IssueParams {
+        mount: args.mount,
+        role: args.name,
+        ttl: args.ttl,
+        role_arn: args.role_arn,
+        role_session_name: args.role_session_name,
+        mfa_code: args.mfa_code,
+        wait: args.wait || (for_process && !args.no_wait),
+    };
+    if for_process {
+        let entry = if args.no_cache {
+            cache::entry_from(client, &issue::issue(client, &params).await?)
+        } else {
+            cache::cached_or_issue(client, &params).await?
+        };
+        // The AWS `credential_process` format; Expiration tells the SDK when to ask again.
+        let mut doc = Map::new();
+        doc.insert("Version".into(), json!(1));
+        doc.insert("AccessKeyId".into(), json!(entry.access_key));
+        doc.insert("SecretAccessKey".into(), json!(entry.secret_key));
+        if let Some(token) = &entry.security_token {
+            doc.insert("SessionToken".into(), json!(token));
+        }
+        doc.insert(
+            "Expiration".into(),
+            json!(entry.expiration().format(&Rfc3339)?),
+        );
+        println!("{}", serde_json::to_string(&doc)?);
+        return Ok(());
+    }
+    let issued = issue::issue(client, &params).await?;
+    let resp = &issued.response;
     let data = &resp["data"];
-    let duration = resp["lease_duration"].as_i64().unwrap_or(0);
-    let expiration = OffsetDateTime::now_utc() + time::Duration::seconds(duration);
     let mut out = std::io::stdout().lock();
     match args.format {
-        CredsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
+        CredsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(resp)?)?,
         CredsFormat::Table => {
             let mut rows = vec![
                 vec!["Key".to_owned(), "Value".to_owned()],
                 vec!["lease_id".to_owned(), text(&resp["lease_id"])],
-                vec!["lease_duration".to_owned(), crate::duration_text(duration)],
+                vec![
+                    "lease_duration".to_owned(),
+                    crate::duration_text(issued.lease_duration),
+                ],
                 vec!["lease_renewable".to_owned(), text(&resp["renewable"])],
             ];
             for key in [
@@ -502,37 +542,12 @@ pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
             print_rows(&rows);
         }
         CredsFormat::Env => {
-            writeln!(
-                out,
-                "export AWS_ACCESS_KEY_ID={}",
-                shell_quote(&text(&data["access_key"]))
-            )?;
-            writeln!(
-                out,
-                "export AWS_SECRET_ACCESS_KEY={}",
-                shell_quote(&text(&data["secret_key"]))
-            )?;
-            if let Some(token) = data["security_token"].as_str() {
-                writeln!(out, "export AWS_SESSION_TOKEN={}", shell_quote(token))?;
+            for (name, value) in issued.env_vars(None)? {
+                writeln!(out, "export {name}={}", shell_quote(&value))?;
             }
-            writeln!(
-                out,
-                "export AWS_CREDENTIAL_EXPIRATION={}",
-                expiration.format(&Rfc3339)?
-            )?;
-            writeln!(out, "# lease: {}", text(&resp["lease_id"]))?;
+            writeln!(out, "# lease: {}", issued.lease_id)?;
         }
-        CredsFormat::CredentialProcess => {
-            let mut doc = Map::new();
-            doc.insert("Version".into(), json!(1));
-            doc.insert("AccessKeyId".into(), data["access_key"].clone());
-            doc.insert("SecretAccessKey".into(), data["secret_key"].clone());
-            if let Some(token) = data["security_token"].as_str() {
-                doc.insert("SessionToken".into(), json!(token));
-            }
-            doc.insert("Expiration".into(), json!(expiration.format(&Rfc3339)?));
-            writeln!(out, "{}", serde_json::to_string(&doc)?)?;
-        }
+        CredsFormat::CredentialProcess => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -589,6 +604,7 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                     Some(json!({"lease_id": lease_id})),
                 )
                 .await?;
+            cache::forget(client.address(), &lease_id, false);
             println!("Success! Revoked lease: {lease_id}");
         }
         LeaseCommand::RevokePrefix { prefix } => {
@@ -600,6 +616,7 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
             client
                 .request("PUT", &format!("sys/leases/revoke-prefix/{prefix}"), None)
                 .await?;
+            cache::forget(client.address(), &prefix, true);
             println!("Success! Revoked every lease under: {prefix}");
         }
     }

@@ -1,6 +1,7 @@
 //! The AWS secrets engine: mounts, root config, roles, and the lease lifecycle (issue, renew,
 //! revoke, expire). It decides; `store` remembers; `aws` acts. It knows nothing of HTTP.
 
+pub mod key_map;
 pub mod lease;
 mod reaper;
 pub mod role;
@@ -193,6 +194,10 @@ pub struct IssuedCredential {
     pub arn: String,
     pub username: Option<String>,
     pub expire_time: i64,
+    /// The mount's AWS region, for clients that set up an environment (`exec`).
+    pub region: Option<String>,
+    /// The role's `key_map` (empty when it has none).
+    pub key_map: std::collections::BTreeMap<String, String>,
 }
 
 /// The outcome of a renewal.
@@ -859,6 +864,8 @@ impl Engine {
             arn,
             username: None,
             expire_time: expiration,
+            region: account.region(),
+            key_map: role.key_map.clone(),
         })
     }
 
@@ -981,7 +988,8 @@ impl Engine {
         tracing::info!(lease_id = %lease.id, username = %username, ttl, "issued iam_user credential");
         Ok(IssuedCredential {
             lease_id: lease.id,
-            lease_duration: ttl as i64,
+            // What is left: wait_ready may have taken a while of it.
+            lease_duration: (expire_time - now()).max(0),
             renewable: true,
             access_key: key.access_key_id,
             secret_key: key.secret_access_key,
@@ -989,6 +997,8 @@ impl Engine {
             arn: key.user_arn,
             username: Some(username),
             expire_time,
+            region: account.region(),
+            key_map: role.key_map.clone(),
         })
     }
 

@@ -6,6 +6,7 @@ mod support;
 mod acl;
 mod api;
 mod cli;
+mod exec;
 mod iam_user;
 mod layering;
 mod recovery;
