@@ -6,6 +6,7 @@ mod support;
 mod acl;
 mod api;
 mod cli;
+mod credential_process;
 mod exec;
 mod iam_user;
 mod layering;
