@@ -25,6 +25,9 @@ pub struct UsageError(pub String);
 #[derive(Debug, Subcommand)]
 pub enum MountCommand {
     /// Mount the AWS secrets engine: `iamlease mount enable aws --path aws-prod`
+    #[command(
+        after_help = "Example:\n  iamlease mount enable aws --path aws-prod --default-lease-ttl 1h"
+    )]
     Enable {
         /// Engine type; only `aws` exists.
         #[arg(value_parser = ["aws"])]
@@ -37,14 +40,19 @@ pub enum MountCommand {
         max_lease_ttl: Option<String>,
     },
     /// List mounts.
+    #[command(after_help = "Example:\n  iamlease mount list")]
     List,
     /// Revoke every lease of a mount, then remove it.
+    #[command(after_help = "Example:\n  iamlease mount disable aws-old")]
     Disable { path: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// How the mount reaches AWS: `iamlease config root --access-key AKIA… --secret-key … --region us-east-1`
+    #[command(
+        after_help = "Examples:\n  IAMLEASE_ROOT_SECRET_KEY=… iamlease config root --access-key AKIA… --region us-east-1\n  iamlease config root --region us-east-1 --role-arn arn:aws:iam::123456789012:role/iamlease --external-id 7f3a"
+    )]
     Root {
         #[arg(long, default_value = "aws")]
         mount: String,
@@ -68,16 +76,21 @@ pub enum ConfigCommand {
     },
     /// Replace the root config's access key with a new one and delete the old one in AWS:
     /// `iamlease config rotate-root --mount aws`
+    #[command(after_help = "Example:\n  iamlease config rotate-root --mount aws")]
     RotateRoot {
         #[arg(long, default_value = "aws")]
         mount: String,
     },
     /// Show the mount's root config (never the secret key).
+    #[command(after_help = "Example:\n  iamlease config read-root --mount aws")]
     ReadRoot {
         #[arg(long, default_value = "aws")]
         mount: String,
     },
     /// Default and maximum lease TTLs for the mount: `iamlease config lease --lease 1h --lease-max 24h`
+    #[command(
+        after_help = "Examples:\n  iamlease config lease --lease 1h --lease-max 24h\n  iamlease config lease            # show them"
+    )]
     Lease {
         #[arg(long, default_value = "aws")]
         mount: String,
@@ -91,8 +104,12 @@ pub enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 pub enum RoleCommand {
     /// Create or update a role: `iamlease role write dev --credential-type iam_user --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess`
+    #[command(
+        after_help = "Examples:\n  iamlease role write dev --credential-type iam_user --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess --default-ttl 1h --max-ttl 8h\n  iamlease role write tf --credential-type iam_user --policy-document @policy.json --key-map access_key=TF_VAR_aws_key"
+    )]
     Write(Box<RoleWrite>),
     /// Show a role.
+    #[command(after_help = "Example:\n  iamlease role read dev --format json")]
     Read {
         name: String,
         #[arg(long, default_value = "aws")]
@@ -101,11 +118,13 @@ pub enum RoleCommand {
         format: ReadFormat,
     },
     /// List roles.
+    #[command(after_help = "Example:\n  iamlease role list --mount aws")]
     List {
         #[arg(long, default_value = "aws")]
         mount: String,
     },
     /// Delete a role (its leases still expire and are revoked as usual).
+    #[command(after_help = "Example:\n  iamlease role delete dev")]
     Delete {
         name: String,
         #[arg(long, default_value = "aws")]
@@ -168,6 +187,9 @@ pub struct RoleWrite {
 #[derive(Debug, Subcommand)]
 pub enum LeaseCommand {
     /// List leases under a prefix, one level at a time as Vault does: `iamlease lease list aws/creds/dev/`
+    #[command(
+        after_help = "Examples:\n  iamlease lease list aws/creds/dev/\n  iamlease lease list aws/creds/dev/ --state failed"
+    )]
     List {
         #[arg(default_value = "")]
         prefix: String,
@@ -176,26 +198,33 @@ pub enum LeaseCommand {
         state: Option<String>,
     },
     /// Show a lease: expiry, state, last revocation error.
+    #[command(after_help = "Example:\n  iamlease lease lookup aws/creds/dev/<id>")]
     Lookup {
         lease_id: String,
         #[arg(long, value_enum, default_value_t = ReadFormat::Table)]
         format: ReadFormat,
     },
     /// Extend a lease (up to its maximum): `iamlease lease renew ID --increment 1h`
+    #[command(after_help = "Example:\n  iamlease lease renew aws/creds/dev/<id> --increment 1h")]
     Renew {
         lease_id: String,
         #[arg(long)]
         increment: Option<String>,
     },
     /// Revoke a lease now; returns when AWS has deleted everything.
+    #[command(after_help = "Example:\n  iamlease lease revoke aws/creds/dev/<id>")]
     Revoke { lease_id: String },
     /// Revoke every lease whose id starts with PREFIX: `iamlease lease revoke-prefix aws/creds/dev/`
+    #[command(after_help = "Example:\n  iamlease lease revoke-prefix aws/creds/dev/")]
     RevokePrefix { prefix: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token: `iamlease token create --policy dev --ttl 8h --display-name ci`
+    #[command(
+        after_help = "Example:\n  iamlease token create --policy dev --ttl 8h --display-name ci"
+    )]
     Create {
         /// A policy for the token; repeat for several.
         #[arg(long = "policy")]
@@ -208,11 +237,15 @@ pub enum TokenCommand {
         format: ReadFormat,
     },
     /// Look up the current token, or another by its accessor.
+    #[command(
+        after_help = "Examples:\n  iamlease token lookup\n  iamlease token lookup --accessor <accessor>"
+    )]
     Lookup {
         #[arg(long)]
         accessor: Option<String>,
     },
     /// Revoke the current token, or another by its accessor.
+    #[command(after_help = "Example:\n  iamlease token revoke --accessor <accessor>")]
     Revoke {
         #[arg(long)]
         accessor: Option<String>,
@@ -222,17 +255,16 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Write an ACL policy from a file (HCL or JSON; `-` reads standard input).
-    Write {
-        name: String,
-        file: String,
-    },
-    Read {
-        name: String,
-    },
+    #[command(
+        after_help = "Examples:\n  iamlease policy write dev dev.hcl\n  echo 'path \"aws/creds/dev\" { capabilities = [\"read\"] }' | iamlease policy write dev -"
+    )]
+    Write { name: String, file: String },
+    #[command(after_help = "Example:\n  iamlease policy read dev")]
+    Read { name: String },
+    #[command(after_help = "Example:\n  iamlease policy list")]
     List,
-    Delete {
-        name: String,
-    },
+    #[command(after_help = "Example:\n  iamlease policy delete dev")]
+    Delete { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ mod cli;
 mod credential_process;
 mod exec;
 mod iam_user;
+mod key_map;
 mod layering;
 mod recovery;
 mod secrets;
