@@ -111,10 +111,13 @@ async fn run_and_revoke(
         signal_hook::iterator::exfiltrator::origin::Origin,
     >,
 ) -> anyhow::Result<()> {
-    // Interrupted while the server was issuing: do not start COMMAND at all.
-    if let Ok(origin) = signals.try_recv() {
-        revoke(client, &issued.lease_id).await?;
-        return Err(CommandExited(128u8.saturating_add(origin.signal as u8)).into());
+    // Interrupted while the server was issuing: do not start COMMAND at all. (A terminal
+    // resize is no reason to stop.)
+    while let Ok(origin) = signals.try_recv() {
+        if origin.signal != SIGWINCH {
+            revoke(client, &issued.lease_id).await?;
+            return Err(CommandExited(128u8.saturating_add(origin.signal as u8)).into());
+        }
     }
     let status = run(client, args, issued, signals).await;
     let revoked = revoke(client, &issued.lease_id).await;

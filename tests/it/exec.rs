@@ -266,3 +266,37 @@ async fn exec_renew_keeps_the_credential_alive_past_its_ttl() {
     assert!(text(&o.stdout).contains(&format!("/iamlease/{m}/dev/")));
     app.assert_nothing_left().await;
 }
+
+#[tokio::test]
+async fn exec_interrupted_while_the_key_propagates_revokes_and_runs_nothing() {
+    let app = TestApp::spawn().await;
+    // The server's wait_ready takes a few seconds: the gate refuses the new key 4 times.
+    let gate = crate::support::gate::start_gate(&moto().url, &moto().admin_key, 4).await;
+    app.configure_via(&gate.url).await;
+    app.write_role("dev", dev_role()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let m = app.mount.clone();
+    let child = command(
+        &app,
+        cache.path(),
+        &["exec", "dev", "--mount", &m, "--", "sh", "-c", "echo ran"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Interrupt once the user exists, i.e. while the server is waiting for the key.
+    app.eventually("the user exists", Duration::from_secs(20), || async {
+        app.users_in_moto().await.len() == 1
+    })
+    .await;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let o = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exec ended")
+        .unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "", "COMMAND never ran");
+    app.assert_nothing_left().await;
+}
