@@ -988,8 +988,12 @@ impl Engine {
         tracing::info!(lease_id = %lease.id, username = %username, ttl, "issued iam_user credential");
         Ok(IssuedCredential {
             lease_id: lease.id,
-            // What is left: wait_ready may have taken a while of it.
-            lease_duration: (expire_time - now()).max(0),
+            // The TTL asked for, as Vault answers; after wait_ready, what is left of it.
+            lease_duration: if request.wait_ready {
+                (expire_time - now()).max(0)
+            } else {
+                ttl as i64
+            },
             renewable: true,
             access_key: key.access_key_id,
             secret_key: key.secret_access_key,
