@@ -300,3 +300,49 @@ async fn exec_interrupted_while_the_key_propagates_revokes_and_runs_nothing() {
     assert_eq!(text(&o.stdout), "", "COMMAND never ran");
     app.assert_nothing_left().await;
 }
+
+#[tokio::test]
+async fn the_wait_spinner_shows_on_a_terminal_and_nothing_on_a_pipe() {
+    let (app, cache) = app_with_role(dev_role()).await;
+    let m = app.mount.clone();
+    let args = [
+        "creds",
+        "dev",
+        "--mount",
+        m.as_str(),
+        "--wait",
+        "--format",
+        "json",
+    ];
+    // A pipe: stderr stays empty.
+    let o = run(&app, cache.path(), &args).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stderr), "");
+    // A terminal (util-linux `script` gives the command a pseudo-terminal): the spinner, with
+    // the elapsed time, while the server waits for AWS.
+    let line = format!("{} {}", env!("CARGO_BIN_EXE_iamlease"), args.join(" "));
+    let o = command(&app, cache.path(), &[])
+        .as_std()
+        .get_envs()
+        .fold(tokio::process::Command::new("script"), |mut cmd, (k, v)| {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+            cmd
+        })
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let screen = text(&o.stdout);
+    assert!(
+        screen.contains("waiting until AWS accepts the new key") && screen.contains("0s"),
+        "{screen}"
+    );
+    app.call("PUT", &format!("sys/leases/revoke-prefix/{m}/"), None)
+        .await;
+    app.assert_nothing_left().await;
+}
