@@ -346,3 +346,35 @@ async fn the_wait_spinner_shows_on_a_terminal_and_nothing_on_a_pipe() {
         .await;
     app.assert_nothing_left().await;
 }
+
+#[tokio::test]
+async fn exec_with_an_assumed_role_passes_the_session_token() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let role_name = crate::support::random_name("exec-role-");
+    let role_arn = moto().create_assumable_role(&role_name, None).await;
+    app.write_role(
+        "deploy",
+        json!({"credential_type": "assumed_role", "role_arns": [role_arn]}),
+    )
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let m = app.mount.clone();
+    let o = run(
+        &app,
+        cache.path(),
+        &[
+            "exec", "deploy", "--mount", &m, "--", "sh", "-c",
+            r#"test -n "$AWS_SESSION_TOKEN" && aws sts get-caller-identity --output text --query Arn"#,
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let arn = text(&o.stdout);
+    assert!(
+        arn.contains(&format!(":assumed-role/{role_name}/")),
+        "{arn}"
+    );
+    // STS credentials expire in AWS; the lease is forgotten at once.
+    app.assert_nothing_left().await;
+}
