@@ -256,6 +256,9 @@ pub fn forget(address: &str, lease_id: &str, prefix: bool) {
         };
         if entry.address == address && matches {
             let _ = fs::remove_file(&path);
+            // Its lock file too, so they do not pile up. At worst a caller locking the old
+            // file and one locking a new one both issue: two leases, both tracked.
+            let _ = fs::remove_file(path.with_extension("lock"));
         }
     }
 }
