@@ -14,6 +14,7 @@
 //! | `sweep_interval` / `IAMLEASE_SWEEP_INTERVAL`  | off: how often to sweep every mount for orphaned IAM users |
 //! | `shutdown_timeout` / `IAMLEASE_SHUTDOWN_TIMEOUT` | `30s`: how long in-flight requests may finish after SIGTERM |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
+//! | `wait_ready_timeout` / `IAMLEASE_WAIT_READY_TIMEOUT` | `30s`: how long `wait_ready` waits for AWS to accept a new key |
 //!
 //! `tls_cert_file`, `tls_key_file`, `audit_log` and `kms_key_id` are named by the spec but not
 //! built yet; setting one is refused at start-up rather than silently ignored.
@@ -54,6 +55,7 @@ struct RawSettings {
     sweep_interval: Option<String>,
     shutdown_timeout: Option<String>,
     log_level: Option<String>,
+    wait_ready_timeout: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
     audit_log: Option<String>,
@@ -88,6 +90,8 @@ pub struct Settings {
     /// How long in-flight requests may run on after SIGTERM before they are cut off.
     pub shutdown_timeout: Duration,
     pub log_level: String,
+    /// How long `wait_ready` waits for AWS to accept a new key before revoking it.
+    pub wait_ready_timeout: Duration,
     /// Dev mode: mount `aws/` and accept this root token (or make one).
     pub dev: Option<DevSettings>,
     pub root_token_file: Option<PathBuf>,
@@ -139,6 +143,7 @@ impl Settings {
         overlay(&mut raw.sweep_interval, "IAMLEASE_SWEEP_INTERVAL");
         overlay(&mut raw.shutdown_timeout, "IAMLEASE_SHUTDOWN_TIMEOUT");
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
+        overlay(&mut raw.wait_ready_timeout, "IAMLEASE_WAIT_READY_TIMEOUT");
         overlay(&mut raw.tls_cert_file, "IAMLEASE_TLS_CERT_FILE");
         overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
         overlay(&mut raw.audit_log, "IAMLEASE_AUDIT_LOG");
@@ -226,6 +231,9 @@ impl Settings {
             },
             shutdown_timeout: Duration::from_secs(
                 duration("shutdown_timeout", raw.shutdown_timeout, 30)?.as_secs(),
+            ),
+            wait_ready_timeout: Duration::from_secs(
+                duration("wait_ready_timeout", raw.wait_ready_timeout, 30)?.as_secs(),
             ),
             log_level: raw
                 .log_level

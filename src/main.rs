@@ -32,6 +32,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: `iamlease server --dev` to try it, `--config iamlease.toml` in production.
+    #[command(
+        after_help = "Examples:\n  iamlease server --dev --dev-root-token root\n  iamlease server --config /etc/iamlease.toml --root-token-file /run/iamlease/root-token"
+    )]
     Server {
         /// Ready-to-use server: temporary store, `aws/` mounted, root token printed.
         #[arg(long)]
@@ -48,23 +51,62 @@ enum Command {
     },
     /// Enable, list or disable secrets-engine mounts.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  iamlease mount enable aws --path aws-prod\n  iamlease mount list"
+    )]
     Mount(cli::MountCommand),
     /// Configure a mount's AWS connection or lease defaults.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  iamlease config root --access-key AKIA… --region us-east-1\n  iamlease config lease --lease 1h --lease-max 24h"
+    )]
     Config(cli::ConfigCommand),
     /// Write, read, list or delete roles.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  iamlease role write dev --credential-type iam_user --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess\n  iamlease role read dev"
+    )]
     Role(cli::RoleCommand),
     /// Issue a credential: `iamlease creds dev --ttl 15m --format env`
+    #[command(
+        after_help = "Examples:\n  iamlease creds dev --ttl 15m --format env\n  iamlease creds dev --format credential-process   # in ~/.aws/config: credential_process = iamlease creds dev --format credential-process"
+    )]
     Creds(cli::CredsArgs),
+    /// Run a command with a fresh credential in its environment; revoke it when the command ends.
+    #[command(
+        after_help = "Example:\n  iamlease exec dev --ttl 1h -- aws sts get-caller-identity\n\n\
+        COMMAND gets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (STS roles), AWS_REGION \
+        and AWS_CREDENTIAL_EXPIRATION (or the names in the role's key_map). Signals are passed on; \
+        the lease is revoked when COMMAND exits or is killed, and exec exits with its status \
+        (128+N for signal N). If exec itself is killed with SIGKILL, the lease still expires on the \
+        server at its TTL."
+    )]
+    Exec(cli::ExecArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  iamlease completions bash > /etc/bash_completion.d/iamlease\n  \
+        iamlease completions zsh > \"${fpath[1]}/_iamlease\"\n  \
+        iamlease completions fish > ~/.config/fish/completions/iamlease.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// List, look up, renew or revoke leases.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  iamlease lease list aws/creds/dev/\n  iamlease lease revoke aws/creds/dev/<id>"
+    )]
     Lease(cli::LeaseCommand),
     /// Create, look up or revoke tokens.
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  iamlease token create --policy dev --ttl 8h --display-name ci"
+    )]
     Token(cli::TokenCommand),
     /// Write, read, list or delete ACL policies (Vault syntax).
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  iamlease policy write dev dev.hcl")]
     Policy(cli::PolicyCommand),
     /// Find IAM users with iamlease tags but no live lease, and delete them (`--dry-run` lists).
     Sweep(cli::SweepArgs),
@@ -88,6 +130,9 @@ fn main() -> ExitCode {
             if let Some(no) = e.downcast_ref::<cli::ServerSaidNo>() {
                 eprintln!("Error: {} (HTTP {})", no.message, no.status.as_u16());
                 ExitCode::from(1)
+            } else if let Some(exited) = e.downcast_ref::<cli::CommandExited>() {
+                // exec: COMMAND's own status, which already said what went wrong.
+                ExitCode::from(exited.0)
             } else if let Some(usage) = e.downcast_ref::<cli::UsageError>() {
                 eprintln!("Error: {usage}");
                 ExitCode::from(2)
@@ -121,6 +166,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => cli::config(&client()?, cmd).await,
         Command::Role(cmd) => cli::role(&client()?, cmd).await,
         Command::Creds(args) => cli::creds(&client()?, args).await,
+        Command::Exec(args) => cli::exec(&client()?, args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Rendered first: clap_complete panics on a write error, e.g. a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "iamlease", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
         Command::Lease(cmd) => cli::lease(&client()?, cmd).await,
         Command::Token(cmd) => cli::token(&client()?, cmd).await,
         Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
@@ -201,4 +257,37 @@ fn duration_text(secs: i64) -> String {
         out.push_str(&format!("{s}s"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--help` shows an example on every command, so nobody has to guess the syntax.
+    #[test]
+    fn every_command_has_an_example_in_its_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let help = sub
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                if !help.starts_with("Example") {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "iamlease", &mut missing);
+        assert!(missing.is_empty(), "no example in --help: {missing:?}");
+    }
 }

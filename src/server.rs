@@ -85,6 +85,7 @@ impl Application {
                 revoke_max_backoff: settings.revoke_max_backoff,
                 pending_grace: settings.pending_grace,
                 claim_timeout: settings.claim_timeout,
+                wait_ready_timeout: settings.wait_ready_timeout,
             },
         ));
         engine.check_master_key().await?;

@@ -136,17 +136,23 @@ pub async fn issue(
     let request = IssueRequest::parse(&mut input.fields)?;
     let warnings = input.fields.unknown_field_warnings();
     let cred = s.engine.issue(&mount(&m)?, &name, request, &caller).await?;
+    let mut data = json!({
+        "access_key": cred.access_key,
+        "secret_key": cred.secret_key.expose(),
+        "security_token": cred.security_token.as_ref().map(|t| t.expose()),
+        "arn": cred.arn,
+        "username": cred.username,
+        "region": cred.region,
+    });
+    // Only roles that rename fields add key_map, so other answers keep Vault's shape.
+    if !cred.key_map.is_empty() {
+        data["key_map"] = json!(cred.key_map);
+    }
     Ok(vault::leased(
         &cred.lease_id,
         cred.renewable,
         cred.lease_duration,
-        json!({
-            "access_key": cred.access_key,
-            "secret_key": cred.secret_key.expose(),
-            "security_token": cred.security_token.as_ref().map(|t| t.expose()),
-            "arn": cred.arn,
-            "username": cred.username,
-        }),
+        data,
         warnings,
     ))
 }

@@ -2,10 +2,12 @@
 //! SDK, built from the mount's root config), and the credential types' AWS call sequences.
 
 mod iam_user;
+mod ready;
 mod root_key;
 mod sts;
 
 pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey, LEASE_ID_TAG, MOUNT_TAG, TaggedUser};
+pub use ready::{KeyReady, ReadyCheck};
 pub use root_key::NewRootKey;
 pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 
@@ -152,6 +154,11 @@ pub struct AwsAccount {
 }
 
 impl AwsAccount {
+    /// The region the mount talks to AWS in.
+    pub fn region(&self) -> Option<String> {
+        self.sts.config().region().map(|r| r.to_string())
+    }
+
     pub async fn connect(settings: &ConnectionSettings) -> Self {
         let retry = match settings.retry_mode {
             RetryMode::Standard => RetryConfig::standard(),

@@ -15,6 +15,7 @@ pub struct ServerSaidNo {
     pub message: String,
 }
 
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     address: String,
@@ -42,6 +43,15 @@ impl Client {
             address: address.trim_end_matches('/').to_owned(),
             token,
         })
+    }
+
+    /// The server's address, without a trailing `/`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// Sends a request to `/v1/{path}`; returns the JSON body (`Value::Null` for 204).

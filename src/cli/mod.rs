@@ -1,10 +1,14 @@
 //! The client commands: each parses its arguments into a request, sends it to the server over
 //! the Vault-compatible API, and prints the answer for a person or a script.
 
+mod cache;
 mod client;
+mod exec;
+mod issue;
 mod sweep;
 
 pub use client::{Client, ServerSaidNo};
+pub use exec::{CommandExited, ExecArgs, exec};
 pub use sweep::{SweepArgs, sweep};
 
 use std::collections::BTreeMap;
@@ -13,7 +17,6 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// A mistake in how the command was called, found after parsing: exit code 2.
@@ -24,6 +27,9 @@ pub struct UsageError(pub String);
 #[derive(Debug, Subcommand)]
 pub enum MountCommand {
     /// Mount the AWS secrets engine: `iamlease mount enable aws --path aws-prod`
+    #[command(
+        after_help = "Example:\n  iamlease mount enable aws --path aws-prod --default-lease-ttl 1h"
+    )]
     Enable {
         /// Engine type; only `aws` exists.
         #[arg(value_parser = ["aws"])]
@@ -36,14 +42,19 @@ pub enum MountCommand {
         max_lease_ttl: Option<String>,
     },
     /// List mounts.
+    #[command(after_help = "Example:\n  iamlease mount list")]
     List,
     /// Revoke every lease of a mount, then remove it.
+    #[command(after_help = "Example:\n  iamlease mount disable aws-old")]
     Disable { path: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// How the mount reaches AWS: `iamlease config root --access-key AKIA… --secret-key … --region us-east-1`
+    #[command(
+        after_help = "Examples:\n  IAMLEASE_ROOT_SECRET_KEY=… iamlease config root --access-key AKIA… --region us-east-1\n  iamlease config root --region us-east-1 --role-arn arn:aws:iam::123456789012:role/iamlease --external-id 7f3a"
+    )]
     Root {
         #[arg(long, default_value = "aws")]
         mount: String,
@@ -70,16 +81,21 @@ pub enum ConfigCommand {
     },
     /// Replace the root config's access key with a new one and delete the old one in AWS:
     /// `iamlease config rotate-root --mount aws`
+    #[command(after_help = "Example:\n  iamlease config rotate-root --mount aws")]
     RotateRoot {
         #[arg(long, default_value = "aws")]
         mount: String,
     },
     /// Show the mount's root config (never the secret key).
+    #[command(after_help = "Example:\n  iamlease config read-root --mount aws")]
     ReadRoot {
         #[arg(long, default_value = "aws")]
         mount: String,
     },
     /// Default and maximum lease TTLs for the mount: `iamlease config lease --lease 1h --lease-max 24h`
+    #[command(
+        after_help = "Examples:\n  iamlease config lease --lease 1h --lease-max 24h\n  iamlease config lease            # show them"
+    )]
     Lease {
         #[arg(long, default_value = "aws")]
         mount: String,
@@ -93,8 +109,12 @@ pub enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 pub enum RoleCommand {
     /// Create or update a role: `iamlease role write dev --credential-type iam_user --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess`
+    #[command(
+        after_help = "Examples:\n  iamlease role write dev --credential-type iam_user --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess --default-ttl 1h --max-ttl 8h\n  iamlease role write tf --credential-type iam_user --policy-document @policy.json --key-map access_key=TF_VAR_aws_key"
+    )]
     Write(Box<RoleWrite>),
     /// Show a role.
+    #[command(after_help = "Example:\n  iamlease role read dev --format json")]
     Read {
         name: String,
         #[arg(long, default_value = "aws")]
@@ -103,11 +123,13 @@ pub enum RoleCommand {
         format: ReadFormat,
     },
     /// List roles.
+    #[command(after_help = "Example:\n  iamlease role list --mount aws")]
     List {
         #[arg(long, default_value = "aws")]
         mount: String,
     },
     /// Delete a role (its leases still expire and are revoked as usual).
+    #[command(after_help = "Example:\n  iamlease role delete dev")]
     Delete {
         name: String,
         #[arg(long, default_value = "aws")]
@@ -161,11 +183,18 @@ pub struct RoleWrite {
     /// session_token: the MFA device whose code `creds --mfa-code` passes.
     #[arg(long)]
     mfa_serial_number: Option<String>,
+    /// FIELD=NAME: the name a credential field takes in `--format env` and `exec`, e.g.
+    /// access_key=TF_VAR_aws_key (fields: access_key, secret_key, security_token, region, expiration).
+    #[arg(long = "key-map")]
+    key_map: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LeaseCommand {
     /// List leases under a prefix, one level at a time as Vault does: `iamlease lease list aws/creds/dev/`
+    #[command(
+        after_help = "Examples:\n  iamlease lease list aws/creds/dev/\n  iamlease lease list aws/creds/dev/ --state failed"
+    )]
     List {
         #[arg(default_value = "")]
         prefix: String,
@@ -174,29 +203,37 @@ pub enum LeaseCommand {
         state: Option<String>,
     },
     /// Show a lease: expiry, state, last revocation error.
+    #[command(after_help = "Example:\n  iamlease lease lookup aws/creds/dev/<id>")]
     Lookup {
         lease_id: String,
         #[arg(long, value_enum, default_value_t = ReadFormat::Table)]
         format: ReadFormat,
     },
     /// Extend a lease (up to its maximum): `iamlease lease renew ID --increment 1h`
+    #[command(after_help = "Example:\n  iamlease lease renew aws/creds/dev/<id> --increment 1h")]
     Renew {
         lease_id: String,
         #[arg(long)]
         increment: Option<String>,
     },
     /// Revoke a lease now; returns when AWS has deleted everything.
+    #[command(after_help = "Example:\n  iamlease lease revoke aws/creds/dev/<id>")]
     Revoke { lease_id: String },
     /// Revoke every lease whose id starts with PREFIX: `iamlease lease revoke-prefix aws/creds/dev/`
+    #[command(after_help = "Example:\n  iamlease lease revoke-prefix aws/creds/dev/")]
     RevokePrefix { prefix: String },
     /// Forget every lease under PREFIX, even when AWS cannot be cleaned up (needs sudo). Each
     /// user gets one best-effort delete first; `iamlease sweep` finds any left behind.
+    #[command(after_help = "Example:\n  iamlease lease revoke-force aws/creds/dev/")]
     RevokeForce { prefix: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token: `iamlease token create --policy dev --ttl 8h --display-name ci`
+    #[command(
+        after_help = "Example:\n  iamlease token create --policy dev --ttl 8h --display-name ci"
+    )]
     Create {
         /// A policy for the token; repeat for several.
         #[arg(long = "policy")]
@@ -209,11 +246,15 @@ pub enum TokenCommand {
         format: ReadFormat,
     },
     /// Look up the current token, or another by its accessor.
+    #[command(
+        after_help = "Examples:\n  iamlease token lookup\n  iamlease token lookup --accessor <accessor>"
+    )]
     Lookup {
         #[arg(long)]
         accessor: Option<String>,
     },
     /// Revoke the current token, or another by its accessor.
+    #[command(after_help = "Example:\n  iamlease token revoke --accessor <accessor>")]
     Revoke {
         #[arg(long)]
         accessor: Option<String>,
@@ -223,17 +264,16 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Write an ACL policy from a file (HCL or JSON; `-` reads standard input).
-    Write {
-        name: String,
-        file: String,
-    },
-    Read {
-        name: String,
-    },
+    #[command(
+        after_help = "Examples:\n  iamlease policy write dev dev.hcl\n  echo 'path \"aws/creds/dev\" { capabilities = [\"read\"] }' | iamlease policy write dev -"
+    )]
+    Write { name: String, file: String },
+    #[command(after_help = "Example:\n  iamlease policy read dev")]
+    Read { name: String },
+    #[command(after_help = "Example:\n  iamlease policy list")]
     List,
-    Delete {
-        name: String,
-    },
+    #[command(after_help = "Example:\n  iamlease policy delete dev")]
+    Delete { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -270,6 +310,16 @@ pub struct CredsArgs {
     pub mfa_code: Option<String>,
     #[arg(long, value_enum, default_value_t = CredsFormat::Table)]
     pub format: CredsFormat,
+    /// Answer only once AWS accepts the new key (iam_user roles). On by default for
+    /// `--format credential-process`.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub wait: bool,
+    /// Do not wait for AWS to accept the new key, even for `--format credential-process`.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// `--format credential-process`: issue a new credential instead of reusing a cached one.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 fn compact(map: Map<String, Value>) -> Value {
@@ -409,6 +459,7 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
             };
             let tags = key_values("--tag", &w.tags)?;
             let session_tags = key_values("--session-tag", &w.session_tags)?;
+            let key_map = key_values("--key-map", &w.key_map)?;
             let nonempty = |v: Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
             let nonempty_map = |m: BTreeMap<String, String>| {
                 if m.is_empty() { Value::Null } else { json!(m) }
@@ -433,6 +484,7 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 ("session_tags".into(), nonempty_map(session_tags)),
                 ("external_id".into(), json!(w.external_id)),
                 ("mfa_serial_number".into(), json!(w.mfa_serial_number)),
+                ("key_map".into(), nonempty_map(key_map)),
             ]));
             let resp = client
                 .request("POST", &format!("{}/roles/{}", w.mount, w.name), Some(body))
@@ -471,30 +523,51 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
 }
 
 pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
-    let body = compact(Map::from_iter([
-        ("ttl".into(), json!(args.ttl)),
-        ("role_arn".into(), json!(args.role_arn)),
-        ("role_session_name".into(), json!(args.role_session_name)),
-        ("mfa_code".into(), json!(args.mfa_code)),
-    ]));
-    let resp = client
-        .request(
-            "POST",
-            &format!("{}/creds/{}", args.mount, args.name),
-            Some(body),
-        )
-        .await?;
+    let for_process = args.format == CredsFormat::CredentialProcess;
+    let params = issue::IssueParams {
+        mount: args.mount,
+        role: args.name,
+        ttl: args.ttl,
+        role_arn: args.role_arn,
+        role_session_name: args.role_session_name,
+        mfa_code: args.mfa_code,
+        wait: args.wait || (for_process && !args.no_wait),
+    };
+    if for_process {
+        let entry = if args.no_cache {
+            cache::entry_from(client, &issue::issue(client, &params).await?)
+        } else {
+            cache::cached_or_issue(client, &params).await?
+        };
+        // The AWS `credential_process` format; Expiration tells the SDK when to ask again.
+        let mut doc = Map::new();
+        doc.insert("Version".into(), json!(1));
+        doc.insert("AccessKeyId".into(), json!(entry.access_key));
+        doc.insert("SecretAccessKey".into(), json!(entry.secret_key));
+        if let Some(token) = &entry.security_token {
+            doc.insert("SessionToken".into(), json!(token));
+        }
+        doc.insert(
+            "Expiration".into(),
+            json!(entry.expiration().format(&Rfc3339)?),
+        );
+        println!("{}", serde_json::to_string(&doc)?);
+        return Ok(());
+    }
+    let issued = issue::issue(client, &params).await?;
+    let resp = &issued.response;
     let data = &resp["data"];
-    let duration = resp["lease_duration"].as_i64().unwrap_or(0);
-    let expiration = OffsetDateTime::now_utc() + time::Duration::seconds(duration);
     let mut out = std::io::stdout().lock();
     match args.format {
-        CredsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
+        CredsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(resp)?)?,
         CredsFormat::Table => {
             let mut rows = vec![
                 vec!["Key".to_owned(), "Value".to_owned()],
                 vec!["lease_id".to_owned(), text(&resp["lease_id"])],
-                vec!["lease_duration".to_owned(), crate::duration_text(duration)],
+                vec![
+                    "lease_duration".to_owned(),
+                    crate::duration_text(issued.lease_duration),
+                ],
                 vec!["lease_renewable".to_owned(), text(&resp["renewable"])],
             ];
             for key in [
@@ -512,37 +585,12 @@ pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
             print_rows(&rows);
         }
         CredsFormat::Env => {
-            writeln!(
-                out,
-                "export AWS_ACCESS_KEY_ID={}",
-                shell_quote(&text(&data["access_key"]))
-            )?;
-            writeln!(
-                out,
-                "export AWS_SECRET_ACCESS_KEY={}",
-                shell_quote(&text(&data["secret_key"]))
-            )?;
-            if let Some(token) = data["security_token"].as_str() {
-                writeln!(out, "export AWS_SESSION_TOKEN={}", shell_quote(token))?;
+            for (name, value) in issued.env_vars(None)? {
+                writeln!(out, "export {name}={}", shell_quote(&value))?;
             }
-            writeln!(
-                out,
-                "export AWS_CREDENTIAL_EXPIRATION={}",
-                expiration.format(&Rfc3339)?
-            )?;
-            writeln!(out, "# lease: {}", text(&resp["lease_id"]))?;
+            writeln!(out, "# lease: {}", issued.lease_id)?;
         }
-        CredsFormat::CredentialProcess => {
-            let mut doc = Map::new();
-            doc.insert("Version".into(), json!(1));
-            doc.insert("AccessKeyId".into(), data["access_key"].clone());
-            doc.insert("SecretAccessKey".into(), data["secret_key"].clone());
-            if let Some(token) = data["security_token"].as_str() {
-                doc.insert("SessionToken".into(), json!(token));
-            }
-            doc.insert("Expiration".into(), json!(expiration.format(&Rfc3339)?));
-            writeln!(out, "{}", serde_json::to_string(&doc)?)?;
-        }
+        CredsFormat::CredentialProcess => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -599,6 +647,7 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                     Some(json!({"lease_id": lease_id})),
                 )
                 .await?;
+            cache::forget(client.address(), &lease_id, false);
             println!("Success! Revoked lease: {lease_id}");
         }
         LeaseCommand::RevokePrefix { prefix } => {
@@ -610,6 +659,7 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
             client
                 .request("PUT", &format!("sys/leases/revoke-prefix/{prefix}"), None)
                 .await?;
+            cache::forget(client.address(), &prefix, true);
             println!("Success! Revoked every lease under: {prefix}");
         }
         LeaseCommand::RevokeForce { prefix } => {

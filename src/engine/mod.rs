@@ -1,6 +1,7 @@
 //! The AWS secrets engine: mounts, root config, roles, and the lease lifecycle (issue, renew,
 //! revoke, expire). It decides; `store` remembers; `aws` acts. It knows nothing of HTTP.
 
+pub mod key_map;
 pub mod lease;
 mod reaper;
 pub mod role;
@@ -22,7 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::Caller;
 use crate::aws::{
     AssumeRoleSpec, AwsAccount, AwsError, ConnectionSettings, FederationTokenSpec, IamUserSpec,
-    LEASE_ID_TAG, MOUNT_TAG, RetryMode, SessionTokenSpec, StsCredentials,
+    LEASE_ID_TAG, MOUNT_TAG, ReadyCheck, RetryMode, SessionTokenSpec, StsCredentials,
 };
 use crate::duration::Ttl;
 use crate::fields::{FieldError, Fields};
@@ -43,6 +44,9 @@ const DEFAULT_STS_TTL: u64 = 3600;
 const NEW_ROOT_KEY_WAIT: Duration = Duration::from_secs(30);
 /// How many revocations run at once (AWS rate limits are per account, not per lease).
 const REVOKE_CONCURRENCY: usize = 16;
+/// `wait_ready`: a new key is ready after this many accepted calls in a row, tried this often.
+const WAIT_READY_SUCCESSES: u32 = 3;
+const WAIT_READY_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -81,6 +85,8 @@ pub struct EngineSettings {
     pub pending_grace: Duration,
     /// How long a revocation claim holds before someone else may resume it.
     pub claim_timeout: Duration,
+    /// `wait_ready`: how long to wait for AWS to accept a new key before revoking it.
+    pub wait_ready_timeout: Duration,
 }
 
 impl Default for EngineSettings {
@@ -89,6 +95,7 @@ impl Default for EngineSettings {
             revoke_max_backoff: Ttl::from_secs(3600),
             pending_grace: Duration::from_secs(120),
             claim_timeout: Duration::from_secs(300),
+            wait_ready_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -118,6 +125,8 @@ pub struct IssueRequest {
     pub role_session_name: Option<String>,
     /// `session_token`: the current code of the role's MFA device.
     pub mfa_code: Option<Secret>,
+    /// `iam_user`: answer only once AWS accepts the new key (IAM is eventually consistent).
+    pub wait_ready: bool,
 }
 
 impl IssueRequest {
@@ -133,6 +142,7 @@ impl IssueRequest {
             mfa_code: fields
                 .non_empty_string("mfa_code")?
                 .map(|s| Secret::new(s.trim())),
+            wait_ready: fields.bool("wait_ready")?.unwrap_or(false),
         })
     }
 }
@@ -188,6 +198,10 @@ pub struct IssuedCredential {
     pub arn: String,
     pub username: Option<String>,
     pub expire_time: i64,
+    /// The mount's AWS region, for clients that set up an environment (`exec`).
+    pub region: Option<String>,
+    /// The role's `key_map` (empty when it has none).
+    pub key_map: std::collections::BTreeMap<String, String>,
 }
 
 /// The outcome of a renewal.
@@ -867,6 +881,8 @@ impl Engine {
             arn,
             username: None,
             expire_time: expiration,
+            region: account.region(),
+            key_map: role.key_map.clone(),
         })
     }
 
@@ -1000,10 +1016,18 @@ impl Engine {
                 "the lease was revoked while it was being issued; ask again".into(),
             ));
         }
+        if request.wait_ready {
+            self.wait_ready(&account, &lease.id, &key).await?;
+        }
         tracing::info!(lease_id = %lease.id, username = %username, ttl, "issued iam_user credential");
         Ok(IssuedCredential {
             lease_id: lease.id,
-            lease_duration: ttl as i64,
+            // The TTL asked for, as Vault answers; after wait_ready, what is left of it.
+            lease_duration: if request.wait_ready {
+                (expire_time - now()).max(0)
+            } else {
+                ttl as i64
+            },
             renewable: true,
             access_key: key.access_key_id,
             secret_key: key.secret_access_key,
@@ -1011,7 +1035,52 @@ impl Engine {
             arn: key.user_arn,
             username: Some(username),
             expire_time,
+            region: account.region(),
+            key_map: role.key_map.clone(),
         })
+    }
+
+    /// `wait_ready`: returns once AWS accepts the new key, or revokes the lease (deleting the
+    /// user) and says why. The lease is already active, so a crash here leaves it to expire.
+    async fn wait_ready(
+        &self,
+        account: &AwsAccount,
+        lease_id: &str,
+        key: &crate::aws::IssuedAccessKey,
+    ) -> Result<()> {
+        let check = ReadyCheck {
+            successes: WAIT_READY_SUCCESSES,
+            interval: WAIT_READY_INTERVAL,
+            timeout: self.settings.wait_ready_timeout,
+        };
+        let started = std::time::Instant::now();
+        match account
+            .wait_until_key_works(&key.access_key_id, &key.secret_access_key, None, check)
+            .await
+        {
+            Ok(ready) => {
+                tracing::info!(
+                    lease_id,
+                    attempts = ready.attempts,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "new key accepted by AWS"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(lease_id, error = %e, "new key not accepted in time; revoking");
+                let revoked = match self.revoke_one(lease_id.to_owned()).await {
+                    Ok(()) => "the lease was revoked and its IAM user deleted".to_owned(),
+                    Err(r) => {
+                        format!("revoking the lease failed and is retried in the background ({r})")
+                    }
+                };
+                Err(EngineError::Aws(format!(
+                    "wait_ready: {}; {revoked}. IAM may be slow to propagate right now: ask again, or without wait_ready",
+                    e.message
+                )))
+            }
+        }
     }
 
     /// Undoes a half-made issue. If the cleanup itself fails, the lease row stays (as `failed`)

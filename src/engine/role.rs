@@ -169,6 +169,9 @@ pub struct Role {
     pub session_tags: BTreeMap<String, String>,
     pub external_id: Option<String>,
     pub mfa_serial_number: Option<String>,
+    /// Names for the credential fields in `--format env` and `exec` (see `key_map`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_map: BTreeMap<String, String>,
 }
 
 impl Role {
@@ -213,6 +216,7 @@ impl Role {
             session_tags: input.tags("session_tags")?.unwrap_or_default(),
             external_id: input.non_empty_string("external_id")?,
             mfa_serial_number: input.non_empty_string("mfa_serial_number")?,
+            key_map: input.tags("key_map")?.unwrap_or_default(),
         };
         role.validate()?;
         // A merged update carries every stored field, so only a fresh write can hold unknowns
@@ -327,6 +331,7 @@ impl Role {
             }
         }
         check_tags(&self.iam_tags, "iam_tags", MAX_USER_TAGS)?;
+        super::key_map::check(&self.key_map)?;
         if let Some(path) = &self.user_path {
             check_iam_path(path)?;
         }
@@ -420,6 +425,9 @@ impl Role {
             "session_tags": self.session_tags,
             "external_id": self.external_id.clone().unwrap_or_default(),
             "mfa_serial_number": self.mfa_serial_number.clone().unwrap_or_default(),
+            "key_map": super::key_map::resolve(&self.key_map)
+                .into_iter()
+                .collect::<BTreeMap<_, _>>(),
         })
     }
 

@@ -12,6 +12,11 @@ pub async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
         .args(args)
         .env("IAMLEASE_ADDR", &app.address)
         .env("IAMLEASE_TOKEN", ROOT_TOKEN)
+        // credential-process caches; keep that out of the user's own cache directory.
+        .env(
+            "IAMLEASE_CACHE_DIR",
+            std::env::temp_dir().join("iamlease-it-cache"),
+        )
         .env_remove("VAULT_ADDR")
         .env_remove("VAULT_TOKEN")
         .output()

@@ -2,6 +2,7 @@
 //! fresh SQLite file, talking to the shared moto server; helpers to call the API and to look at
 //! what moto really holds.
 
+pub mod gate;
 pub mod moto;
 pub mod process;
 pub mod proxy;
@@ -29,6 +30,8 @@ pub struct Options {
     /// Use this SQLite file instead of a fresh one (restart tests).
     pub storage: Option<String>,
     pub master_key: Option<MasterKey>,
+    /// The server's `wait_ready_timeout` instead of its default.
+    pub wait_ready_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             pending_grace: Duration::from_secs(120),
             storage: None,
             master_key: None,
+            wait_ready_timeout: None,
         }
     }
 }
@@ -123,6 +127,9 @@ impl TestApp {
         settings.reaper_interval = Duration::from_secs(1);
         settings.revoke_max_backoff = options.revoke_max_backoff;
         settings.pending_grace = options.pending_grace;
+        if let Some(t) = options.wait_ready_timeout {
+            settings.wait_ready_timeout = t;
+        }
         let app = Application::build(&settings).await.expect("server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
