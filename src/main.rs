@@ -66,6 +66,9 @@ enum Command {
     /// Write, read, list or delete ACL policies (Vault syntax).
     #[command(subcommand)]
     Policy(cli::PolicyCommand),
+    /// Guided AWS setup: the least-privilege policy and role the server needs (`--apply` creates them).
+    #[command(subcommand)]
+    Setup(cli::SetupCommand),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lease(cmd) => cli::lease(&client()?, cmd).await,
         Command::Token(cmd) => cli::token(&client()?, cmd).await,
         Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
+        Command::Setup(cmd) => cli::setup(client(), cmd).await,
     }
 }
 

@@ -4,6 +4,7 @@
 mod error;
 mod router;
 mod secrets;
+mod setup;
 mod sys;
 mod token;
 mod vault;

@@ -9,7 +9,7 @@ use tower::util::MapRequestLayer;
 use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
-use super::{AppState, secrets, sys, token};
+use super::{AppState, secrets, setup, sys, token};
 
 fn routes() -> Router<AppState> {
     Router::new()
@@ -103,6 +103,11 @@ fn routes() -> Router<AppState> {
         .route(
             "/v1/{mount}/config/rotate-root",
             post(secrets::rotate_root).put(secrets::rotate_root),
+        )
+        .route("/v1/{mount}/setup", get(setup::plan))
+        .route(
+            "/v1/{mount}/config/check",
+            post(setup::check).put(setup::check),
         )
         .route(
             "/v1/{mount}/config/lease",

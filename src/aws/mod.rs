@@ -3,10 +3,12 @@
 
 mod iam_user;
 mod root_key;
+mod setup;
 mod sts;
 
 pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey};
 pub use root_key::NewRootKey;
+pub use setup::{AdminSession, AppliedSetup};
 pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 
 use std::time::Duration;

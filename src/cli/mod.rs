@@ -2,8 +2,10 @@
 //! the Vault-compatible API, and prints the answer for a person or a script.
 
 mod client;
+mod setup;
 
 pub use client::{Client, ServerSaidNo};
+pub use setup::{SetupCommand, setup};
 
 use std::collections::BTreeMap;
 use std::io::Write;

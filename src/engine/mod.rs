@@ -4,6 +4,7 @@
 pub mod lease;
 mod reaper;
 pub mod role;
+mod setup;
 pub mod template;
 
 pub use reaper::run_reaper;

@@ -10,4 +10,5 @@ mod iam_user;
 mod layering;
 mod recovery;
 mod secrets;
+mod setup;
 mod sts;
