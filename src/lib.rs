@@ -14,3 +14,4 @@ pub mod seal;
 pub mod server;
 pub mod setup;
 pub mod store;
+pub mod ui;

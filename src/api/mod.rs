@@ -2,6 +2,7 @@
 //! knows about HTTP: it turns requests into engine calls and engine results into responses.
 
 mod error;
+pub mod internal;
 mod router;
 mod secrets;
 mod setup;

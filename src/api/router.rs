@@ -135,6 +135,11 @@ fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// The API alone, for in-process calls from the web console (`api::internal`).
+pub(crate) fn api_routes(state: AppState) -> Router {
+    routes().with_state(state)
+}
+
 /// The whole application as a service: routes, tracing, and Vault's request conventions.
 pub fn app(
     state: AppState,
@@ -146,7 +151,10 @@ pub fn app(
 > + Clone
 + Send
 + 'static {
-    let router = routes().layer(TraceLayer::new_for_http()).with_state(state);
+    let router = routes()
+        .merge(crate::ui::routes())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
     // Runs before routing, which is where a method rewrite has to happen.
     MapRequestLayer::new(vault_conventions).layer(router)
 }
