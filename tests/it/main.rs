@@ -12,3 +12,4 @@ mod recovery;
 mod secrets;
 mod setup;
 mod sts;
+mod ui;
