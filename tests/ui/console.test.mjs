@@ -172,6 +172,14 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
   await page.waitForURL(/\/ui\/mounts\/aws\/roles\/dev$/);
   assert.match(await page.textContent(".flash.ok"), /Role dev saved/);
 
+  // Edit it: the form comes back filled in, and a change is saved.
+  await page.click("text=Edit");
+  assert.equal(await page.inputValue("#username_template"), "iamlease-{{role}}-{{random}}");
+  await page.fill("#max_ttl", "8h");
+  await page.click("#save-role");
+  await page.waitForURL(/\/ui\/mounts\/aws\/roles\/dev$/);
+  assert.match(await page.textContent(".summary"), /max_ttl\s*28800/);
+
   // Generate: the credentials are on the page once.
   await page.selectOption("#ttl", "1h");
   await page.click("#generate");
@@ -198,10 +206,13 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
 
   // The leases page: the lease with its countdown; revoke it.
   await page.click("nav >> text=Leases");
-  const row = page.locator(`tr[data-lease-id="${leaseId}"]`);
+  let row = page.locator(`tr[data-lease-id="${leaseId}"]`);
   await row.waitFor();
   assert.match(await row.locator("time").textContent(), /^(59m|1h 00m) \d\ds$/);
   await shot("07-leases");
+  await row.locator("button:has-text('Renew')").click();
+  assert.match(await page.textContent(".flash.ok"), /Renewed/);
+  row = page.locator(`tr[data-lease-id="${leaseId}"]`);
   await row.locator("button:has-text('Revoke')").click();
   assert.match(await page.textContent(".flash.ok"), /Revoked/);
   assert.equal(await page.locator(`tr[data-lease-id="${leaseId}"]`).count(), 0);
