@@ -245,3 +245,77 @@ path "sys/mounts" {{ capabilities = ["read"] }}"#
     let (status, to, _) = b.get("/ui/leases").await;
     assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/ui/login"));
 }
+
+#[tokio::test]
+async fn failed_revocations_are_listed_first_with_their_last_error() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.clone();
+    app.write_role(
+        "dev",
+        json!({"credential_type": "iam_user", "policy_document": DOC}),
+    )
+    .await;
+    let ok_lease = app.issue("dev", json!({})).await.body["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bad_lease = app.issue("dev", json!({})).await.body["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Break the mount's AWS access (moto's auth refuses the wrong secret), so a revoke fails.
+    let wrong = json!({"access_key": moto().admin_key, "secret_key": "wrong-secret"});
+    app.write_root_config(wrong).await;
+    let r = app
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            Some(json!({"lease_id": bad_lease})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+
+    let mut b = Browser::new(&app);
+    let login = b.get("/ui/login").await.1;
+    let (status, _, _) = b
+        .post(
+            "/ui/login",
+            &[
+                ("csrf", &csrf_in(&login)),
+                ("token", crate::support::ROOT_TOKEN),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page, _) = b.get(&format!("/ui/leases?mount={m}&role=dev")).await;
+    let failed_row = page
+        .find(&format!(
+            r#"<tr class="failed" data-lease-id="{bad_lease}""#
+        ))
+        .expect("the failed lease is highlighted");
+    let ok_row = page
+        .find(&format!(r#"data-lease-id="{ok_lease}""#))
+        .expect("the active lease is listed");
+    assert!(failed_row < ok_row, "failed revocations come first");
+    assert!(page.contains("Last error:"), "{page}");
+    assert!(page.contains("SignatureDoesNotMatch"), "{page}");
+    // Filtering by state shows only the failed one.
+    let (_, only_failed, _) = b.get(&format!("/ui/leases?mount={m}&state=failed")).await;
+    assert!(only_failed.contains(&bad_lease) && !only_failed.contains(&ok_lease));
+
+    // Repair the connection; "revoke all" for the role clears both, in AWS too.
+    let fixed = json!({"access_key": moto().admin_key, "secret_key": moto().admin_secret});
+    app.write_root_config(fixed).await;
+    let csrf = csrf_in(&page);
+    let (status, _, _) = b
+        .post(
+            "/ui/leases/revoke-role",
+            &[("csrf", &csrf), ("mount", &m), ("role", "dev")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, after, _) = b.get("/ui/leases").await;
+    assert!(after.contains("Revoked every lease under"), "{after}");
+    app.assert_nothing_left().await;
+}
