@@ -69,20 +69,22 @@ pub struct SetupAws {
 pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow::Result<()> {
     let SetupCommand::Aws(args) = cmd;
     let admin = AdminSession::from_default_chain(&args.region).await;
-    let principal = match (&args.principal_arn, admin.caller_arn().await) {
-        (Some(p), _) => p.clone(),
-        (None, Ok(arn)) => setup::principal_for(&arn),
-        (None, Err(e)) if args.apply => {
-            return Err(anyhow::anyhow!(
-                "cannot find out who you are in AWS ({e}); --apply needs your AWS credentials (environment, profile or SSO)"
-            ));
-        }
-        (None, Err(e)) => {
-            eprintln!(
-                "note: cannot find out who you are in AWS ({e}); pass --principal-arn or edit the trust policy"
-            );
-            "arn:aws:iam::ACCOUNT_ID:user/IAMLEASE_SERVER".into()
-        }
+    let principal = match &args.principal_arn {
+        Some(p) => p.clone(),
+        None => match admin.caller_arn().await {
+            Ok(arn) => setup::principal_for(&arn),
+            Err(e) if args.apply => {
+                return Err(anyhow::anyhow!(
+                    "cannot find out who you are in AWS ({e}); --apply needs your AWS credentials (environment, profile or SSO)"
+                ));
+            }
+            Err(e) => {
+                eprintln!(
+                    "note: cannot find out who you are in AWS ({e}); pass --principal-arn or edit the trust policy"
+                );
+                "arn:aws:iam::ACCOUNT_ID:user/IAMLEASE_SERVER".into()
+            }
+        },
     };
     let options = SetupOptions {
         path_prefix: args.path_prefix.clone(),
@@ -123,16 +125,23 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
                 }))?
             ),
             SetupFormat::Text => {
+                // A shell script as a whole: paste it, or save it and run it.
                 println!(
-                    "# iamlease-policy.json: what the server may do (users under {})",
+                    "# 1. The permissions policy: what the server may do (IAM users under {} only)",
                     options.path_prefix
                 );
-                println!("{}\n", serde_json::to_string_pretty(&policy)?);
                 println!(
-                    "# iamlease-trust.json: who may assume the role ({principal}), only with the External ID"
+                    "cat > iamlease-policy.json <<'EOF'\n{}\nEOF\n",
+                    serde_json::to_string_pretty(&policy)?
                 );
-                println!("{}\n", serde_json::to_string_pretty(&trust)?);
-                println!("# Create them (or run this command again with --apply):");
+                println!(
+                    "# 2. The trust policy: only {principal} may assume the role, and only with the External ID"
+                );
+                println!(
+                    "cat > iamlease-trust.json <<'EOF'\n{}\nEOF\n",
+                    serde_json::to_string_pretty(&trust)?
+                );
+                println!("# 3. Create them (or run this command again with --apply):");
                 for c in &commands {
                     println!("{c}");
                 }

@@ -118,7 +118,8 @@ async fn setup_prints_valid_policies_that_list_every_iam_call_the_server_makes()
     let again: Value = serde_json::from_str(&stdout(&again)).unwrap();
     assert_ne!(again["external_id"], out["external_id"]);
 
-    // The text form is the same two documents, each valid JSON, and the commands.
+    // The text form is a shell script: the two documents as heredocs, each valid JSON, and
+    // the commands that use them.
     let o = setup_cli(
         &app,
         &[
@@ -132,9 +133,10 @@ async fn setup_prints_valid_policies_that_list_every_iam_call_the_server_makes()
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     let docs: Vec<Value> = text
-        .split("\n# ")
-        .filter_map(|block| block.find('{').map(|i| &block[i..]))
-        .map(|json| serde_json::from_str(json.trim()).expect("each block is a JSON document"))
+        .split("<<'EOF'\n")
+        .skip(1)
+        .map(|rest| rest.split("\nEOF\n").next().unwrap())
+        .map(|json| serde_json::from_str(json).expect("each heredoc is a JSON document"))
         .collect();
     assert_eq!(docs.len(), 2, "{text}");
     assert_eq!(
@@ -142,6 +144,7 @@ async fn setup_prints_valid_policies_that_list_every_iam_call_the_server_makes()
         "arn:aws:iam::123456789012:policy/boundary"
     );
     assert!(text.contains("aws iam create-role --role-name iamlease-aws"));
+    assert!(text.contains("cat > iamlease-trust.json <<'EOF'"));
 
     // Bad input is a usage error naming the rule.
     let o = setup_cli(&app, &["setup", "aws", "--path-prefix", "nope"]).await;
