@@ -68,6 +68,11 @@ impl AwsError {
         }
     }
 
+    /// A call that did not answer in time (the caller gave up waiting).
+    pub fn timed_out(operation: &'static str) -> Self {
+        Self::local(operation, "AWS did not answer in time")
+    }
+
     pub fn is_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }

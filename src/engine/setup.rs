@@ -9,6 +9,9 @@ use crate::engine::role::MountPath;
 use crate::fields::Fields;
 use crate::setup::{self, SetupOptions};
 
+/// How long a mount's page waits to learn who the server runs as.
+const PRINCIPAL_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Stands in for the principal when the mount's base credentials cannot be resolved yet.
 const PRINCIPAL_PLACEHOLDER: &str = "arn:aws:iam::ACCOUNT_ID:user/IAMLEASE_SERVER";
 
@@ -28,7 +31,13 @@ impl Engine {
                 let mut settings = self.connection_settings(mount, &record)?;
                 settings.role_arn = None;
                 settings.external_id = None;
-                match AwsAccount::connect(&settings).await.caller_arn().await {
+                // Bounded: the console shows this on every visit to a mount's page.
+                let lookup = async { AwsAccount::connect(&settings).await.caller_arn().await };
+                match tokio::time::timeout(PRINCIPAL_LOOKUP_TIMEOUT, lookup)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(crate::aws::AwsError::timed_out("sts:GetCallerIdentity"))
+                    }) {
                     Ok(arn) => setup::principal_for(&arn),
                     Err(e) => {
                         warnings.push(format!(

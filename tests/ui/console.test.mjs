@@ -130,8 +130,18 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
   assert.match(csp, /script-src 'self'/);
   await shot("02-engines");
 
+  // Enable another engine: a bad path is refused with the API's reason, a good one is mounted.
+  await page.fill("#path", "bad path!");
+  await page.click("button:has-text('Enable')");
+  assert.ok((await page.textContent(".flash.bad")).length > 0, "the refusal is shown");
+  await page.fill("#path", "aws-prod");
+  await page.click("button:has-text('Enable')");
+  await page.waitForURL(/\/ui\/mounts\/aws-prod$/);
+  assert.match(await page.textContent(".flash.ok"), /aws-prod\/ is mounted/);
+  await page.click("nav >> text=Engines");
+
   // The aws/ mount: connect it with access keys (and moto's endpoints), then test it.
-  await page.click("text=aws/");
+  await page.click("a[href='/ui/mounts/aws']");
   await page.waitForURL(/\/ui\/mounts\/aws$/);
   await page.click("#tab-role");
   const before = await page.inputValue("#external_id");
