@@ -165,6 +165,30 @@ async fn setup_apply_creates_the_role_and_issuing_works_through_it() {
     let m = app.mount.clone();
     let prefix = app.path_prefix();
     let name = random_name("setup");
+
+    // The API form (what the console shows): the principal is the mount's own identity.
+    let plan = app
+        .call("GET", &format!("{m}/setup?path_prefix={prefix}"), None)
+        .await;
+    assert_eq!(plan.status, StatusCode::OK, "{:?}", plan.body);
+    assert_eq!(
+        plan.body["data"]["principal_arn"],
+        "arn:aws:iam::123456789012:user/iamlease-admin"
+    );
+    assert_eq!(
+        plan.body["data"]["policy"]["Statement"][0]["Resource"],
+        format!("arn:aws:iam::*:user{prefix}*")
+    );
+    let bad = app
+        .call("GET", &format!("{m}/setup?path_prefix=nope"), None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.error_text().contains("must start and end with '/'"));
+    let check = app.call("POST", &format!("{m}/config/check"), None).await;
+    assert_eq!(
+        check.body["data"]["arn"],
+        "arn:aws:iam::123456789012:user/iamlease-admin"
+    );
     let o = setup_cli(
         &app,
         &[
