@@ -12,4 +12,6 @@ pub mod engine;
 pub mod fields;
 pub mod seal;
 pub mod server;
+pub mod setup;
 pub mod store;
+pub mod ui;

@@ -110,6 +110,12 @@ enum Command {
     Policy(cli::PolicyCommand),
     /// Find IAM users with iamlease tags but no live lease, and delete them (`--dry-run` lists).
     Sweep(cli::SweepArgs),
+    /// Guided AWS setup: the least-privilege policy and role the server needs (`--apply` creates them).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  iamlease setup aws --path-prefix /iamlease/ --apply"
+    )]
+    Setup(cli::SetupCommand),
 }
 
 fn main() -> ExitCode {
@@ -181,6 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => cli::token(&client()?, cmd).await,
         Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
         Command::Sweep(args) => cli::sweep(&client()?, args).await,
+        Command::Setup(cmd) => cli::setup(client(), cmd).await,
     }
 }
 

@@ -2,8 +2,10 @@
 //! knows about HTTP: it turns requests into engine calls and engine results into responses.
 
 mod error;
+pub mod internal;
 mod router;
 mod secrets;
+mod setup;
 mod sys;
 mod token;
 mod vault;

@@ -9,7 +9,7 @@ use tower::util::MapRequestLayer;
 use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
-use super::{AppState, secrets, sys, token};
+use super::{AppState, secrets, setup, sys, token};
 
 fn routes() -> Router<AppState> {
     Router::new()
@@ -108,6 +108,11 @@ fn routes() -> Router<AppState> {
             "/v1/{mount}/config/rotate-root",
             post(secrets::rotate_root).put(secrets::rotate_root),
         )
+        .route("/v1/{mount}/setup", get(setup::plan))
+        .route(
+            "/v1/{mount}/config/check",
+            post(setup::check).put(setup::check),
+        )
         .route(
             "/v1/{mount}/config/lease",
             get(secrets::read_lease_config)
@@ -138,6 +143,11 @@ fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// The API alone, for in-process calls from the web console (`api::internal`).
+pub(crate) fn api_routes(state: AppState) -> Router {
+    routes().with_state(state)
+}
+
 /// The whole application as a service: routes, tracing, and Vault's request conventions.
 pub fn app(
     state: AppState,
@@ -149,7 +159,10 @@ pub fn app(
 > + Clone
 + Send
 + 'static {
-    let router = routes().layer(TraceLayer::new_for_http()).with_state(state);
+    let router = routes()
+        .merge(crate::ui::routes())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
     // Runs before routing, which is where a method rewrite has to happen.
     MapRequestLayer::new(vault_conventions).layer(router)
 }

@@ -254,15 +254,7 @@ impl AwsAccount {
                     operation: e.operation,
                     credentials_unavailable: e.credentials_unavailable,
                     code: e.code.clone().or(conflict.code),
-                    message: format!(
-                        "{}; could not clear: {}",
-                        e.message,
-                        skipped
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
+                    message: format!("{}; {}", e.message, describe_skipped(&skipped)),
                 }
             }
         })
@@ -571,11 +563,72 @@ impl AwsAccount {
     }
 }
 
+/// What kept DeleteUser from succeeding, naming each IAM permission the server lacks, so an
+/// operator knows exactly what to add to its policy (`iamlease setup aws` lists them all).
+fn describe_skipped(skipped: &[AwsError]) -> String {
+    let (denied, other): (Vec<_>, Vec<_>) = skipped
+        .iter()
+        .partition(|e| e.is_code("AccessDenied") || e.is_code("AccessDeniedException"));
+    let mut parts = Vec::new();
+    if !denied.is_empty() {
+        parts.push(format!(
+            "the server's AWS identity lacks the permission {} (add it to its IAM policy, see `iamlease setup aws`)",
+            denied
+                .iter()
+                .map(|e| e.operation)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !other.is_empty() {
+        parts.push(format!(
+            "could not clear: {}",
+            other
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    parts.join("; ")
+}
+
 /// Deleting something that is already gone is success.
 fn ignore_missing<T>(r: Result<T, AwsError>) -> Result<(), AwsError> {
     match r {
         Ok(_) => Ok(()),
         Err(e) if e.is_no_such_entity() => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(op: &'static str, code: &str) -> AwsError {
+        AwsError {
+            operation: op,
+            code: Some(code.into()),
+            message: format!("{code}: not allowed"),
+            credentials_unavailable: false,
+        }
+    }
+
+    #[test]
+    fn a_refused_optional_step_names_the_missing_permission() {
+        let text = describe_skipped(&[
+            err("iam:ListMFADevices", "AccessDenied"),
+            err("iam:ListSSHPublicKeys", "AccessDenied"),
+            err("iam:DeleteLoginProfile", "ServiceFailure"),
+        ]);
+        assert!(
+            text.contains("lacks the permission iam:ListMFADevices, iam:ListSSHPublicKeys"),
+            "{text}"
+        );
+        assert!(
+            text.contains("could not clear: iam:DeleteLoginProfile: ServiceFailure"),
+            "{text}"
+        );
     }
 }

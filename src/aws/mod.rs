@@ -4,11 +4,13 @@
 mod iam_user;
 mod ready;
 mod root_key;
+mod setup;
 mod sts;
 
 pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey, LEASE_ID_TAG, MOUNT_TAG, TaggedUser};
 pub use ready::{KeyReady, ReadyCheck};
 pub use root_key::NewRootKey;
+pub use setup::{AdminSession, AppliedSetup};
 pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 
 use std::time::Duration;
@@ -77,6 +79,11 @@ impl AwsError {
             message: message.into(),
             credentials_unavailable: false,
         }
+    }
+
+    /// A call that did not answer in time (the caller gave up waiting).
+    pub fn timed_out(operation: &'static str) -> Self {
+        Self::local(operation, "AWS did not answer in time")
     }
 
     pub fn is_code(&self, code: &str) -> bool {

@@ -5,10 +5,12 @@ mod cache;
 mod client;
 mod exec;
 mod issue;
+mod setup;
 mod sweep;
 
 pub use client::{Client, ServerSaidNo};
 pub use exec::{CommandExited, ExecArgs, exec};
+pub use setup::{SetupCommand, setup};
 pub use sweep::{SweepArgs, sweep};
 
 use std::collections::BTreeMap;

@@ -5,6 +5,7 @@ pub mod key_map;
 pub mod lease;
 mod reaper;
 pub mod role;
+mod setup;
 pub mod sweep;
 pub mod template;
 

@@ -14,6 +14,8 @@ mod key_map;
 mod layering;
 mod recovery;
 mod secrets;
+mod setup;
 mod sts;
 mod sweep;
+mod ui;
 mod wait_ready;

@@ -1,0 +1,35 @@
+//! iamlease extensions for guided AWS setup: `GET {mount}/setup` (the policy, trust policy and
+//! commands) and `POST {mount}/config/check` (who the mount acts as in AWS).
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::AppState;
+use super::error::ApiError;
+use super::vault::{self, Input};
+use crate::auth::Caller;
+use crate::engine::role::MountPath;
+
+fn mount(raw: &str) -> Result<MountPath, ApiError> {
+    MountPath::parse(raw)
+        .map_err(|_| ApiError::not_found(format!("no secrets engine is mounted at {raw}/")))
+}
+
+pub async fn plan(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+    input: Input,
+) -> Result<Response, ApiError> {
+    Ok(vault::read(
+        s.engine.setup_plan(&mount(&m)?, input.fields).await?,
+    ))
+}
+
+pub async fn check(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(m): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(vault::read(s.engine.check_connection(&mount(&m)?).await?))
+}

@@ -1,0 +1,218 @@
+//! `iamlease setup aws`: prints the least-privilege policy, the trust policy (with a fresh
+//! External ID and the caller's principal) and the commands that create them; `--apply`
+//! creates them with the caller's own credentials and points the mount at the new role.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use iamlease::aws::AdminSession;
+use iamlease::setup::{self, SetupOptions};
+use serde_json::{Value, json};
+
+use super::{Client, UsageError};
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// The IAM policy and role the server needs: `iamlease setup aws --path-prefix /iamlease/ [--apply]`
+    #[command(
+        after_help = "Examples:\n  iamlease setup aws --boundary-arn arn:aws:iam::123456789012:policy/boundary\n  iamlease setup aws --mount aws --apply"
+    )]
+    Aws(SetupAws),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SetupFormat {
+    /// The documents and commands, ready to paste.
+    Text,
+    /// One JSON object: principal_arn, external_id, policy, trust_policy, commands.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupAws {
+    #[arg(long, default_value = "aws")]
+    mount: String,
+    /// IAM path prefix of the users the server may manage (roles' `user_path` must be under it).
+    #[arg(long, default_value = "/iamlease/")]
+    path_prefix: String,
+    /// Allow CreateUser only with this permissions boundary attached.
+    #[arg(long)]
+    boundary_arn: Option<String>,
+    /// A role the server may assume for `assumed_role` credentials; repeat for several.
+    #[arg(long = "sts-role-arn")]
+    sts_role_arns: Vec<String>,
+    /// External ID for the trust policy (default: 32 random characters).
+    #[arg(long)]
+    external_id: Option<String>,
+    /// Name of the role to create (default: iamlease-MOUNT).
+    #[arg(long)]
+    role_name: Option<String>,
+    /// Name of the managed policy to create (default: iamlease-MOUNT).
+    #[arg(long)]
+    policy_name: Option<String>,
+    /// Who may assume the role (default: the caller, from sts:GetCallerIdentity).
+    #[arg(long)]
+    principal_arn: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Create the policy and role in AWS with your credentials (the default chain) and write
+    /// the mount's config/root on the server.
+    #[arg(long)]
+    apply: bool,
+    /// Written to config/root with --apply (for emulators and private endpoints).
+    #[arg(long)]
+    iam_endpoint: Option<String>,
+    #[arg(long)]
+    sts_endpoint: Option<String>,
+    #[arg(long, value_enum, default_value_t = SetupFormat::Text)]
+    format: SetupFormat,
+}
+
+pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow::Result<()> {
+    let SetupCommand::Aws(args) = cmd;
+    let admin = AdminSession::from_default_chain(&args.region).await;
+    let principal = match &args.principal_arn {
+        Some(p) => p.clone(),
+        None => match admin.caller_arn().await {
+            Ok(arn) => setup::principal_for(&arn),
+            Err(e) if args.apply => {
+                return Err(anyhow::anyhow!(
+                    "cannot find out who you are in AWS ({e}); --apply needs your AWS credentials (environment, profile or SSO)"
+                ));
+            }
+            Err(e) => {
+                eprintln!(
+                    "note: cannot find out who you are in AWS ({e}); pass --principal-arn or edit the trust policy"
+                );
+                "arn:aws:iam::ACCOUNT_ID:user/IAMLEASE_SERVER".into()
+            }
+        },
+    };
+    let options = SetupOptions {
+        path_prefix: args.path_prefix.clone(),
+        boundary_arn: args.boundary_arn.clone(),
+        sts_role_arns: args.sts_role_arns.clone(),
+        external_id: args
+            .external_id
+            .clone()
+            .unwrap_or_else(setup::generate_external_id),
+        role_name: args
+            .role_name
+            .clone()
+            .unwrap_or_else(|| format!("iamlease-{}", args.mount)),
+        policy_name: args
+            .policy_name
+            .clone()
+            .unwrap_or_else(|| format!("iamlease-{}", args.mount)),
+        principal_arn: principal.clone(),
+    };
+    options.validate().map_err(|e| UsageError(e.0))?;
+    let policy = setup::server_policy(&options);
+    let trust = setup::trust_policy(&options);
+    let account = setup::account_of(&principal)
+        .unwrap_or("ACCOUNT_ID")
+        .to_owned();
+    let commands = setup::commands(&options, &args.mount, &account);
+
+    if !args.apply {
+        match args.format {
+            SetupFormat::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "principal_arn": principal,
+                    "external_id": options.external_id,
+                    "policy": policy,
+                    "trust_policy": trust,
+                    "commands": commands,
+                }))?
+            ),
+            SetupFormat::Text => {
+                // A shell script as a whole: paste it, or save it and run it.
+                println!(
+                    "# 1. The permissions policy: what the server may do (IAM users under {} only)",
+                    options.path_prefix
+                );
+                println!(
+                    "cat > iamlease-policy.json <<'EOF'\n{}\nEOF\n",
+                    serde_json::to_string_pretty(&policy)?
+                );
+                println!(
+                    "# 2. The trust policy: only {principal} may assume the role, and only with the External ID"
+                );
+                println!(
+                    "cat > iamlease-trust.json <<'EOF'\n{}\nEOF\n",
+                    serde_json::to_string_pretty(&trust)?
+                );
+                println!("# 3. Create them (or run this command again with --apply):");
+                for c in &commands {
+                    println!("{c}");
+                }
+            }
+        }
+        return Ok(());
+    }
+
+    let client = client?;
+    let applied = admin
+        .create_role_with_policy(
+            &options.policy_name,
+            &policy.to_string(),
+            &options.role_name,
+            &trust.to_string(),
+        )
+        .await
+        .context("creating the policy and role in AWS")?;
+    eprintln!("created policy {}", applied.policy_arn);
+    eprintln!("created role   {}", applied.role_arn);
+    let mut root = json!({
+        "role_arn": applied.role_arn,
+        "external_id": options.external_id,
+        "region": args.region,
+    });
+    if let Some(url) = &args.iam_endpoint {
+        root["iam_endpoint"] = json!(url);
+    }
+    if let Some(url) = &args.sts_endpoint {
+        root["sts_endpoint"] = json!(url);
+    }
+    client
+        .request("POST", &format!("{}/config/root", args.mount), Some(root))
+        .await?;
+    eprintln!("wrote {}/config/root", args.mount);
+    // IAM is eventually consistent: a new role can take seconds before it may be assumed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let identity: Value = loop {
+        match client
+            .request("POST", &format!("{}/config/check", args.mount), None)
+            .await
+        {
+            Ok(v) => break v,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                return Err(e.context(
+                    "the role was created but the server cannot assume it yet; check the trust policy's principal",
+                ));
+            }
+        }
+    };
+    let arn = identity["data"]["arn"].as_str().unwrap_or_default();
+    match args.format {
+        SetupFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "policy_arn": applied.policy_arn,
+                "role_arn": applied.role_arn,
+                "external_id": options.external_id,
+                "acting_as": arn,
+            }))?
+        ),
+        SetupFormat::Text => println!(
+            "{}/ now acts as {arn} (role {}, External ID {})",
+            args.mount, applied.role_arn, options.external_id
+        ),
+    }
+    Ok(())
+}

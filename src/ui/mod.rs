@@ -1,0 +1,109 @@
+//! The web console at `/ui/`: server-rendered pages (askama templates, checked at compile time)
+//! with a little of our own JavaScript and CSS embedded in the binary. Every action goes through
+//! the HTTP API in-process (`api::internal`), with the signed-in token, so the console may do
+//! exactly what that token's policies allow.
+//!
+//! Sessions: the cookie holds only a random session id (HttpOnly, SameSite=Strict, Path=/ui);
+//! the token stays in server memory. Every form carries a CSRF token checked in constant time.
+//! Responses carry a strict Content-Security-Policy (no inline script, nothing from elsewhere)
+//! and `Cache-Control: no-store`, so credentials shown once are not kept by the browser.
+
+mod pages;
+mod session;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+use crate::api::AppState;
+use session::Sessions;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The console's routes, to be merged into the API router.
+pub fn routes() -> Router<AppState> {
+    let sessions = Arc::new(Sessions::default());
+    Router::new()
+        .route("/ui", get(pages::home))
+        .route("/ui/login", get(pages::login_form).post(pages::login))
+        .route("/ui/logout", post(pages::logout))
+        .route("/ui/mounts", get(pages::mounts).post(pages::enable_mount))
+        .route("/ui/mounts/{mount}", get(pages::mount))
+        .route(
+            "/ui/mounts/{mount}/connection",
+            post(pages::save_connection),
+        )
+        .route("/ui/mounts/{mount}/check", post(pages::check_connection))
+        .route(
+            "/ui/mounts/{mount}/roles",
+            get(pages::new_role).post(pages::save_new_role),
+        )
+        .route("/ui/mounts/{mount}/roles/{role}", get(pages::role))
+        .route(
+            "/ui/mounts/{mount}/roles/{role}/edit",
+            get(pages::edit_role).post(pages::save_role),
+        )
+        .route(
+            "/ui/mounts/{mount}/roles/{role}/generate",
+            post(pages::generate),
+        )
+        .route(
+            "/ui/mounts/{mount}/roles/{role}/delete",
+            post(pages::delete_role),
+        )
+        .route("/ui/leases", get(pages::leases))
+        .route("/ui/leases/renew", post(pages::renew_lease))
+        .route("/ui/leases/revoke", post(pages::revoke_lease))
+        .route("/ui/leases/revoke-role", post(pages::revoke_role))
+        .route("/ui/assets/app.css", get(css))
+        .route("/ui/assets/app.js", get(js))
+        .layer(axum::Extension(sessions))
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("assets/app.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("assets/app.js"),
+    )
+}
