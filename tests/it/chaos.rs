@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::support::process::ServerProcess;
 use crate::support::proxy::{Faults, start_proxy};
-use crate::support::{DOC, Options, Resp, TestApp, moto, random_name};
+use crate::support::{Options, Resp, TestApp, moto, random_name};
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -260,15 +260,7 @@ async fn assert_consistent(app: &TestApp, role: &str, tally: &Tally) {
         tally.summary()
     );
 
-    let r = app
-        .call(
-            "PUT",
-            &format!("sys/leases/revoke-prefix/{}/", app.mount),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
-    app.assert_nothing_left().await;
+    app.revoke_all_and_check().await;
     let unclean = tally.unclean.lock().unwrap();
     assert!(
         unclean.is_empty(),
@@ -292,11 +284,7 @@ async fn kill_9_during_load_leaves_no_orphan_and_no_lost_revocation() {
     .await;
     let app = Arc::new(TestApp::attach(&server.address, &random_name("k")));
     app.configure().await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
 
     let tally = Arc::new(Tally::default());
     let load = start_load(&app, "dev", seed, &tally);
@@ -335,11 +323,7 @@ async fn a_fifth_of_aws_calls_failing_leaves_no_orphan_and_every_answer_clean() 
         .await,
     );
     app.configure_via(&proxy.url).await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
 
     proxy.set_faults(Faults::every_kind(0.2, seed));
     let tally = Arc::new(Tally::default());
@@ -438,11 +422,7 @@ async fn a_full_disk_answers_503_creates_nothing_in_aws_and_recovers_when_space_
     })
     .await;
     app.configure().await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let r = app.issue("dev", json!({"ttl": "1h"})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(app.users_in_moto().await.len(), 1);

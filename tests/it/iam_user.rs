@@ -229,11 +229,7 @@ async fn the_issued_key_authenticates_and_is_refused_after_revoke() {
 async fn the_reaper_revokes_an_expired_lease_within_seconds() {
     let app = TestApp::spawn().await;
     app.configure().await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let r = app.issue("dev", json!({"ttl": "2s"})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["lease_duration"], 2);
@@ -385,16 +381,8 @@ async fn sts_path_and_list_and_revoke_prefix() {
     let app = TestApp::spawn().await;
     app.configure().await;
     let m = app.mount.clone();
-    app.write_role(
-        "a",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
-    app.write_role(
-        "b",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("a").await;
+    app.write_user_role("b").await;
     // iam_user roles are read from creds/ (GET works as in Vault), not sts/.
     let r = app.call("POST", &format!("{m}/sts/a"), None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);

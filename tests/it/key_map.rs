@@ -101,11 +101,7 @@ async fn key_map_is_validated_read_back_and_used_by_format_env() {
     assert!(!env.contains("AWS_ACCESS_KEY_ID"), "{env}");
 
     // A role without key_map answers as before, without the field.
-    app.write_role(
-        "plain",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("plain").await;
     let r = app.issue("plain", json!({})).await;
     assert!(r.body["data"].get("key_map").is_none(), "{:?}", r.body);
 

@@ -24,11 +24,7 @@ async fn a_restarted_server_finds_its_leases_and_revokes_them() {
     };
     let app = TestApp::spawn_with(options()).await;
     app.configure().await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let r = app.issue("dev", json!({"ttl": "1h"})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let lease_id = r.body["lease_id"].as_str().unwrap().to_owned();
@@ -165,11 +161,7 @@ async fn a_failed_revocation_stays_visible_and_is_retried_until_it_succeeds() {
     let app = TestApp::spawn().await;
     app.configure().await;
     let m = app.mount.clone();
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let r = app.issue("dev", json!({})).await;
     let lease_id = r.body["lease_id"].as_str().unwrap().to_owned();
 

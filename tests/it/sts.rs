@@ -145,15 +145,7 @@ async fn assumed_role_credentials_act_as_the_role_session() {
     );
 
     // Revoking forgets the lease (STS credentials cannot be revoked in AWS).
-    let r = app
-        .call(
-            "PUT",
-            &format!("sys/leases/revoke-prefix/{}/", app.mount),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    app.assert_nothing_left().await;
+    app.revoke_all_and_check().await;
 }
 
 #[tokio::test]
@@ -437,11 +429,7 @@ async fn a_root_config_with_role_arn_acts_as_the_assumed_role() {
     assert_eq!(r.body["data"]["role_arn"], role_arn.as_str());
     assert_eq!(r.body["data"]["external_id"], "ext-7f3a");
 
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     for _ in 0..2 {
         let r = app.issue("dev", json!({})).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -479,15 +467,7 @@ async fn a_root_config_with_role_arn_acts_as_the_assumed_role() {
     }
 
     // Revocation goes through the assumed role too.
-    let r = app
-        .call(
-            "PUT",
-            &format!("sys/leases/revoke-prefix/{}/", app.mount),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
-    app.assert_nothing_left().await;
+    app.revoke_all_and_check().await;
 
     // A wrong External ID: the trust policy refuses it, the issue answers 502 with AWS's
     // reason, and nothing is left behind (no user, no failed lease).
@@ -669,11 +649,7 @@ async fn rotate_root_leaves_exactly_the_new_key() {
         }))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     assert_eq!(app.issue("dev", json!({})).await.status, StatusCode::OK);
 
     let keys_of_root = || async {
@@ -733,15 +709,7 @@ async fn rotate_root_leaves_exactly_the_new_key() {
     assert_eq!(after_cli.len(), 1);
     assert_ne!(after_cli[0], current);
 
-    let r = app
-        .call(
-            "PUT",
-            &format!("sys/leases/revoke-prefix/{}/", app.mount),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
-    app.assert_nothing_left().await;
+    app.revoke_all_and_check().await;
     // Tidy up the test's own root user.
     for k in keys_of_root().await {
         admin
@@ -833,11 +801,7 @@ async fn bad_sts_input_gets_a_400_naming_the_field_and_limit() {
         json!({"credential_type": "assumed_role", "role_arns": [role_arn]}),
     )
     .await;
-    app.write_role(
-        "user",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("user").await;
     expect_400(
         app.issue("fed", json!({"ttl": 899})).await,
         &["ttl is 899s", "at least 900s"],

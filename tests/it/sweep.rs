@@ -75,11 +75,7 @@ async fn sweep_deletes_only_tagged_users_of_this_mount_without_a_lease() {
     let app = TestApp::spawn().await;
     app.configure().await;
     let m = app.mount.clone();
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let r = app.issue("dev", json!({"ttl": "1h"})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let live_user = r.body["data"]["username"].as_str().unwrap().to_owned();
@@ -157,11 +153,7 @@ async fn sweep_deletes_only_tagged_users_of_this_mount_without_a_lease() {
     for name in [&untagged, &other_mount, &outside] {
         delete_user(name).await;
     }
-    let r = app
-        .call("PUT", &format!("sys/leases/revoke-prefix/{m}/"), None)
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    app.assert_nothing_left().await;
+    app.revoke_all_and_check().await;
 }
 
 #[tokio::test]
@@ -169,11 +161,7 @@ async fn revoke_force_forgets_a_lease_aws_refuses_and_sweep_cleans_up_later() {
     let app = TestApp::spawn().await;
     app.configure().await;
     let m = app.mount.clone();
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let r = app.issue("dev", json!({})).await;
     let lease_id = r.body["lease_id"].as_str().unwrap().to_owned();
     let username = r.body["data"]["username"].as_str().unwrap().to_owned();
@@ -265,11 +253,7 @@ async fn sigterm_lets_an_in_flight_issue_finish_then_exits_cleanly() {
     let proxy = start_proxy(&moto().url, Faults::default()).await;
     let app = TestApp::attach(&server.address, &crate::support::random_name("g"));
     app.configure_via(&proxy.url).await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     proxy.set_faults(Faults {
         latency: 1.0,
         max_latency: Duration::from_millis(600),

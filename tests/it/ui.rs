@@ -112,11 +112,7 @@ async fn the_console_can_do_what_its_token_may_and_nothing_more() {
     let app = TestApp::spawn().await;
     app.configure().await;
     let m = app.mount.clone();
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let policy = format!(
         r#"path "{m}/creds/dev" {{ capabilities = ["update"] }}
 path "sys/mounts" {{ capabilities = ["read"] }}"#
@@ -251,11 +247,7 @@ async fn failed_revocations_are_listed_first_with_their_last_error() {
     let app = TestApp::spawn().await;
     app.configure().await;
     let m = app.mount.clone();
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let ok_lease = app.issue("dev", json!({})).await.body["lease_id"]
         .as_str()
         .unwrap()

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::gate::start_gate;
 use crate::support::proxy::start_recording_proxy;
-use crate::support::{DOC, Options, TestApp, moto, sts_client};
+use crate::support::{Options, TestApp, moto, sts_client};
 
 #[tokio::test]
 async fn wait_ready_answers_only_after_aws_accepts_the_new_key() {
@@ -17,11 +17,7 @@ async fn wait_ready_answers_only_after_aws_accepts_the_new_key() {
     let recorder = start_recording_proxy(&moto().url).await;
     let gate = start_gate(&recorder.url, &moto().admin_key, 3).await;
     app.configure_via(&gate.url).await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
 
     let started = Instant::now();
     let r = app.issue("dev", json!({"wait_ready": true})).await;
@@ -84,11 +80,7 @@ async fn wait_ready_gives_up_after_its_timeout_and_revokes_the_lease() {
     .await;
     let gate = start_gate(&moto().url, &moto().admin_key, u32::MAX).await;
     app.configure_via(&gate.url).await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
 
     let started = Instant::now();
     let r = app.issue("dev", json!({"wait_ready": "true"})).await;
@@ -113,11 +105,7 @@ async fn wait_ready_gives_up_after_its_timeout_and_revokes_the_lease() {
 async fn wait_ready_must_be_a_boolean() {
     let app = TestApp::spawn().await;
     app.configure().await;
-    app.write_role(
-        "dev",
-        json!({"credential_type": "iam_user", "policy_document": DOC}),
-    )
-    .await;
+    app.write_user_role("dev").await;
     let r = app.issue("dev", json!({"wait_ready": "soon"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     assert!(r.error_text().contains("wait_ready"), "{}", r.error_text());

@@ -267,6 +267,28 @@ impl TestApp {
         );
     }
 
+    /// The common test role: an `iam_user` with a small inline policy.
+    pub async fn write_user_role(&self, name: &str) {
+        self.write_role(
+            name,
+            json!({"credential_type": "iam_user", "policy_document": DOC}),
+        )
+        .await;
+    }
+
+    /// Revokes every lease of this test's mount, then checks nothing is left in AWS or the store.
+    pub async fn revoke_all_and_check(&self) {
+        let r = self
+            .call(
+                "PUT",
+                &format!("sys/leases/revoke-prefix/{}/", self.mount),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+        self.assert_nothing_left().await;
+    }
+
     pub async fn issue(&self, role: &str, body: Value) -> Resp {
         self.call("POST", &format!("{}/creds/{role}", self.mount), Some(body))
             .await
