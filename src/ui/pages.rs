@@ -127,6 +127,33 @@ fn posted(
     }
 }
 
+/// A form posted from a signed-in page, its CSRF token checked: what every state-changing
+/// console handler takes (it must be the handler's last argument, as it reads the body).
+pub struct Posted {
+    sessions: Arc<Sessions>,
+    s: SessionView,
+    form: Fields,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let Extension(sessions) = Extension::<Arc<Sessions>>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let req = axum::extract::Request::from_parts(parts, body);
+        let Form(form) = Form::<Fields>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let s = posted(&sessions, &headers, &form)?;
+        Ok(Posted { sessions, s, form })
+    }
+}
+
 fn field(form: &Fields, k: &str) -> String {
     form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default()
 }
@@ -264,15 +291,7 @@ pub async fn login(
     }
 }
 
-pub async fn logout(
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
-    Form(form): Form<Fields>,
-) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn logout(Posted { sessions, s, .. }: Posted) -> Response {
     sessions.remove(&s.id);
     let mut res = to_login();
     if let Ok(v) = HeaderValue::from_str(&set_cookie(COOKIE, "", Some(std::time::Duration::ZERO))) {
@@ -345,14 +364,8 @@ pub async fn mounts(
 
 pub async fn enable_mount(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let path = field(&form, "path").trim_matches('/').to_owned();
     if path.is_empty() {
         return mounts_page(
@@ -577,15 +590,9 @@ pub async fn mount(
 
 pub async fn save_connection(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
     Path(mount): Path<String>,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let mode = field(&form, "mode");
     let mut body = json!({
         "region": non_empty(&form, "region"),
@@ -684,15 +691,9 @@ pub async fn save_connection(
 
 pub async fn check_connection(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
     Path(mount): Path<String>,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let check = match call(
         &state,
         &s.token,
@@ -930,44 +931,26 @@ async fn write_role(
 
 pub async fn save_new_role(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
     Path(mount): Path<String>,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let role = field(&form, "name");
     write_role(&state, &sessions, &s, &mount, &role, &form, true).await
 }
 
 pub async fn save_role(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
     Path((mount, role)): Path<(String, String)>,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     write_role(&state, &sessions, &s, &mount, &role, &form, false).await
 }
 
 pub async fn delete_role(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
     Path((mount, role)): Path<(String, String)>,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, .. }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     match call(
         &state,
         &s.token,
@@ -1088,15 +1071,9 @@ pub async fn role(
 
 pub async fn generate(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
     Path((mount, role)): Path<(String, String)>,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let ttl = field(&form, "ttl");
     let body = if ttl.is_empty() {
         json!({})
@@ -1316,14 +1293,8 @@ fn back_to_leases(form: &Fields) -> Response {
 
 pub async fn renew_lease(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let id = field(&form, "lease_id");
     let mut body = json!({"lease_id": id});
     if let Some(inc) = non_empty(&form, "increment") {
@@ -1349,14 +1320,8 @@ pub async fn renew_lease(
 
 pub async fn revoke_lease(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let id = field(&form, "lease_id");
     match call(
         &state,
@@ -1383,14 +1348,8 @@ pub async fn revoke_lease(
 
 pub async fn revoke_role(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
-    Form(form): Form<Fields>,
+    Posted { sessions, s, form }: Posted,
 ) -> Response {
-    let s = match posted(&sessions, &headers, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let (m, r) = (field(&form, "mount"), field(&form, "role"));
     if m.is_empty() || r.is_empty() {
         sessions.flash(
