@@ -4,12 +4,13 @@
 //! | setting (file key / env var)                  | default                                   |
 //! |-----------------------------------------------|-------------------------------------------|
 //! | `listen` / `IAMLEASE_LISTEN`                  | `127.0.0.1:8200`                          |
-//! | `storage` / `IAMLEASE_STORAGE`                | `sqlite://./iamlease-data/iamlease.db`    |
+//! | `storage` / `IAMLEASE_STORAGE`                | `sqlite://./iamlease-data/iamlease.db`, or `postgres://…` (TLS: `?sslmode=verify-full&sslrootcert=…`) |
 //! | `master_key_file` / `IAMLEASE_MASTER_KEY_FILE`| `./iamlease-data/master.key` (made 0600)  |
 //! | — / `IAMLEASE_MASTER_KEY`                     | base64 of 32 bytes; wins over the file    |
 //! | `reaper_interval` / `IAMLEASE_REAPER_INTERVAL`| `1s`                                      |
 //! | `revoke_max_backoff` / `IAMLEASE_REVOKE_MAX_BACKOFF` | `1h`                               |
 //! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
+//! | `claim_timeout` / `IAMLEASE_CLAIM_TIMEOUT`    | `5m`: how long a revocation claim holds before another server (or this one, restarted) resumes it |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
 //!
 //! `tls_cert_file`, `tls_key_file`, `audit_log` and `kms_key_id` are named by the spec but not
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 use crate::duration::Ttl;
 use crate::seal::MasterKey;
+use crate::store::is_postgres_url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,6 +49,7 @@ struct RawSettings {
     reaper_interval: Option<String>,
     revoke_max_backoff: Option<String>,
     pending_grace: Option<String>,
+    claim_timeout: Option<String>,
     log_level: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
@@ -74,6 +77,8 @@ pub struct Settings {
     pub reaper_interval: Duration,
     pub revoke_max_backoff: Ttl,
     pub pending_grace: Duration,
+    /// How long a revocation claim holds before someone else may resume it.
+    pub claim_timeout: Duration,
     pub log_level: String,
     /// Dev mode: mount `aws/` and accept this root token (or make one).
     pub dev: Option<DevSettings>,
@@ -122,6 +127,7 @@ impl Settings {
         overlay(&mut raw.reaper_interval, "IAMLEASE_REAPER_INTERVAL");
         overlay(&mut raw.revoke_max_backoff, "IAMLEASE_REVOKE_MAX_BACKOFF");
         overlay(&mut raw.pending_grace, "IAMLEASE_PENDING_GRACE");
+        overlay(&mut raw.claim_timeout, "IAMLEASE_CLAIM_TIMEOUT");
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
         overlay(&mut raw.tls_cert_file, "IAMLEASE_TLS_CERT_FILE");
         overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
@@ -153,10 +159,12 @@ impl Settings {
             (None, None) => Some(DEFAULT_STORAGE.to_owned()),
         };
         if let Some(s) = &storage
-            && !(s.starts_with("sqlite:") || s.ends_with(".db"))
+            && !(s.starts_with("sqlite:") || s.ends_with(".db") || is_postgres_url(s))
         {
+            // The URL may hold a password: name only its scheme.
+            let scheme = s.split("://").next().unwrap_or_default();
             return Err(ConfigError::Invalid(format!(
-                "storage {s:?} is not supported: use sqlite://PATH (PostgreSQL is not built yet)"
+                "storage {scheme:?}://… is not supported: use sqlite://PATH or postgres://USER@HOST/DB"
             )));
         }
         let master_key = match (env("IAMLEASE_MASTER_KEY"), raw.master_key_file, &dev) {
@@ -192,6 +200,7 @@ impl Settings {
             pending_grace: Duration::from_secs(
                 duration("pending_grace", raw.pending_grace, 120)?.as_secs(),
             ),
+            claim_timeout: claim_timeout(duration("claim_timeout", raw.claim_timeout, 300)?)?,
             log_level: raw
                 .log_level
                 .or_else(|| env("RUST_LOG"))
@@ -200,6 +209,16 @@ impl Settings {
             root_token_file,
         })
     }
+}
+
+/// A zero claim timeout would let every reaper pass re-claim leases still being revoked.
+fn claim_timeout(t: Ttl) -> Result<Duration, ConfigError> {
+    if t.is_zero() {
+        return Err(ConfigError::Invalid(
+            "claim_timeout must be at least 1s (5m is the default)".into(),
+        ));
+    }
+    Ok(Duration::from_secs(t.as_secs()))
 }
 
 #[cfg(test)]
@@ -302,9 +321,30 @@ mod tests {
             None,
             None,
             None,
-            env(&[("IAMLEASE_STORAGE", "postgres://x")]),
+            env(&[("IAMLEASE_STORAGE", "mysql://u:hunter2@x/db")]),
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("not supported"));
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("\"mysql\"://… is not supported"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e =
+            Settings::load(None, None, None, env(&[("IAMLEASE_CLAIM_TIMEOUT", "0")])).unwrap_err();
+        assert!(e.to_string().contains("claim_timeout must be at least 1s"));
+    }
+
+    #[test]
+    fn postgres_storage_and_claim_timeout() {
+        for url in [
+            "postgres://iamlease@db.internal/iamlease?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+            "postgresql://localhost:5433/iamlease",
+        ] {
+            let s = Settings::load(None, None, None, env(&[("IAMLEASE_STORAGE", url)])).unwrap();
+            assert_eq!(s.storage.as_deref(), Some(url));
+        }
+        let s = Settings::load(None, None, None, env(&[])).unwrap();
+        assert_eq!(s.claim_timeout, Duration::from_secs(300));
+        let s =
+            Settings::load(None, None, None, env(&[("IAMLEASE_CLAIM_TIMEOUT", "30s")])).unwrap();
+        assert_eq!(s.claim_timeout, Duration::from_secs(30));
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{MasterKeySource, Settings};
 use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper};
 use crate::fields::Fields;
 use crate::seal::{MasterKey, SealError, Sealer};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -51,7 +51,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     engine: Arc<Engine>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     reaper_interval: Duration,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
@@ -74,15 +74,15 @@ impl Application {
                 )
             }
         };
-        let store = Arc::new(SqliteStore::open(&storage).await?);
+        let store = store::open(&storage).await?;
         let master = load_master_key(&settings.master_key)?;
         let engine = Arc::new(Engine::new(
-            store.clone() as Arc<dyn Store>,
+            store.clone(),
             Sealer::new(&master),
             EngineSettings {
                 revoke_max_backoff: settings.revoke_max_backoff,
                 pending_grace: settings.pending_grace,
-                ..EngineSettings::default()
+                claim_timeout: settings.claim_timeout,
             },
         ));
         engine.check_master_key().await?;
