@@ -9,5 +9,6 @@ mod cli;
 mod iam_user;
 mod layering;
 mod recovery;
+mod replicas;
 mod secrets;
 mod sts;

@@ -3,7 +3,9 @@
 //! access key id each was signed with, so tests can check what was sent where moto cannot show
 //! it (e.g. PermissionsBoundary, ExternalId, who signed).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,6 +18,11 @@ pub struct Recorded {
     /// The access key id from the SigV4 `Authorization` header (empty when unsigned).
     pub key_id: String,
     pub body: String,
+    /// The SDK's user agent (`app/NAME` when the caller set `AWS_SDK_UA_APP_ID`), to tell
+    /// several servers apart.
+    pub user_agent: String,
+    /// moto's HTTP status, once it answered.
+    pub status: Option<u16>,
 }
 
 impl Recorded {
@@ -41,9 +48,16 @@ impl Recorded {
 pub struct Recorder {
     pub url: String,
     calls: Arc<Mutex<Vec<Recorded>>>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Recorder {
+    /// Holds every later request this long before forwarding it (a slow AWS).
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Every request seen, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.calls.lock().unwrap().clone()
@@ -81,20 +95,27 @@ struct ProxyState {
     target: String,
     http: reqwest::Client,
     calls: Arc<Mutex<Vec<Recorded>>>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 pub async fn start_recording_proxy(target: &str) -> Recorder {
     let calls = Arc::new(Mutex::new(Vec::new()));
+    let delay_ms = Arc::new(AtomicU64::new(0));
     let state = ProxyState {
         target: target.trim_end_matches('/').to_owned(),
         http: reqwest::Client::new(),
         calls: calls.clone(),
+        delay_ms: delay_ms.clone(),
     };
     let app = axum::Router::new().fallback(forward).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Recorder { url, calls }
+    Recorder {
+        url,
+        calls,
+        delay_ms,
+    }
 }
 
 async fn forward(
@@ -112,10 +133,25 @@ async fn forward(
         .and_then(|v| v.split('/').next())
         .unwrap_or_default()
         .to_owned();
-    state.calls.lock().unwrap().push(Recorded {
-        key_id,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    let user_agent = ["x-amz-user-agent", "user-agent"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let index = {
+        let mut calls = state.calls.lock().unwrap();
+        calls.push(Recorded {
+            key_id,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            user_agent,
+            status: None,
+        });
+        calls.len() - 1
+    };
+    let delay = state.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut req = state
         .http
@@ -128,6 +164,7 @@ async fn forward(
     match req.body(body).send().await {
         Ok(r) => {
             let status = r.status();
+            state.calls.lock().unwrap()[index].status = Some(status.as_u16());
             let mut out = HeaderMap::new();
             for (name, value) in r.headers() {
                 if name != "content-length" && name != "transfer-encoding" && name != "connection" {
