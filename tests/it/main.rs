@@ -11,4 +11,5 @@ mod layering;
 mod recovery;
 mod replicas;
 mod secrets;
+mod store;
 mod sts;
