@@ -102,12 +102,13 @@ impl Application {
                             .0
                     }
                 };
-                if store
-                    .get_mount(&crate::engine::role::MountPath::parse("aws").expect("valid"))
-                    .await?
-                    .is_none()
+                let aws = crate::engine::role::MountPath::parse("aws").expect("valid");
+                if store.get_mount(&aws).await?.is_none()
+                    && let Err(e) = engine.enable_mount("aws", Fields::default()).await
+                    // Another replica on the same database mounted it meanwhile.
+                    && store.get_mount(&aws).await?.is_none()
                 {
-                    engine.enable_mount("aws", Fields::default()).await?;
+                    return Err(e.into());
                 }
                 Some(token)
             }

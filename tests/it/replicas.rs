@@ -145,8 +145,12 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
     let logs = tempfile::tempdir().unwrap();
     let proxy = start_recording_proxy(&moto().url).await;
-    let mut a = Replica::start("replica-a", &db, &key, logs.path()).await;
-    let b = Replica::start("replica-b", &db, &key, logs.path()).await;
+    // Started at once on an empty database: the schema migration (under PostgreSQL's advisory
+    // lock) and the dev-mode `aws/` mount happen once, and both replicas come up.
+    let (mut a, b) = tokio::join!(
+        Replica::start("replica-a", &db, &key, logs.path()),
+        Replica::start("replica-b", &db, &key, logs.path()),
+    );
 
     // What is written on A is seen by B at once: mount, root config, role, policy, token.
     let mount = random_name("rep");
