@@ -4,7 +4,7 @@
 //! | setting (file key / env var)                  | default                                   |
 //! |-----------------------------------------------|-------------------------------------------|
 //! | `listen` / `IAMLEASE_LISTEN`                  | `127.0.0.1:8200`                          |
-//! | `storage` / `IAMLEASE_STORAGE`                | `sqlite://./iamlease-data/iamlease.db`    |
+//! | `storage` / `IAMLEASE_STORAGE`                | `sqlite://./iamlease-data/iamlease.db`, or `postgres://…` (TLS: `?sslmode=verify-full&sslrootcert=…`) |
 //! | `master_key_file` / `IAMLEASE_MASTER_KEY_FILE`| `./iamlease-data/master.key` (made 0600)  |
 //! | — / `IAMLEASE_MASTER_KEY`                     | base64 of 32 bytes; wins over the file    |
 //! | `reaper_interval` / `IAMLEASE_REAPER_INTERVAL`| `1s`                                      |
@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::duration::Ttl;
 use crate::seal::MasterKey;
+use crate::store::is_postgres_url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -174,10 +175,12 @@ impl Settings {
             (None, None) => Some(DEFAULT_STORAGE.to_owned()),
         };
         if let Some(s) = &storage
-            && !(s.starts_with("sqlite:") || s.ends_with(".db"))
+            && !(s.starts_with("sqlite:") || s.ends_with(".db") || is_postgres_url(s))
         {
+            // The URL may hold a password: name only its scheme.
+            let scheme = s.split("://").next().unwrap_or_default();
             return Err(ConfigError::Invalid(format!(
-                "storage {s:?} is not supported: use sqlite://PATH (PostgreSQL is not built yet)"
+                "storage {scheme:?}://… is not supported: use sqlite://PATH or postgres://USER@HOST/DB"
             )));
         }
         let master_key = match (env("IAMLEASE_MASTER_KEY"), raw.master_key_file, &dev) {
@@ -213,15 +216,7 @@ impl Settings {
             pending_grace: Duration::from_secs(
                 duration("pending_grace", raw.pending_grace, 120)?.as_secs(),
             ),
-            claim_timeout: match duration("claim_timeout", raw.claim_timeout, 300)? {
-                t if t.as_secs() < 5 => {
-                    return Err(ConfigError::Invalid(
-                        "claim_timeout must be at least 5s: an AWS revocation takes a few calls"
-                            .into(),
-                    ));
-                }
-                t => Duration::from_secs(t.as_secs()),
-            },
+            claim_timeout: claim_timeout(duration("claim_timeout", raw.claim_timeout, 300)?)?,
             sweep_interval: match raw.sweep_interval {
                 None => None,
                 Some(v) => Some(Duration::from_secs(
@@ -243,6 +238,16 @@ impl Settings {
             root_token_file,
         })
     }
+}
+
+/// A zero claim timeout would let every reaper pass re-claim leases still being revoked.
+fn claim_timeout(t: Ttl) -> Result<Duration, ConfigError> {
+    if t.is_zero() {
+        return Err(ConfigError::Invalid(
+            "claim_timeout must be at least 1s (5m is the default)".into(),
+        ));
+    }
+    Ok(Duration::from_secs(t.as_secs()))
 }
 
 #[cfg(test)]
@@ -345,10 +350,31 @@ mod tests {
             None,
             None,
             None,
-            env(&[("IAMLEASE_STORAGE", "postgres://x")]),
+            env(&[("IAMLEASE_STORAGE", "mysql://u:hunter2@x/db")]),
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("not supported"));
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("\"mysql\"://… is not supported"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e =
+            Settings::load(None, None, None, env(&[("IAMLEASE_CLAIM_TIMEOUT", "0")])).unwrap_err();
+        assert!(e.to_string().contains("claim_timeout must be at least 1s"));
+    }
+
+    #[test]
+    fn postgres_storage_and_claim_timeout() {
+        for url in [
+            "postgres://iamlease@db.internal/iamlease?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+            "postgresql://localhost:5433/iamlease",
+        ] {
+            let s = Settings::load(None, None, None, env(&[("IAMLEASE_STORAGE", url)])).unwrap();
+            assert_eq!(s.storage.as_deref(), Some(url));
+        }
+        let s = Settings::load(None, None, None, env(&[])).unwrap();
+        assert_eq!(s.claim_timeout, Duration::from_secs(300));
+        let s =
+            Settings::load(None, None, None, env(&[("IAMLEASE_CLAIM_TIMEOUT", "30s")])).unwrap();
+        assert_eq!(s.claim_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -370,9 +396,5 @@ mod tests {
         let d = Settings::load(None, None, None, env(&[])).unwrap();
         assert_eq!(d.claim_timeout, Duration::from_secs(300));
         assert_eq!(d.sweep_interval, None);
-        let err = Settings::load(None, None, None, env(&[("IAMLEASE_CLAIM_TIMEOUT", "1s")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("claim_timeout must be at least 5s"), "{err}");
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{MasterKeySource, Settings};
 use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper, run_sweeper};
 use crate::fields::Fields;
 use crate::seal::{MasterKey, SealError, Sealer};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -51,7 +51,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     engine: Arc<Engine>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     reaper_interval: Duration,
     shutdown_timeout: Duration,
     sweep_interval: Option<Duration>,
@@ -76,10 +76,10 @@ impl Application {
                 )
             }
         };
-        let store = Arc::new(SqliteStore::open(&storage).await?);
+        let store = store::open(&storage).await?;
         let master = load_master_key(&settings.master_key)?;
         let engine = Arc::new(Engine::new(
-            store.clone() as Arc<dyn Store>,
+            store.clone(),
             Sealer::new(&master),
             EngineSettings {
                 revoke_max_backoff: settings.revoke_max_backoff,
@@ -112,12 +112,13 @@ impl Application {
                             .0
                     }
                 };
-                if store
-                    .get_mount(&crate::engine::role::MountPath::parse("aws").expect("valid"))
-                    .await?
-                    .is_none()
+                let aws = crate::engine::role::MountPath::parse("aws").expect("valid");
+                if store.get_mount(&aws).await?.is_none()
+                    && let Err(e) = engine.enable_mount("aws", Fields::default()).await
+                    // Another replica on the same database mounted it meanwhile.
+                    && store.get_mount(&aws).await?.is_none()
                 {
-                    engine.enable_mount("aws", Fields::default()).await?;
+                    return Err(e.into());
                 }
                 Some(token)
             }

@@ -1,12 +1,16 @@
 //! Durable state: the only module that runs SQL. A `Store` trait with one implementation per
-//! database (SQLite now; PostgreSQL can be added behind the same trait).
+//! database: SQLite (embedded, one server) and PostgreSQL (several replicas on one database).
 //!
 //! Every state change of a lease is one conditional statement, so two actors (a request and
 //! the reaper, or two servers) can never both believe they moved the same lease.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -61,8 +65,20 @@ pub struct TokenRecord {
     pub ttl: Option<i64>,
 }
 
+/// Opens the store a `storage` URL names: `postgres://`/`postgresql://`, else SQLite.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if is_postgres_url(url) {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Closes the connections (graceful shutdown).
+    async fn close(&self);
+
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Writes `value` unless `key` already has one; returns whether it wrote.
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;

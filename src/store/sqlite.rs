@@ -218,6 +218,10 @@ fn mount_from_row(row: &SqliteRow) -> Result<MountRecord> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
             .bind(key)

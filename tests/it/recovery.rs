@@ -6,17 +6,17 @@ use std::time::Duration;
 use iamlease::engine::lease::{Lease, LeaseState};
 use iamlease::engine::role::{CredentialType, MountPath, RoleName};
 use iamlease::seal::MasterKey;
-use iamlease::store::{SqliteStore, Store};
+use iamlease::store;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{DOC, Options, TestApp, moto};
+use crate::support::{DOC, Options, TestApp, moto, storage};
 
 #[tokio::test]
 async fn a_restarted_server_finds_its_leases_and_revokes_them() {
     let key = MasterKey::generate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = format!("sqlite://{}/state.db", dir.path().display());
+    let fresh = storage::fresh().await;
+    let storage = fresh.url.clone();
     let options = || Options {
         storage: Some(storage.clone()),
         master_key: Some(key.clone()),
@@ -70,8 +70,8 @@ async fn a_restarted_server_finds_its_leases_and_revokes_them() {
 #[tokio::test]
 async fn a_crash_mid_issue_is_rolled_back_by_recovery() {
     let key = MasterKey::generate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = format!("sqlite://{}/state.db", dir.path().display());
+    let fresh = storage::fresh().await;
+    let storage = fresh.url.clone();
     let app = TestApp::spawn_with(Options {
         storage: Some(storage.clone()),
         master_key: Some(key.clone()),
@@ -112,7 +112,7 @@ async fn a_crash_mid_issue_is_rolled_back_by_recovery() {
         .send()
         .await
         .unwrap();
-    let store = SqliteStore::open(&storage).await.unwrap();
+    let store = store::open(&storage).await.unwrap();
     let now = iamlease::engine::now();
     store
         .insert_lease(&Lease {

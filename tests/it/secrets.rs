@@ -1,5 +1,7 @@
 //! Secrets stay secret: the root secret key and every issued secret key are absent from the
-//! SQLite files (database, WAL, shared memory) and from the server's logs, even at debug level.
+//! store and from the server's logs, even at debug level. The store is read raw: on SQLite the
+//! database, WAL and shared-memory files; on PostgreSQL a `pg_dump` of the database, its table
+//! and index files (dead row versions included) and the WAL.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -8,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::moto::free_port;
-use crate::support::{DOC, moto, random_name};
+use crate::support::{DOC, moto, random_name, storage};
 
 const TOKEN: &str = "leak-test-root-token";
 
@@ -35,15 +37,56 @@ async fn call(
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    memchr::memmem::find(haystack, needle.as_bytes()).is_some()
+}
+
+/// Every byte the store holds: the SQLite files, or PostgreSQL's dump, files and WAL.
+async fn store_bytes(store: &storage::TestStorage) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let Some(db) = &store.sqlite_file else {
+        let dump = std::process::Command::new("pg_dump")
+            .arg(&store.url)
+            .output()
+            .expect("pg_dump runs");
+        assert!(dump.status.success(), "pg_dump: {dump:?}");
+        bytes.extend(dump.stdout);
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&store.url)
+            .await
+            .unwrap();
+        // Written out, so the files hold what the server wrote (and later deleted).
+        sqlx::query("CHECKPOINT").execute(&mut conn).await.unwrap();
+        let (data_dir, oid): (String, sqlx::postgres::types::Oid) = sqlx::query_as(
+            "SELECT current_setting('data_directory'), oid FROM pg_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let data_dir = std::path::PathBuf::from(data_dir);
+        for dir in [
+            data_dir.join("base").join(oid.0.to_string()),
+            data_dir.join("pg_wal"),
+        ] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_file() {
+                    bytes.extend(std::fs::read(path).unwrap());
+                }
+            }
+        }
+        return bytes;
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
+            bytes.extend(b);
+        }
+    }
+    bytes
 }
 
 #[tokio::test]
 async fn secret_keys_never_reach_the_store_or_the_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("iamlease.db");
+    let store = storage::fresh().await;
     let log_path = dir.path().join("server.log");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -51,7 +94,7 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
         .args(["server", "--dev", "--dev-root-token", TOKEN])
         .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("IAMLEASE_STORAGE", format!("sqlite://{}", db.display()))
+        .env("IAMLEASE_STORAGE", &store.url)
         .env("IAMLEASE_MASTER_KEY", &key)
         .env("IAMLEASE_LOG", "debug")
         .stdout(Stdio::null())
@@ -194,12 +237,7 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     assert!(status.success(), "server exit: {status}");
 
     let log = std::fs::read(&log_path).unwrap();
-    let mut store_bytes = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        if let Ok(b) = std::fs::read(format!("{}{suffix}", db.display())) {
-            store_bytes.extend(b);
-        }
-    }
+    let store_bytes = store_bytes(&store).await;
     // Positive controls: we are reading the right files.
     assert!(
         contains(&log, &lease_ids[2]),
@@ -213,10 +251,7 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     for (what, secret) in std::iter::once(("root secret key", m.admin_secret.as_str()))
         .chain(secrets.iter().map(|s| ("issued secret key", s.as_str())))
     {
-        assert!(
-            !contains(&store_bytes, secret),
-            "{what} found in the SQLite files"
-        );
+        assert!(!contains(&store_bytes, secret), "{what} found in the store");
         assert!(!contains(&log, secret), "{what} found in the server log");
     }
     assert!(

@@ -246,9 +246,9 @@ async fn revoke_force_forgets_a_lease_aws_refuses_and_sweep_cleans_up_later() {
 async fn sigterm_lets_an_in_flight_issue_finish_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
-    let storage = format!("sqlite://{}/term.db", dir.path().display());
+    let store = crate::support::storage::fresh().await;
     let mut server =
-        ServerProcess::start(&storage, &key, &dir.path().join("server.log"), &[]).await;
+        ServerProcess::start(&store.url, &key, &dir.path().join("server.log"), &[]).await;
     // Every AWS call is slowed down, so the issue is still running when SIGTERM arrives.
     let proxy = start_proxy(&moto().url, Faults::default()).await;
     let app = TestApp::attach(&server.address, &crate::support::random_name("g"));

@@ -1,11 +1,16 @@
 //! Test harness: a real iamlease server (the same start-up code as `main`) on port 0 with a
-//! fresh SQLite file, talking to the shared moto server; helpers to call the API and to look at
-//! what moto really holds.
+//! fresh store, talking to the shared moto server; helpers to call the API and to look at what
+//! moto really holds.
+//!
+//! The store is a fresh SQLite file, or, when `IAMLEASE_TEST_STORAGE` holds a PostgreSQL URL
+//! (`scripts/test` starts a throwaway cluster for that), a fresh database on that server: the
+//! same tests run against both stores.
 
 pub mod gate;
 pub mod moto;
 pub mod process;
 pub mod proxy;
+pub mod storage;
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +32,7 @@ pub const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
 pub struct Options {
     pub revoke_max_backoff: Ttl,
     pub pending_grace: Duration,
-    /// Use this SQLite file instead of a fresh one (restart tests).
+    /// Use this store instead of a fresh one (restart tests; see `storage::fresh`).
     pub storage: Option<String>,
     pub master_key: Option<MasterKey>,
     /// The server's `wait_ready_timeout` instead of its default.
@@ -50,8 +55,8 @@ pub struct TestApp {
     pub address: String,
     /// A mount of our own, so each test's IAM users live under their own path in moto.
     pub mount: String,
-    /// Holds the fresh SQLite file; removed when the test ends.
-    _dir: tempfile::TempDir,
+    /// Holds the fresh store (a SQLite file is removed when the test ends).
+    _storage: Option<storage::TestStorage>,
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -92,7 +97,7 @@ impl TestApp {
         TestApp {
             address: address.to_owned(),
             mount: mount.to_owned(),
-            _dir: tempfile::tempdir().unwrap(),
+            _storage: None,
             http: reqwest::Client::new(),
             shutdown: None,
             server: None,
@@ -104,10 +109,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = options
-            .storage
-            .unwrap_or_else(|| format!("sqlite://{}/iamlease.db", dir.path().display()));
+        let (storage, fresh) = match options.storage {
+            Some(url) => (url, None),
+            None => {
+                let fresh = storage::fresh().await;
+                (fresh.url.clone(), Some(fresh))
+            }
+        };
         // Start from what an empty config file gives, so new settings get their defaults here too.
         let mut settings = Settings::load(
             None,
@@ -139,7 +147,7 @@ impl TestApp {
         TestApp {
             address,
             mount: random_name("t"),
-            _dir: dir,
+            _storage: fresh,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
             server: Some(server),

@@ -27,6 +27,11 @@ pub struct Recorded {
     /// The access key id from the SigV4 `Authorization` header (empty when unsigned).
     pub key_id: String,
     pub body: String,
+    /// The SDK's user agent (`app/NAME` when the caller set `AWS_SDK_UA_APP_ID`), to tell
+    /// several servers apart.
+    pub user_agent: String,
+    /// moto's HTTP status, once it answered.
+    pub status: Option<u16>,
 }
 
 impl Recorded {
@@ -111,6 +116,8 @@ struct Shared {
     calls: Mutex<Vec<Recorded>>,
     faults: Mutex<(Faults, StdRng)>,
     injected: Mutex<Injected>,
+    /// Added to every request before it is forwarded.
+    delay: Mutex<Duration>,
 }
 
 #[derive(Clone)]
@@ -129,6 +136,11 @@ impl Recorder {
     pub fn set_faults(&self, faults: Faults) {
         let rng = StdRng::seed_from_u64(faults.seed);
         *self.shared.faults.lock().unwrap() = (faults, rng);
+    }
+
+    /// Slows every request down by `delay` (on top of any injected latency).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
     }
 
     pub fn injected(&self) -> Injected {
@@ -175,6 +187,7 @@ pub async fn start_proxy(target: &str, faults: Faults) -> Recorder {
         calls: Mutex::new(Vec::new()),
         faults: Mutex::new((faults, rng)),
         injected: Mutex::new(Injected::default()),
+        delay: Mutex::new(Duration::ZERO),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -251,10 +264,25 @@ async fn handle(
         .and_then(|v| v.split('/').next())
         .unwrap_or_default()
         .to_owned();
-    shared.calls.lock().unwrap().push(Recorded {
-        key_id,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    let user_agent = ["x-amz-user-agent", "user-agent"]
+        .iter()
+        .filter_map(|h| parts.headers.get(*h).and_then(|v| v.to_str().ok()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let index = {
+        let mut calls = shared.calls.lock().unwrap();
+        calls.push(Recorded {
+            key_id,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            user_agent,
+            status: None,
+        });
+        calls.len() - 1
+    };
+    let fixed = *shared.delay.lock().unwrap();
+    if !fixed.is_zero() {
+        tokio::time::sleep(fixed).await;
+    }
     let (fault, after, delay) = draw(&shared);
     {
         let mut n = shared.injected.lock().unwrap();
@@ -277,11 +305,11 @@ async fn handle(
         tokio::time::sleep(d).await;
     }
     let Some(fault) = fault else {
-        return Ok(forward(&shared, &parts, body).await);
+        return Ok(forward(&shared, &parts, body, index).await);
     };
     if after {
         // moto carries the request out; its answer is lost.
-        let _ = forward(&shared, &parts, body).await;
+        let _ = forward(&shared, &parts, body, index).await;
     }
     Ok(match fault {
         Fault::Status500 => aws_error(500, "Receiver", "ServiceFailure", "injected internal error"),
@@ -336,6 +364,7 @@ async fn forward(
     shared: &Shared,
     parts: &axum::http::request::Parts,
     body: Bytes,
+    index: usize,
 ) -> Response<Full<Bytes>> {
     let path = parts
         .uri
@@ -352,6 +381,8 @@ async fn forward(
     }
     match req.body(body).send().await {
         Ok(r) => {
+            // What moto answered, even when the proxy then loses the answer on purpose.
+            shared.calls.lock().unwrap()[index].status = Some(r.status().as_u16());
             let mut out = Response::builder().status(r.status());
             let headers: HeaderMap = r.headers().clone();
             for (name, value) in &headers {

@@ -1,0 +1,385 @@
+//! Two replicas on one PostgreSQL database and one moto: what one writes the other sees at
+//! once; a lease issued on one is renewed and revoked on either; expiries are shared between
+//! their reapers; and when one is killed (`kill -9`) mid-revocation, the other finishes
+//! everything it had claimed once the claim deadline passes, with no IAM user left behind and
+//! none deleted twice. The replicas are real child processes of the built binary; a recording
+//! proxy between them and moto tells their AWS calls apart by user agent (`AWS_SDK_UA_APP_ID`).
+//!
+//! Runs when `IAMLEASE_TEST_STORAGE` names a PostgreSQL server (`scripts/test` does so).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::moto::free_port;
+use crate::support::proxy::{Recorded, start_recording_proxy};
+use crate::support::{DOC, moto, random_name, storage};
+
+const TOKEN: &str = "replicas-root-token";
+/// Short, so the test waits seconds for a dead replica's claims, not the default 5 minutes.
+const CLAIM_TIMEOUT_SECS: u64 = 4;
+/// The calls of a revocation before DeleteUser (issuing never makes these).
+const REVOKE_ACTIONS: &[&str] = &[
+    "ListAccessKeys",
+    "DeleteAccessKey",
+    "ListAttachedUserPolicies",
+    "DetachUserPolicy",
+    "ListUserPolicies",
+    "DeleteUserPolicy",
+    "ListGroupsForUser",
+    "RemoveUserFromGroup",
+    "DeleteUser",
+];
+
+struct Replica {
+    name: &'static str,
+    base: String,
+    child: tokio::process::Child,
+    http: reqwest::Client,
+}
+
+impl Replica {
+    async fn start(
+        name: &'static str,
+        storage: &str,
+        key: &str,
+        log_dir: &std::path::Path,
+    ) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+            .args(["server", "--dev", "--dev-root-token", TOKEN])
+            .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("IAMLEASE_STORAGE", storage)
+            .env("IAMLEASE_MASTER_KEY", key)
+            .env("IAMLEASE_REAPER_INTERVAL", "1s")
+            .env("IAMLEASE_CLAIM_TIMEOUT", format!("{CLAIM_TIMEOUT_SECS}s"))
+            .env("AWS_SDK_UA_APP_ID", name)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log_dir.join(format!("{name}.log"))).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let replica = Replica {
+            name,
+            base,
+            child,
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while replica
+            .http
+            .get(format!("{}/v1/sys/health", replica.base))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "{name} did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        replica
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/v1/{path}", self.base),
+            )
+            .header("X-Vault-Token", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call_as(TOKEN, method, path, body).await
+    }
+
+    async fn issue(&self, mount: &str, ttl: &str) -> (String, String) {
+        let (s, b) = self
+            .call("POST", &format!("{mount}/creds/dev"), json!({"ttl": ttl}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "issue on {}: {b}", self.name);
+        (
+            b["lease_id"].as_str().unwrap().to_owned(),
+            b["data"]["username"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+fn is_from(r: &Recorded, replica: &str) -> bool {
+    r.user_agent.contains(&format!("app/{replica}"))
+}
+
+fn is_revocation_call(r: &Recorded) -> bool {
+    r.action()
+        .is_some_and(|a| REVOKE_ACTIONS.contains(&a.as_str()))
+}
+
+fn is_deleted_user(r: &Recorded) -> bool {
+    r.action().as_deref() == Some("DeleteUser") && r.status == Some(200)
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_work_and_survive_one_being_killed() {
+    let Some(server) = storage::postgres_server() else {
+        eprintln!("skipped: needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)");
+        return;
+    };
+    let db = storage::create_database(&server).await;
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let logs = tempfile::tempdir().unwrap();
+    let proxy = start_recording_proxy(&moto().url).await;
+    // Started at once on an empty database: the schema migration (under PostgreSQL's advisory
+    // lock) and the dev-mode `aws/` mount happen once, and both replicas come up.
+    let (mut a, b) = tokio::join!(
+        Replica::start("replica-a", &db, &key, logs.path()),
+        Replica::start("replica-b", &db, &key, logs.path()),
+    );
+
+    // What is written on A is seen by B at once: mount, root config, role, policy, token.
+    let mount = random_name("rep");
+    let m = moto();
+    let (s, v) = a
+        .call(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            json!({"type": "aws"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = a
+        .call(
+            "POST",
+            &format!("{mount}/config/root"),
+            json!({
+                "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
+                "iam_endpoint": proxy.url, "sts_endpoint": proxy.url,
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = a
+        .call(
+            "POST",
+            &format!("{mount}/roles/dev"),
+            json!({"credential_type": "iam_user", "policy_document": DOC}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = b
+        .call("GET", &format!("{mount}/roles/dev"), json!(null))
+        .await;
+    assert_eq!(s, StatusCode::OK, "B reads the role A wrote: {v}");
+    let (s, v) = a
+        .call(
+            "PUT",
+            "sys/policies/acl/dev",
+            json!({"policy": format!("path \"{mount}/creds/dev\" {{ capabilities = [\"update\"] }}")}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = a
+        .call("POST", "auth/token/create", json!({"policies": ["dev"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let scoped = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (s, v) = b
+        .call_as(&scoped, "POST", &format!("{mount}/creds/dev"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "B honours A's token and policy: {v}");
+    let scoped_lease = v["lease_id"].as_str().unwrap().to_owned();
+    let (s, _) = b
+        .call_as(&scoped, "GET", &format!("{mount}/config/root"), json!(null))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "and A's policy limits it on B too"
+    );
+    let (s, _) = a
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            json!({"lease_id": scoped_lease}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    // Issue on A, renew on B, revoke on A.
+    let (lease, user) = a.issue(&mount, "10m").await;
+    let (s, v) = b
+        .call(
+            "PUT",
+            "sys/leases/renew",
+            json!({"lease_id": lease, "increment": "30m"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["lease_duration"], 1800);
+    let (s, v) = a
+        .call("PUT", "sys/leases/lookup", json!({"lease_id": lease}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["data"]["ttl"].as_i64().unwrap() > 600,
+        "A sees B's renewal: {v}"
+    );
+    let (s, _) = a
+        .call("PUT", "sys/leases/revoke", json!({"lease_id": lease}))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let left: Vec<String> = m
+        .users_under(&format!("/iamlease/{mount}/"))
+        .await
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    assert!(!left.contains(&user), "revoked on A: {user} is gone");
+
+    // Expiry load: leases issued on both, expiring over several seconds, reaped by both. A slow
+    // AWS (every call held 150 ms) keeps revocations in flight long enough to kill A mid-way.
+    let issued: Vec<(String, String)> = futures::future::join_all((0..24).map(|i| {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let mount = mount.clone();
+        async move { replica.issue(&mount, &format!("{}s", 3 + i / 3)).await }
+    }))
+    .await;
+    let load_users: BTreeSet<String> = issued.iter().map(|(_, u)| u.clone()).collect();
+    proxy.set_delay(Duration::from_millis(150));
+
+    // Kill A (SIGKILL) once it has finished a revocation and has another one part-way.
+    let a_progress = |calls: &[Recorded]| {
+        let mut started = BTreeSet::new();
+        let mut deleted = BTreeSet::new();
+        for r in calls
+            .iter()
+            .filter(|r| is_from(r, "replica-a") && is_revocation_call(r))
+        {
+            let Some(u) = r.field("UserName").filter(|u| load_users.contains(u)) else {
+                continue;
+            };
+            if is_deleted_user(r) {
+                deleted.insert(u.clone());
+            }
+            started.insert(u);
+        }
+        let unfinished: BTreeSet<String> = started.difference(&deleted).cloned().collect();
+        (deleted, unfinished)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (done, unfinished) = a_progress(&proxy.requests());
+        if !done.is_empty() && !unfinished.is_empty() {
+            a.child.start_kill().unwrap();
+            a.child.wait().await.unwrap();
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica A never had a revocation in flight ({} done)",
+            done.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the proxy record what A sent just before it died; B cannot resume A's claims for
+    // seconds yet, so nothing of B's for those users can fall before this point.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let kill_index = proxy.requests().len();
+    let (_, a_unfinished) = a_progress(&proxy.requests()[..kill_index]);
+    assert!(!a_unfinished.is_empty());
+
+    // B finishes everything: what A had in flight after the claim deadline, the rest on expiry.
+    let deadline = Instant::now() + Duration::from_secs(CLAIM_TIMEOUT_SECS + 30);
+    loop {
+        let left = m.users_under(&format!("/iamlease/{mount}/")).await;
+        let (s, _) = b
+            .call("LIST", &format!("sys/leases/lookup/{mount}/"), json!(null))
+            .await;
+        if left.is_empty() && s == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B did not finish: {} users and leases ({s}) left",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let calls = proxy.requests();
+    // Per user of the load: the indexes of the revocation calls each replica made, and how many
+    // DeleteUser calls moto answered with success.
+    let mut by: BTreeMap<&str, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
+    let mut deleted: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, r) in calls
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| is_revocation_call(r))
+    {
+        let Some(u) = r.field("UserName").filter(|u| load_users.contains(u)) else {
+            continue;
+        };
+        if is_deleted_user(r) {
+            *deleted.entry(u.clone()).or_default() += 1;
+        }
+        let who = if is_from(r, a.name) { a.name } else { b.name };
+        by.entry(who).or_default().entry(u).or_default().push(i);
+    }
+    let (by_a, by_b) = (
+        by.remove(a.name).unwrap_or_default(),
+        by.remove(b.name).unwrap_or_default(),
+    );
+    eprintln!(
+        "revocations started by A {}, by B {}, resumed by B after A died {}",
+        by_a.len(),
+        by_b.len(),
+        by_a.keys().filter(|u| by_b.contains_key(*u)).count()
+    );
+    // Both reapers took part.
+    assert!(
+        by_b.keys().any(|u| !by_a.contains_key(u)),
+        "B revoked none of the load on its own"
+    );
+    for u in &load_users {
+        // Never deleted twice. Zero successes only when A's own DeleteUser was cut off by the
+        // kill after moto had acted on it (B then found the user gone).
+        let n = deleted.get(u).copied().unwrap_or(0);
+        let cut_off = calls[..kill_index].iter().any(|r| {
+            is_from(r, a.name)
+                && r.action().as_deref() == Some("DeleteUser")
+                && r.status.is_none()
+                && r.field("UserName").as_deref() == Some(u.as_str())
+        });
+        assert!(n == 1 || (n == 0 && cut_off), "{u} deleted {n} times");
+        // Never revoked by both at once: B touches a user A had started only after A died.
+        if let (Some(ia), Some(ib)) = (by_a.get(u), by_b.get(u)) {
+            assert!(
+                ia.iter().all(|&i| i < kill_index) && ib.iter().all(|&i| i >= kill_index),
+                "{u} revoked by both replicas at once (A at {ia:?}, B at {ib:?}, kill at {kill_index})"
+            );
+        }
+    }
+    // And B finished every revocation A had part-way when it died.
+    for u in &a_unfinished {
+        assert!(
+            by_b.contains_key(u),
+            "B resumed {u}, which A was revoking when it died"
+        );
+    }
+}
