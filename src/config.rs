@@ -11,9 +11,14 @@
 //! | `revoke_max_backoff` / `IAMLEASE_REVOKE_MAX_BACKOFF` | `1h`                               |
 //! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
+//! | `audit_log` / `IAMLEASE_AUDIT_LOG`            | off; a file path (appended, 0600) or `stdout` |
+//! | `rate_limit_per_token` / `IAMLEASE_RATE_LIMIT_PER_TOKEN` | `200` requests/s (burst the same); `0` = off |
+//! | `rate_limit_per_address` / `IAMLEASE_RATE_LIMIT_PER_ADDRESS` | `500` requests/s (burst the same); `0` = off |
+//! | `request_timeout` / `IAMLEASE_REQUEST_TIMEOUT`| `90s`, as Vault: a request still running is answered 503 |
+//! | `metrics_unauthenticated` / `IAMLEASE_METRICS_UNAUTHENTICATED` | `false`: `sys/metrics` needs a token with `read` on it |
 //!
-//! `tls_cert_file`, `tls_key_file`, `audit_log` and `kms_key_id` are named by the spec but not
-//! built yet; setting one is refused at start-up rather than silently ignored.
+//! `tls_cert_file`, `tls_key_file` and `kms_key_id` are named by the spec but not built yet;
+//! setting one is refused at start-up rather than silently ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,6 +57,10 @@ struct RawSettings {
     tls_key_file: Option<String>,
     audit_log: Option<String>,
     kms_key_id: Option<String>,
+    rate_limit_per_token: Option<u32>,
+    rate_limit_per_address: Option<u32>,
+    request_timeout: Option<String>,
+    metrics_unauthenticated: Option<bool>,
 }
 
 /// Where the master key comes from.
@@ -78,6 +87,13 @@ pub struct Settings {
     /// Dev mode: mount `aws/` and accept this root token (or make one).
     pub dev: Option<DevSettings>,
     pub root_token_file: Option<PathBuf>,
+    /// `None`: no audit log; `Some("stdout")` or a file path.
+    pub audit_log: Option<String>,
+    /// Requests per second per token and per client address; 0 turns a limit off.
+    pub rate_limit_per_token: u32,
+    pub rate_limit_per_address: u32,
+    pub request_timeout: Duration,
+    pub metrics_unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -128,10 +144,36 @@ impl Settings {
         overlay(&mut raw.audit_log, "IAMLEASE_AUDIT_LOG");
         overlay(&mut raw.kms_key_id, "IAMLEASE_KMS_KEY_ID");
 
+        let number =
+            |name: &str, file: Option<u32>, env_name: &str, default: u32| match env(env_name) {
+                Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "{name} {v:?} is not a whole number of requests per second"
+                    ))
+                }),
+                None => Ok(file.unwrap_or(default)),
+            };
+        let rate_limit_per_token = number(
+            "rate_limit_per_token",
+            raw.rate_limit_per_token,
+            "IAMLEASE_RATE_LIMIT_PER_TOKEN",
+            200,
+        )?;
+        let rate_limit_per_address = number(
+            "rate_limit_per_address",
+            raw.rate_limit_per_address,
+            "IAMLEASE_RATE_LIMIT_PER_ADDRESS",
+            500,
+        )?;
+        let metrics_unauthenticated = match env("IAMLEASE_METRICS_UNAUTHENTICATED") {
+            Some(v) => matches!(v.trim(), "1" | "true" | "yes"),
+            None => raw.metrics_unauthenticated.unwrap_or(false),
+        };
+        overlay(&mut raw.request_timeout, "IAMLEASE_REQUEST_TIMEOUT");
+
         for (name, value) in [
             ("tls_cert_file", &raw.tls_cert_file),
             ("tls_key_file", &raw.tls_key_file),
-            ("audit_log", &raw.audit_log),
             ("kms_key_id", &raw.kms_key_id),
         ] {
             if value.is_some() {
@@ -198,6 +240,18 @@ impl Settings {
                 .unwrap_or_else(|| "info".into()),
             dev,
             root_token_file,
+            audit_log: raw.audit_log,
+            rate_limit_per_token,
+            rate_limit_per_address,
+            request_timeout: match duration("request_timeout", raw.request_timeout, 90)?.as_secs() {
+                0 => {
+                    return Err(ConfigError::Invalid(
+                        "request_timeout must be at least 1s".into(),
+                    ));
+                }
+                s => Duration::from_secs(s),
+            },
+            metrics_unauthenticated,
         })
     }
 }
@@ -295,9 +349,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("32 bytes"));
-        let e =
-            Settings::load(None, None, None, env(&[("IAMLEASE_AUDIT_LOG", "/tmp/a")])).unwrap_err();
-        assert!(e.to_string().contains("audit_log is not supported"));
+        let e = Settings::load(None, None, None, env(&[("IAMLEASE_KMS_KEY_ID", "k")])).unwrap_err();
+        assert!(e.to_string().contains("kms_key_id is not supported"));
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_RATE_LIMIT_PER_TOKEN", "lots")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("rate_limit_per_token \"lots\""),
+            "{e}"
+        );
         let e = Settings::load(
             None,
             None,

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod fields;
 pub mod seal;
 pub mod server;
 pub mod store;
+pub mod telemetry;

@@ -66,6 +66,9 @@ enum Command {
     /// Write, read, list or delete ACL policies (Vault syntax).
     #[command(subcommand)]
     Policy(cli::PolicyCommand),
+    /// Audit-log helpers: `iamlease audit hash VALUE` finds a secret's hash in the log.
+    #[command(subcommand)]
+    Audit(cli::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lease(cmd) => cli::lease(&client()?, cmd).await,
         Command::Token(cmd) => cli::token(&client()?, cmd).await,
         Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
+        Command::Audit(cmd) => cli::audit(&client()?, cmd).await,
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{AppState, app};
+use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
 use crate::config::{MasterKeySource, Settings};
 use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper};
@@ -40,6 +41,8 @@ pub enum StartupError {
     },
     #[error("temporary directory: {0}")]
     TempDir(std::io::Error),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("root token file {path}: {source}")]
     RootTokenFile {
         path: String,
@@ -53,6 +56,9 @@ pub struct Application {
     engine: Arc<Engine>,
     store: Arc<SqliteStore>,
     reaper_interval: Duration,
+    audit: Option<Arc<AuditLog>>,
+    audit_hasher: AuditHasher,
+    limits: crate::api::Limits,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
     /// Dev mode's temporary directory, removed when the server stops.
@@ -74,6 +80,8 @@ impl Application {
                 )
             }
         };
+        // Installed before anything records a metric.
+        crate::telemetry::prometheus();
         let store = Arc::new(SqliteStore::open(&storage).await?);
         let master = load_master_key(&settings.master_key)?;
         let engine = Arc::new(Engine::new(
@@ -86,6 +94,15 @@ impl Application {
             },
         ));
         engine.check_master_key().await?;
+        let audit_hasher = load_audit_key(engine.store(), &Sealer::new(&master)).await?;
+        let audit = match &settings.audit_log {
+            Some(target) => {
+                let log = AuditLog::open(AuditTarget::parse(target), audit_hasher.clone())?;
+                engine.set_audit_log(log.clone());
+                Some(log)
+            }
+            None => None,
+        };
 
         let dyn_store = engine.store().clone();
         let initial_root_token = match &settings.dev {
@@ -139,6 +156,9 @@ impl Application {
             engine,
             store,
             reaper_interval: settings.reaper_interval,
+            audit,
+            audit_hasher,
+            limits: crate::api::Limits::from_settings(settings),
             initial_root_token,
             _temp_dir: temp_dir,
         })
@@ -164,19 +184,47 @@ impl Application {
             self.reaper_interval,
             stop_rx,
         ));
+        let reopener = self
+            .audit
+            .clone()
+            .map(|log| tokio::spawn(reopen_on_sighup(log)));
         let service = app(AppState {
             engine: self.engine.clone(),
+            audit: self.audit.clone(),
+            audit_hasher: self.audit_hasher.clone(),
+            limits: self.limits.clone(),
         });
         let served = axum::serve(
             self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                SocketAddr,
+            >(service),
         )
         .with_graceful_shutdown(shutdown)
         .await;
         let _ = stop_tx.send(true);
         let _ = reaper.await;
+        if let Some(r) = reopener {
+            r.abort();
+        }
         self.store.close().await;
         served
+    }
+}
+
+/// Log rotation: move the audit file away, send SIGHUP, and the next line starts a new file.
+async fn reopen_on_sighup(log: Arc<AuditLog>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the audit log will not be reopened on rotation");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match log.reopen() {
+            Ok(()) => tracing::info!("audit log reopened"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the audit log; audited requests are refused until it can be")
+            }
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The client commands: each parses its arguments into a request, sends it to the server over
 //! the Vault-compatible API, and prints the answer for a person or a script.
 
+mod audit;
 mod client;
 
+pub use audit::{AuditCommand, audit};
 pub use client::{Client, ServerSaidNo};
 
 use std::collections::BTreeMap;

@@ -5,6 +5,7 @@ mod support;
 
 mod acl;
 mod api;
+mod audit;
 mod cli;
 mod iam_user;
 mod layering;
