@@ -12,8 +12,8 @@
 //! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
 //! | `audit_log` / `IAMLEASE_AUDIT_LOG`            | off; a file path (appended, 0600) or `stdout` |
-//! | `rate_limit_per_token` / `IAMLEASE_RATE_LIMIT_PER_TOKEN` | `200` requests/s (burst the same); `0` = off |
-//! | `rate_limit_per_address` / `IAMLEASE_RATE_LIMIT_PER_ADDRESS` | `500` requests/s (burst the same); `0` = off |
+//! | `rate_limit_per_token` / `IAMLEASE_RATE_LIMIT_PER_TOKEN` | `0` (off, as in Vault); N requests/s, burst N |
+//! | `rate_limit_per_address` / `IAMLEASE_RATE_LIMIT_PER_ADDRESS` | `0` (off); N requests/s per client IP, burst N |
 //! | `request_timeout` / `IAMLEASE_REQUEST_TIMEOUT`| `90s`, as Vault: a request still running is answered 503 |
 //! | `metrics_unauthenticated` / `IAMLEASE_METRICS_UNAUTHENTICATED` | `false`: `sys/metrics` needs a token with `read` on it |
 //!
@@ -157,13 +157,13 @@ impl Settings {
             "rate_limit_per_token",
             raw.rate_limit_per_token,
             "IAMLEASE_RATE_LIMIT_PER_TOKEN",
-            200,
+            0,
         )?;
         let rate_limit_per_address = number(
             "rate_limit_per_address",
             raw.rate_limit_per_address,
             "IAMLEASE_RATE_LIMIT_PER_ADDRESS",
-            500,
+            0,
         )?;
         let metrics_unauthenticated = match env("IAMLEASE_METRICS_UNAUTHENTICATED") {
             Some(v) => matches!(v.trim(), "1" | "true" | "yes"),

@@ -9,6 +9,7 @@ mod audit;
 mod cli;
 mod iam_user;
 mod layering;
+mod limits;
 mod recovery;
 mod secrets;
 mod sts;

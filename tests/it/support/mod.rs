@@ -28,6 +28,8 @@ pub struct Options {
     /// Use this SQLite file instead of a fresh one (restart tests).
     pub storage: Option<String>,
     pub master_key: Option<MasterKey>,
+    /// Changes any other setting before the server is built.
+    pub tweak: Box<dyn Fn(&mut Settings)>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             pending_grace: Duration::from_secs(120),
             storage: None,
             master_key: None,
+            tweak: Box::new(|_| {}),
         }
     }
 }
@@ -109,6 +112,7 @@ impl TestApp {
         settings.reaper_interval = Duration::from_secs(1);
         settings.revoke_max_backoff = options.revoke_max_backoff;
         settings.pending_grace = options.pending_grace;
+        (options.tweak)(&mut settings);
         let app = Application::build(&settings).await.expect("server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
