@@ -158,6 +158,9 @@ pub struct RoleWrite {
     /// session_token: the MFA device whose code `creds --mfa-code` passes.
     #[arg(long)]
     mfa_serial_number: Option<String>,
+    /// At most this many leases of the role at once (0: no cap).
+    #[arg(long)]
+    max_leases: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,6 +428,7 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 ("session_tags".into(), nonempty_map(session_tags)),
                 ("external_id".into(), json!(w.external_id)),
                 ("mfa_serial_number".into(), json!(w.mfa_serial_number)),
+                ("max_leases".into(), json!(w.max_leases)),
             ]));
             let resp = client
                 .request("POST", &format!("{}/roles/{}", w.mount, w.name), Some(body))

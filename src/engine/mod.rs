@@ -57,6 +57,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+    /// A cap was reached (a role's `max_leases`); the same request can succeed later.
+    #[error("{0}")]
+    LimitReached(String),
 }
 
 impl From<FieldError> for EngineError {
@@ -692,6 +695,19 @@ impl Engine {
         let mount_record = self.mount(mount).await?;
         let (role_name, role) = self.role(mount, role_name).await?;
         request.check_applies_to(&role_name, &role)?;
+        if let Some(max) = role.max_leases {
+            // Counted before the lease row is written, so concurrent issues can overshoot the
+            // cap by the number running at once; the cap bounds growth, not an exact count.
+            let held = self
+                .store
+                .count_leases_with_prefix(&format!("{mount}/creds/{role_name}/"))
+                .await?;
+            if held >= i64::from(max) {
+                return Err(EngineError::LimitReached(format!(
+                    "role {role_name} already has {held} leases, its max_leases; revoke one or wait for one to expire"
+                )));
+            }
+        }
         match role.credential_type {
             CredentialType::IamUser => {
                 self.issue_iam_user(&mount_record, &role_name, &role, request, caller)

@@ -169,6 +169,9 @@ pub struct Role {
     pub session_tags: BTreeMap<String, String>,
     pub external_id: Option<String>,
     pub mfa_serial_number: Option<String>,
+    /// At most this many leases of the role at once (any state); `None` or 0: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_leases: Option<u32>,
 }
 
 impl Role {
@@ -213,6 +216,15 @@ impl Role {
             session_tags: input.tags("session_tags")?.unwrap_or_default(),
             external_id: input.non_empty_string("external_id")?,
             mfa_serial_number: input.non_empty_string("mfa_serial_number")?,
+            max_leases: match input.int("max_leases")? {
+                None | Some(0) => None,
+                Some(n) => Some(u32::try_from(n).map_err(|_| {
+                    FieldError(format!(
+                        "max_leases must be between 0 (no cap) and {}, got {n}",
+                        u32::MAX
+                    ))
+                })?),
+            },
         };
         role.validate()?;
         // A merged update carries every stored field, so only a fresh write can hold unknowns
@@ -420,6 +432,7 @@ impl Role {
             "session_tags": self.session_tags,
             "external_id": self.external_id.clone().unwrap_or_default(),
             "mfa_serial_number": self.mfa_serial_number.clone().unwrap_or_default(),
+            "max_leases": self.max_leases.unwrap_or(0),
         })
     }
 

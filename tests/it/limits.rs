@@ -176,3 +176,62 @@ async fn a_request_running_past_request_timeout_is_a_503() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_role_at_max_leases_refuses_more_with_429_until_one_is_revoked() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    app.write_role(
+        "capped",
+        json!({"credential_type": "iam_user", "policy_document": crate::support::DOC, "max_leases": 2}),
+    )
+    .await;
+    let r = app
+        .call("GET", &format!("{}/roles/capped", app.mount), None)
+        .await;
+    assert_eq!(r.body["data"]["max_leases"], 2);
+    let mut leases = Vec::new();
+    for _ in 0..2 {
+        let r = app.issue("capped", json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        leases.push(r.body["lease_id"].as_str().unwrap().to_owned());
+    }
+    let r = app.issue("capped", json!({})).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", r.body);
+    assert!(r.error_text().contains("max_leases"), "{:?}", r.body);
+    assert_eq!(
+        app.users_in_moto().await.len(),
+        2,
+        "the refused issue created nothing"
+    );
+    let r = app
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            Some(json!({"lease_id": leases.pop()})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app.issue("capped", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    leases.push(r.body["lease_id"].as_str().unwrap().to_owned());
+    // A bad cap is a 400 that says what would be right.
+    let r = app
+        .call(
+            "POST",
+            &format!("{}/roles/capped", app.mount),
+            Some(json!({"max_leases": -1})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.error_text().contains("max_leases must be between 0"),
+        "{:?}",
+        r.body
+    );
+    for id in leases {
+        app.call("PUT", "sys/leases/revoke", Some(json!({"lease_id": id})))
+            .await;
+    }
+    app.assert_nothing_left().await;
+}
