@@ -16,9 +16,11 @@
 //! | `rate_limit_per_address` / `IAMLEASE_RATE_LIMIT_PER_ADDRESS` | `0` (off); N requests/s per client IP, burst N |
 //! | `request_timeout` / `IAMLEASE_REQUEST_TIMEOUT`| `90s`, as Vault: a request still running is answered 503 |
 //! | `metrics_unauthenticated` / `IAMLEASE_METRICS_UNAUTHENTICATED` | `false`: `sys/metrics` needs a token with `read` on it |
+//! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
+//! | `tls_key_file` / `IAMLEASE_TLS_KEY_FILE`      | off; PEM private key; both files are reloaded on SIGHUP |
 //!
-//! `tls_cert_file`, `tls_key_file` and `kms_key_id` are named by the spec but not built yet;
-//! setting one is refused at start-up rather than silently ignored.
+//! `kms_key_id` is named by the spec but not built yet; setting it is refused at start-up
+//! rather than silently ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +96,14 @@ pub struct Settings {
     pub rate_limit_per_address: u32,
     pub request_timeout: Duration,
     pub metrics_unauthenticated: bool,
+    /// HTTPS with these PEM files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -171,11 +181,20 @@ impl Settings {
         };
         overlay(&mut raw.request_timeout, "IAMLEASE_REQUEST_TIMEOUT");
 
-        for (name, value) in [
-            ("tls_cert_file", &raw.tls_cert_file),
-            ("tls_key_file", &raw.tls_key_file),
-            ("kms_key_id", &raw.kms_key_id),
-        ] {
+        let tls = match (raw.tls_cert_file, raw.tls_key_file) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert_file and tls_key_file go together: set both to serve HTTPS, or neither"
+                        .into(),
+                ));
+            }
+        };
+        for (name, value) in [("kms_key_id", &raw.kms_key_id)] {
             if value.is_some() {
                 return Err(ConfigError::Invalid(format!(
                     "{name} is not supported by this version of iamlease yet; remove it to start"
@@ -252,6 +271,7 @@ impl Settings {
                 s => Duration::from_secs(s),
             },
             metrics_unauthenticated,
+            tls,
         })
     }
 }
@@ -351,6 +371,14 @@ mod tests {
         assert!(e.to_string().contains("32 bytes"));
         let e = Settings::load(None, None, None, env(&[("IAMLEASE_KMS_KEY_ID", "k")])).unwrap_err();
         assert!(e.to_string().contains("kms_key_id is not supported"));
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_TLS_CERT_FILE", "/tmp/cert.pem")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("go together"), "{e}");
         let e = Settings::load(
             None,
             None,

@@ -141,7 +141,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("starting the server")?;
     let addr = app.local_addr();
-    let address = format!("http://{addr}");
+    let address = format!("{}://{addr}", app.scheme());
     match (
         &app.initial_root_token,
         &settings.dev,

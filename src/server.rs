@@ -15,11 +15,12 @@ use tokio::sync::watch;
 use crate::api::{AppState, app};
 use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
-use crate::config::{MasterKeySource, Settings};
+use crate::config::{MasterKeySource, Settings, TlsFiles};
 use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper};
 use crate::fields::Fields;
 use crate::seal::{MasterKey, SealError, Sealer};
 use crate::store::{SqliteStore, Store, StoreError};
+use axum_server::tls_rustls::RustlsConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,6 +44,12 @@ pub enum StartupError {
     TempDir(std::io::Error),
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("TLS certificate {cert} / key {key}: {source}")]
+    Tls {
+        cert: String,
+        key: String,
+        source: std::io::Error,
+    },
     #[error("root token file {path}: {source}")]
     RootTokenFile {
         path: String,
@@ -59,6 +66,7 @@ pub struct Application {
     audit: Option<Arc<AuditLog>>,
     audit_hasher: AuditHasher,
     limits: crate::api::Limits,
+    tls: Option<(TlsFiles, RustlsConfig)>,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
     /// Dev mode's temporary directory, removed when the server stops.
@@ -144,6 +152,15 @@ impl Application {
             })?;
         }
 
+        let tls = match &settings.tls {
+            Some(files) => Some((
+                files.clone(),
+                RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|source| tls_error(files, source))?,
+            )),
+            None => None,
+        };
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -159,6 +176,7 @@ impl Application {
             audit,
             audit_hasher,
             limits: crate::api::Limits::from_settings(settings),
+            tls,
             initial_root_token,
             _temp_dir: temp_dir,
         })
@@ -170,6 +188,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.local_addr().port()
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Serves until `shutdown` resolves; then stops taking connections, lets in-flight requests
@@ -184,45 +207,83 @@ impl Application {
             self.reaper_interval,
             stop_rx,
         ));
-        let reopener = self
-            .audit
-            .clone()
-            .map(|log| tokio::spawn(reopen_on_sighup(log)));
+        let reloader = tokio::spawn(reload_on_sighup(self.audit.clone(), self.tls.clone()));
         let service = app(AppState {
             engine: self.engine.clone(),
             audit: self.audit.clone(),
             audit_hasher: self.audit_hasher.clone(),
             limits: self.limits.clone(),
         });
-        let served = axum::serve(
-            self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(service),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = match self.tls {
+            None => axum::serve(
+                self.listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(service),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await,
+            Some((_, config)) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+                });
+                axum_server::from_tcp_rustls(self.listener.into_std()?, config)
+                    .handle(handle)
+                    // axum-server hands over hyper's body type; a Router adapts any body.
+                    .serve(
+                        axum::Router::new()
+                            .fallback_service(service)
+                            .into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .await
+            }
+        };
         let _ = stop_tx.send(true);
         let _ = reaper.await;
-        if let Some(r) = reopener {
-            r.abort();
-        }
+        reloader.abort();
         self.store.close().await;
         served
     }
 }
 
-/// Log rotation: move the audit file away, send SIGHUP, and the next line starts a new file.
-async fn reopen_on_sighup(log: Arc<AuditLog>) {
+fn tls_error(files: &TlsFiles, source: std::io::Error) -> StartupError {
+    StartupError::Tls {
+        cert: files.cert.display().to_string(),
+        key: files.key.display().to_string(),
+        source,
+    }
+}
+
+/// SIGHUP: reopen the audit log (rotation: move the file away, then signal) and reload the
+/// TLS certificate and key (renewal without a restart). A failed TLS reload keeps the old pair.
+async fn reload_on_sighup(audit: Option<Arc<AuditLog>>, tls: Option<(TlsFiles, RustlsConfig)>) {
+    if audit.is_none() && tls.is_none() {
+        return;
+    }
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; the audit log will not be reopened on rotation");
+        tracing::warn!(
+            "cannot listen for SIGHUP; the audit log and TLS files will not be reloaded"
+        );
         return;
     };
     while hup.recv().await.is_some() {
-        match log.reopen() {
-            Ok(()) => tracing::info!("audit log reopened"),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reopen the audit log; audited requests are refused until it can be")
+        if let Some(log) = &audit {
+            match log.reopen() {
+                Ok(()) => tracing::info!("audit log reopened"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reopen the audit log; audited requests are refused until it can be")
+                }
+            }
+        }
+        if let Some((files, config)) = &tls {
+            match config.reload_from_pem_file(&files.cert, &files.key).await {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %tls_error(files, e), "cannot reload the TLS certificate; still serving the previous one")
+                }
             }
         }
     }

@@ -151,6 +151,7 @@ pub fn app(
     Future = impl Send,
 > + Clone
 + Send
++ Sync
 + 'static {
     // The last layer added is the outermost: an id first, so every log line and audit line of
     // the request carries it; rate limits before the audit log, so a flood cannot fill it;

@@ -13,3 +13,4 @@ mod limits;
 mod recovery;
 mod secrets;
 mod sts;
+mod tls;
