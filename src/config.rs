@@ -11,6 +11,7 @@
 //! | `revoke_max_backoff` / `IAMLEASE_REVOKE_MAX_BACKOFF` | `1h`                               |
 //! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
+//! | `log_format` / `IAMLEASE_LOG_FORMAT`          | `pretty` (human text) or `json` (one object per line, with the span's `request_id`) |
 //! | `audit_log` / `IAMLEASE_AUDIT_LOG`            | off; a file path (appended, 0600) or `stdout` |
 //! | `rate_limit_per_token` / `IAMLEASE_RATE_LIMIT_PER_TOKEN` | `0` (off, as in Vault); N requests/s, burst N |
 //! | `rate_limit_per_address` / `IAMLEASE_RATE_LIMIT_PER_ADDRESS` | `0` (off); N requests/s per client IP, burst N |
@@ -55,6 +56,7 @@ struct RawSettings {
     revoke_max_backoff: Option<String>,
     pending_grace: Option<String>,
     log_level: Option<String>,
+    log_format: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
     audit_log: Option<String>,
@@ -86,6 +88,7 @@ pub struct Settings {
     pub revoke_max_backoff: Ttl,
     pub pending_grace: Duration,
     pub log_level: String,
+    pub log_format: LogFormat,
     /// Dev mode: mount `aws/` and accept this root token (or make one).
     pub dev: Option<DevSettings>,
     pub root_token_file: Option<PathBuf>,
@@ -98,6 +101,12 @@ pub struct Settings {
     pub metrics_unauthenticated: bool,
     /// HTTPS with these PEM files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +158,16 @@ impl Settings {
         overlay(&mut raw.revoke_max_backoff, "IAMLEASE_REVOKE_MAX_BACKOFF");
         overlay(&mut raw.pending_grace, "IAMLEASE_PENDING_GRACE");
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
+        overlay(&mut raw.log_format, "IAMLEASE_LOG_FORMAT");
+        let log_format = match raw.log_format.as_deref().map(str::trim) {
+            None | Some("pretty" | "text") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "log_format {other:?} is not one of pretty, json"
+                )));
+            }
+        };
         overlay(&mut raw.tls_cert_file, "IAMLEASE_TLS_CERT_FILE");
         overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
         overlay(&mut raw.audit_log, "IAMLEASE_AUDIT_LOG");
@@ -257,6 +276,7 @@ impl Settings {
                 .log_level
                 .or_else(|| env("RUST_LOG"))
                 .unwrap_or_else(|| "info".into()),
+            log_format,
             dev,
             root_token_file,
             audit_log: raw.audit_log,

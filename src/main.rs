@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use iamlease::config::{DevSettings, Settings};
+use iamlease::config::{DevSettings, LogFormat, Settings};
 use iamlease::server::Application;
 use tracing_subscriber::EnvFilter;
 
@@ -130,13 +130,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_new(&settings.log_level)
-                .with_context(|| format!("log level {:?}", settings.log_level))?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_new(&settings.log_level)
+        .with_context(|| format!("log level {:?}", settings.log_level))?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        // JSON lines carry the request span (with its request_id) on every event.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+        LogFormat::Pretty => logs.init(),
+    }
     let app = Application::build(&settings)
         .await
         .context("starting the server")?;
