@@ -1,5 +1,5 @@
 """`GET /v1/sys/metrics?format=prometheus`: parsed with prometheus_client's own text parser,
-and its counters and gauges move as credentials are issued and revoked."""
+and its counters and gauges move as credentials are issued and revoked; and `sys/audit-hash`."""
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -67,3 +67,10 @@ def test_counters_move_as_credentials_are_issued_and_revoked(client, server, mou
     failed = scrape(server)
     assert value(failed, "iamlease_aws_errors_total", operation="iam:AttachUserPolicy", code="NoSuchEntity") >= 1
     assert users_under(moto, mount) == []
+
+
+def test_audit_hash_through_hvac(client):
+    first = client.sys.calculate_hash("file", "AKIA-secret-value")["data"]["hash"]
+    assert first.startswith("hmac-sha256:") and len(first) == len("hmac-sha256:") + 64
+    assert client.sys.calculate_hash("file", "AKIA-secret-value")["data"]["hash"] == first
+    assert client.sys.calculate_hash("file", "another")["data"]["hash"] != first
