@@ -282,18 +282,30 @@ async fn every_request_is_audited_without_secrets_and_the_log_fails_closed() {
     std::fs::rename(&audit_path, &rotated).unwrap();
     server.signal(libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let id = loop {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         let (s, _, id) = server.call("GET", "sys/mounts", json!({})).await;
         assert_eq!(s, StatusCode::OK);
         if lines(&audit_path)
             .iter()
             .any(|l| l["request_id"] == id.as_str())
         {
-            break id;
+            break;
         }
         assert!(Instant::now() < deadline, "the audit log was not reopened");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+    // (A request in flight during the reopen may straddle both files; the next one may not.)
+    let (s, _, id) = server.call("GET", "sys/mounts", json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        lines(&audit_path)
+            .iter()
+            .filter(|l| l["request_id"] == id.as_str())
+            .count(),
+        2,
+        "both lines of a request after the reopen are in the new file"
+    );
     assert!(
         !lines(&rotated)
             .iter()
