@@ -282,7 +282,6 @@ async fn every_request_is_audited_without_secrets_and_the_log_fails_closed() {
     std::fs::rename(&audit_path, &rotated).unwrap();
     server.signal(libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (s, _, id) = server.call("GET", "sys/mounts", json!({})).await;
         assert_eq!(s, StatusCode::OK);
