@@ -15,9 +15,17 @@
 //! | `shutdown_timeout` / `IAMLEASE_SHUTDOWN_TIMEOUT` | `30s`: how long in-flight requests may finish after SIGTERM |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
 //! | `wait_ready_timeout` / `IAMLEASE_WAIT_READY_TIMEOUT` | `30s`: how long `wait_ready` waits for AWS to accept a new key |
+//! | `log_format` / `IAMLEASE_LOG_FORMAT`          | `pretty` (human text) or `json` (one object per line, with the span's `request_id`) |
+//! | `audit_log` / `IAMLEASE_AUDIT_LOG`            | off; a file path (appended, 0600) or `stdout` |
+//! | `rate_limit_per_token` / `IAMLEASE_RATE_LIMIT_PER_TOKEN` | `0` (off, as in Vault); N requests/s, burst N |
+//! | `rate_limit_per_address` / `IAMLEASE_RATE_LIMIT_PER_ADDRESS` | `0` (off); N requests/s per client IP, burst N |
+//! | `request_timeout` / `IAMLEASE_REQUEST_TIMEOUT`| `90s`, as Vault: a request still running is answered 503 |
+//! | `metrics_unauthenticated` / `IAMLEASE_METRICS_UNAUTHENTICATED` | `false`: `sys/metrics` needs a token with `read` on it |
+//! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
+//! | `tls_key_file` / `IAMLEASE_TLS_KEY_FILE`      | off; PEM private key; both files are reloaded on SIGHUP |
 //!
-//! `tls_cert_file`, `tls_key_file`, `audit_log` and `kms_key_id` are named by the spec but not
-//! built yet; setting one is refused at start-up rather than silently ignored.
+//! `kms_key_id` is named by the spec but not built yet; setting it is refused at start-up
+//! rather than silently ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,10 +65,15 @@ struct RawSettings {
     shutdown_timeout: Option<String>,
     log_level: Option<String>,
     wait_ready_timeout: Option<String>,
+    log_format: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
     audit_log: Option<String>,
     kms_key_id: Option<String>,
+    rate_limit_per_token: Option<u32>,
+    rate_limit_per_address: Option<u32>,
+    request_timeout: Option<String>,
+    metrics_unauthenticated: Option<bool>,
 }
 
 /// Where the master key comes from.
@@ -93,9 +106,31 @@ pub struct Settings {
     pub log_level: String,
     /// How long `wait_ready` waits for AWS to accept a new key before revoking it.
     pub wait_ready_timeout: Duration,
+    pub log_format: LogFormat,
     /// Dev mode: mount `aws/` and accept this root token (or make one).
     pub dev: Option<DevSettings>,
     pub root_token_file: Option<PathBuf>,
+    /// `None`: no audit log; `Some("stdout")` or a file path.
+    pub audit_log: Option<String>,
+    /// Requests per second per token and per client address; 0 turns a limit off.
+    pub rate_limit_per_token: u32,
+    pub rate_limit_per_address: u32,
+    pub request_timeout: Duration,
+    pub metrics_unauthenticated: bool,
+    /// HTTPS with these PEM files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -145,17 +180,62 @@ impl Settings {
         overlay(&mut raw.shutdown_timeout, "IAMLEASE_SHUTDOWN_TIMEOUT");
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
         overlay(&mut raw.wait_ready_timeout, "IAMLEASE_WAIT_READY_TIMEOUT");
+        overlay(&mut raw.log_format, "IAMLEASE_LOG_FORMAT");
+        let log_format = match raw.log_format.as_deref().map(str::trim) {
+            None | Some("pretty" | "text") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "log_format {other:?} is not one of pretty, json"
+                )));
+            }
+        };
         overlay(&mut raw.tls_cert_file, "IAMLEASE_TLS_CERT_FILE");
         overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
         overlay(&mut raw.audit_log, "IAMLEASE_AUDIT_LOG");
         overlay(&mut raw.kms_key_id, "IAMLEASE_KMS_KEY_ID");
 
-        for (name, value) in [
-            ("tls_cert_file", &raw.tls_cert_file),
-            ("tls_key_file", &raw.tls_key_file),
-            ("audit_log", &raw.audit_log),
-            ("kms_key_id", &raw.kms_key_id),
-        ] {
+        let number =
+            |name: &str, file: Option<u32>, env_name: &str, default: u32| match env(env_name) {
+                Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "{name} {v:?} is not a whole number of requests per second"
+                    ))
+                }),
+                None => Ok(file.unwrap_or(default)),
+            };
+        let rate_limit_per_token = number(
+            "rate_limit_per_token",
+            raw.rate_limit_per_token,
+            "IAMLEASE_RATE_LIMIT_PER_TOKEN",
+            0,
+        )?;
+        let rate_limit_per_address = number(
+            "rate_limit_per_address",
+            raw.rate_limit_per_address,
+            "IAMLEASE_RATE_LIMIT_PER_ADDRESS",
+            0,
+        )?;
+        let metrics_unauthenticated = match env("IAMLEASE_METRICS_UNAUTHENTICATED") {
+            Some(v) => matches!(v.trim(), "1" | "true" | "yes"),
+            None => raw.metrics_unauthenticated.unwrap_or(false),
+        };
+        overlay(&mut raw.request_timeout, "IAMLEASE_REQUEST_TIMEOUT");
+
+        let tls = match (raw.tls_cert_file, raw.tls_key_file) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert_file and tls_key_file go together: set both to serve HTTPS, or neither"
+                        .into(),
+                ));
+            }
+        };
+        for (name, value) in [("kms_key_id", &raw.kms_key_id)] {
             if value.is_some() {
                 return Err(ConfigError::Invalid(format!(
                     "{name} is not supported by this version of iamlease yet; remove it to start"
@@ -234,8 +314,22 @@ impl Settings {
                 .log_level
                 .or_else(|| env("RUST_LOG"))
                 .unwrap_or_else(|| "info".into()),
+            log_format,
             dev,
             root_token_file,
+            audit_log: raw.audit_log,
+            rate_limit_per_token,
+            rate_limit_per_address,
+            request_timeout: match duration("request_timeout", raw.request_timeout, 90)?.as_secs() {
+                0 => {
+                    return Err(ConfigError::Invalid(
+                        "request_timeout must be at least 1s".into(),
+                    ));
+                }
+                s => Duration::from_secs(s),
+            },
+            metrics_unauthenticated,
+            tls,
         })
     }
 }
@@ -343,9 +437,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("32 bytes"));
-        let e =
-            Settings::load(None, None, None, env(&[("IAMLEASE_AUDIT_LOG", "/tmp/a")])).unwrap_err();
-        assert!(e.to_string().contains("audit_log is not supported"));
+        let e = Settings::load(None, None, None, env(&[("IAMLEASE_KMS_KEY_ID", "k")])).unwrap_err();
+        assert!(e.to_string().contains("kms_key_id is not supported"));
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_TLS_CERT_FILE", "/tmp/cert.pem")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("go together"), "{e}");
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_RATE_LIMIT_PER_TOKEN", "lots")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("rate_limit_per_token \"lots\""),
+            "{e}"
+        );
         let e = Settings::load(
             None,
             None,

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod seal;
 pub mod server;
 pub mod setup;
 pub mod store;
+pub mod telemetry;
 pub mod ui;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use iamlease::config::{DevSettings, Settings};
+use iamlease::config::{DevSettings, LogFormat, Settings};
 use iamlease::server::Application;
 use tracing_subscriber::EnvFilter;
 
@@ -116,6 +116,12 @@ enum Command {
         after_help = "Example:\n  iamlease setup aws --path-prefix /iamlease/ --apply"
     )]
     Setup(cli::SetupCommand),
+    /// Audit-log helpers: `iamlease audit hash VALUE` finds a secret's hash in the log.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  iamlease audit hash \"$AWS_SECRET_ACCESS_KEY\""
+    )]
+    Audit(cli::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -188,22 +194,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
         Command::Sweep(args) => cli::sweep(&client()?, args).await,
         Command::Setup(cmd) => cli::setup(client(), cmd).await,
+        Command::Audit(cmd) => cli::audit(&client()?, cmd).await,
     }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_new(&settings.log_level)
-                .with_context(|| format!("log level {:?}", settings.log_level))?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_new(&settings.log_level)
+        .with_context(|| format!("log level {:?}", settings.log_level))?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        // JSON lines carry the request span (with its request_id) on every event.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+        LogFormat::Pretty => logs.init(),
+    }
     let app = Application::build(&settings)
         .await
         .context("starting the server")?;
     let addr = app.local_addr();
-    let address = format!("http://{addr}");
+    let address = format!("{}://{addr}", app.scheme());
     match (
         &app.initial_root_token,
         &settings.dev,

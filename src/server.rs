@@ -13,12 +13,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{AppState, app};
+use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
-use crate::config::{MasterKeySource, Settings};
+use crate::config::{MasterKeySource, Settings, TlsFiles};
 use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper, run_sweeper};
 use crate::fields::Fields;
 use crate::seal::{MasterKey, SealError, Sealer};
 use crate::store::{self, Store, StoreError};
+use axum_server::tls_rustls::RustlsConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -40,6 +42,14 @@ pub enum StartupError {
     },
     #[error("temporary directory: {0}")]
     TempDir(std::io::Error),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("TLS certificate {cert} / key {key}: {source}")]
+    Tls {
+        cert: String,
+        key: String,
+        source: std::io::Error,
+    },
     #[error("root token file {path}: {source}")]
     RootTokenFile {
         path: String,
@@ -55,6 +65,10 @@ pub struct Application {
     reaper_interval: Duration,
     shutdown_timeout: Duration,
     sweep_interval: Option<Duration>,
+    audit: Option<Arc<AuditLog>>,
+    audit_hasher: AuditHasher,
+    limits: crate::api::Limits,
+    tls: Option<(TlsFiles, RustlsConfig)>,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
     /// Dev mode's temporary directory, removed when the server stops.
@@ -76,6 +90,8 @@ impl Application {
                 )
             }
         };
+        // Installed before anything records a metric.
+        crate::telemetry::prometheus();
         let store = store::open(&storage).await?;
         let master = load_master_key(&settings.master_key)?;
         let engine = Arc::new(Engine::new(
@@ -96,6 +112,15 @@ impl Application {
                 "found leases a previous run left mid-issue or mid-revocation; the reaper finishes them now"
             );
         }
+        let audit_hasher = load_audit_key(engine.store(), &Sealer::new(&master)).await?;
+        let audit = match &settings.audit_log {
+            Some(target) => {
+                let log = AuditLog::open(AuditTarget::parse(target), audit_hasher.clone())?;
+                engine.set_audit_log(log.clone());
+                Some(log)
+            }
+            None => None,
+        };
 
         let dyn_store = engine.store().clone();
         let initial_root_token = match &settings.dev {
@@ -138,6 +163,15 @@ impl Application {
             })?;
         }
 
+        let tls = match &settings.tls {
+            Some(files) => Some((
+                files.clone(),
+                RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .map_err(|source| tls_error(files, source))?,
+            )),
+            None => None,
+        };
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -152,6 +186,10 @@ impl Application {
             reaper_interval: settings.reaper_interval,
             shutdown_timeout: settings.shutdown_timeout,
             sweep_interval: settings.sweep_interval,
+            audit,
+            audit_hasher,
+            limits: crate::api::Limits::from_settings(settings),
+            tls,
             initial_root_token,
             _temp_dir: temp_dir,
         })
@@ -163,6 +201,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.local_addr().port()
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Serves until `shutdown` resolves; then stops taking connections, lets in-flight requests
@@ -187,15 +230,44 @@ impl Application {
             self.reaper_interval,
             stop_rx,
         ));
+        let reloader = tokio::spawn(reload_on_sighup(self.audit.clone(), self.tls.clone()));
         let service = app(AppState {
             engine: self.engine.clone(),
+            audit: self.audit.clone(),
+            audit_hasher: self.audit_hasher.clone(),
+            limits: self.limits.clone(),
         });
-        let serve = axum::serve(
-            self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-        )
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+        let serve = async move {
+            match self.tls {
+                None => {
+                    axum::serve(
+                        self.listener,
+                        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                            SocketAddr,
+                        >(service),
+                    )
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                }
+                Some((_, config)) => {
+                    let handle = axum_server::Handle::new();
+                    let stopper = handle.clone();
+                    tokio::spawn(async move {
+                        shutdown.await;
+                        stopper.graceful_shutdown(Some(grace));
+                    });
+                    axum_server::from_tcp_rustls(self.listener.into_std()?, config)
+                        .handle(handle)
+                        // axum-server hands over hyper's body type; a Router adapts any body.
+                        .serve(
+                            axum::Router::new()
+                                .fallback_service(service)
+                                .into_make_service_with_connect_info::<SocketAddr>(),
+                        )
+                        .await
+                }
+            }
+        };
         let cut_off = async move {
             if fired_rx.await.is_err() {
                 std::future::pending::<()>().await;
@@ -213,6 +285,7 @@ impl Application {
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
+        reloader.abort();
         if tokio::time::timeout(grace, reaper).await.is_err() {
             tracing::warn!(
                 "the reaper did not stop in time; its claims are taken over at the next start"
@@ -220,6 +293,46 @@ impl Application {
         }
         self.store.close().await;
         served
+    }
+}
+
+fn tls_error(files: &TlsFiles, source: std::io::Error) -> StartupError {
+    StartupError::Tls {
+        cert: files.cert.display().to_string(),
+        key: files.key.display().to_string(),
+        source,
+    }
+}
+
+/// SIGHUP: reopen the audit log (rotation: move the file away, then signal) and reload the
+/// TLS certificate and key (renewal without a restart). A failed TLS reload keeps the old pair.
+async fn reload_on_sighup(audit: Option<Arc<AuditLog>>, tls: Option<(TlsFiles, RustlsConfig)>) {
+    if audit.is_none() && tls.is_none() {
+        return;
+    }
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!(
+            "cannot listen for SIGHUP; the audit log and TLS files will not be reloaded"
+        );
+        return;
+    };
+    while hup.recv().await.is_some() {
+        if let Some(log) = &audit {
+            match log.reopen() {
+                Ok(()) => tracing::info!("audit log reopened"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reopen the audit log; audited requests are refused until it can be")
+                }
+            }
+        }
+        if let Some((files, config)) = &tls {
+            match config.reload_from_pem_file(&files.cert, &files.key).await {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %tls_error(files, e), "cannot reload the TLS certificate; still serving the previous one")
+                }
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! - bad input → 400, with a message that says what was wrong and what would be right;
 //! - a missing, unknown or expired token → 403 (never 401: Vault clients expect 403);
 //! - an unknown path, mount, role or lease → 404; a wrong method → 405; a body over 1 MiB → 413;
+//! - a rate limit (with `Retry-After`) or a role's `max_leases` reached → 429;
 //! - AWS refusing or failing after the SDK's retries → 502, with AWS's own reason;
 //! - storage that cannot take writes (disk full, read-only, locked) → 503;
 //! - anything else → 500, logged; bad input must never end up here.
@@ -57,6 +58,7 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::Aws(_) => StatusCode::BAD_GATEWAY,
+            EngineError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
             EngineError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::Store(_) | EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -1,15 +1,19 @@
 //! The HTTP API, shaped like Vault's so Vault clients work unchanged. The only module that
 //! knows about HTTP: it turns requests into engine calls and engine results into responses.
 
+mod audit;
 mod error;
 pub mod internal;
+mod limits;
 mod router;
 mod secrets;
 mod setup;
 mod sys;
+mod telemetry;
 mod token;
 mod vault;
 
+pub use limits::Limits;
 pub use router::app;
 
 use std::sync::Arc;
@@ -20,4 +24,9 @@ use crate::engine::Engine;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// The audit log, when `audit_log` is set.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// The audit HMAC key, for `sys/audit-hash` (present even without an audit log).
+    pub audit_hasher: crate::audit::AuditHasher,
+    pub limits: Limits,
 }

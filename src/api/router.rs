@@ -3,18 +3,29 @@
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{Method, Uri};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use tower::Layer;
 use tower::util::MapRequestLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
-use super::{AppState, secrets, setup, sys, token};
+use super::{AppState, audit, limits, secrets, setup, sys, telemetry, token};
 
 fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/sys/health", get(sys::health).head(sys::health))
         .route("/v1/sys/mounts", get(sys::list_mounts))
+        .route("/v1/sys/metrics", get(telemetry::metrics))
+        .route(
+            "/v1/sys/audit-hash",
+            post(telemetry::audit_hash).put(telemetry::audit_hash),
+        )
+        .route(
+            "/v1/sys/audit-hash/{device}",
+            post(telemetry::audit_hash).put(telemetry::audit_hash),
+        )
         .route(
             "/v1/sys/mounts/{path}",
             get(sys::read_mount)
@@ -143,9 +154,12 @@ fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// The API alone, for in-process calls from the web console (`api::internal`).
+/// The API alone, for in-process calls from the web console (`api::internal`): audited like
+/// any other request (the console's own form posts are not JSON, so they are not logged).
 pub(crate) fn api_routes(state: AppState) -> Router {
-    routes().with_state(state)
+    routes()
+        .layer(from_fn_with_state(state.clone(), audit::audit_requests))
+        .with_state(state)
 }
 
 /// The whole application as a service: routes, tracing, and Vault's request conventions.
@@ -158,10 +172,28 @@ pub fn app(
     Future = impl Send,
 > + Clone
 + Send
++ Sync
 + 'static {
+    // The last layer added is the outermost: an id first, so every log line and audit line of
+    // the request carries it; rate limits before the audit log, so a flood cannot fill it;
+    // the timeout inside the audit log, so a timed-out request still gets its response line.
     let router = routes()
         .merge(crate::ui::routes())
-        .layer(TraceLayer::new_for_http())
+        .route_layer(from_fn(telemetry::track))
+        .layer(from_fn_with_state(state.clone(), limits::timeout))
+        .layer(from_fn_with_state(state.clone(), audit::audit_requests))
+        .layer(from_fn_with_state(state.clone(), limits::rate_limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            // The path only: a query string may carry request fields.
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state);
     // Runs before routing, which is where a method rewrite has to happen.
     MapRequestLayer::new(vault_conventions).layer(router)

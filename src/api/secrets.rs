@@ -135,7 +135,11 @@ pub async fn issue(
 ) -> ApiResult {
     let request = IssueRequest::parse(&mut input.fields)?;
     let warnings = input.fields.unknown_field_warnings();
-    let cred = s.engine.issue(&mount(&m)?, &name, request, &caller).await?;
+    let started = std::time::Instant::now();
+    let cred = s.engine.issue(&mount(&m)?, &name, request, &caller).await;
+    metrics::histogram!("iamlease_issue_duration_seconds", "outcome" => if cred.is_ok() { "ok" } else { "error" })
+        .record(started.elapsed().as_secs_f64());
+    let cred = cred?;
     let mut data = json!({
         "access_key": cred.access_key,
         "secret_key": cred.secret_key.expose(),

@@ -38,7 +38,8 @@ pub fn envelope(data: Value, warnings: Vec<String>) -> Map<String, Value> {
         json!(warnings)
     };
     match json!({
-        "request_id": uuid::Uuid::new_v4().to_string(),
+        "request_id": super::audit::current_request_id()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         "lease_id": "",
         "renewable": false,
         "lease_duration": 0,
@@ -157,11 +158,15 @@ impl<S: Send + Sync> FromRequest<S> for Input {
 }
 
 /// The token from `X-Vault-Token` or `Authorization: Bearer`.
-fn token_from(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts.headers.get("x-vault-token") {
+pub(super) fn token_from(parts: &Parts) -> Option<&str> {
+    token_header(&parts.headers)
+}
+
+pub(super) fn token_header(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-vault-token") {
         return v.to_str().ok().map(str::trim);
     }
-    let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = auth.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -190,7 +195,7 @@ impl FromRequestParts<AppState> for Caller {
 
 /// Checks the request against the caller's ACL: the capability its method needs on its path,
 /// plus `sudo` on root-protected paths. Every authenticated route passes through here.
-fn authorize(caller: &Caller, parts: &Parts) -> Result<(), ApiError> {
+pub(super) fn authorize(caller: &Caller, parts: &Parts) -> Result<(), ApiError> {
     if caller.is_root() {
         return Ok(());
     }

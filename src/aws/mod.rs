@@ -1,6 +1,7 @@
 //! The only code that calls AWS: one `AwsAccount` per mount (IAM and STS clients of the official
 //! SDK, built from the mount's root config), and the credential types' AWS call sequences.
 
+mod call_metrics;
 mod iam_user;
 mod ready;
 mod root_key;
@@ -111,6 +112,8 @@ impl AwsError {
                 }
             }
         };
+        metrics::counter!("iamlease_aws_errors_total", "operation" => operation, "code" => code.clone().unwrap_or_else(|| "none".into()))
+            .increment(1);
         let message = if credentials_unavailable {
             format!("the mount's AWS credentials could not be obtained: {message}")
         } else {
@@ -214,11 +217,13 @@ impl AwsAccount {
                 .credentials_provider(SharedCredentialsProvider::new(provider))
                 .build();
         }
-        let mut iam = aws_sdk_iam::config::Builder::from(&shared);
+        let mut iam =
+            aws_sdk_iam::config::Builder::from(&shared).interceptor(call_metrics::CallMetrics);
         if let Some(url) = &settings.iam_endpoint {
             iam = iam.endpoint_url(url);
         }
-        let mut sts = aws_sdk_sts::config::Builder::from(&shared);
+        let mut sts =
+            aws_sdk_sts::config::Builder::from(&shared).interceptor(call_metrics::CallMetrics);
         if let Some(url) = &settings.sts_endpoint {
             sts = sts.endpoint_url(url);
         }

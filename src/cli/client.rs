@@ -34,10 +34,19 @@ impl Client {
         let token = token
             .or_else(|| env("IAMLEASE_TOKEN"))
             .or_else(|| env("VAULT_TOKEN"));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .context("building the HTTP client")?;
+        check_transport(&address, env("IAMLEASE_INSECURE_HTTP").as_deref())?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(120));
+        // Trust this CA (PEM) in addition to the system's, as the vault CLI does with VAULT_CACERT.
+        if let Some(path) = env("IAMLEASE_CACERT").or_else(|| env("VAULT_CACERT")) {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("reading the CA certificate {path} (IAMLEASE_CACERT)"))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{path} is not a PEM certificate"))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Client {
             http,
             address: address.trim_end_matches('/').to_owned(),
@@ -102,5 +111,51 @@ impl Client {
             _ => json.to_string(),
         };
         Err(ServerSaidNo { status, message }.into())
+    }
+}
+
+/// Tokens and credentials must not cross a network in clear: plain `http://` is allowed only to
+/// a loopback address unless `IAMLEASE_INSECURE_HTTP=true` says the operator means it.
+fn check_transport(address: &str, insecure: Option<&str>) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(address).with_context(|| {
+        format!("server address {address:?} is not a URL like https://host:8200")
+    })?;
+    if url.scheme() != "http" || matches!(insecure, Some("1" | "true" | "yes")) {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(super::UsageError(format!(
+            "refusing plain http:// to {address}: tokens and credentials would cross the network unencrypted; \
+             use https:// (with IAMLEASE_CACERT for a private CA), or set IAMLEASE_INSECURE_HTTP=true"
+        ))
+        .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_transport;
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_told() {
+        for ok in [
+            "http://127.0.0.1:8200",
+            "http://localhost:8200",
+            "http://[::1]:8200",
+            "https://vault.example.com",
+        ] {
+            assert!(check_transport(ok, None).is_ok(), "{ok}");
+        }
+        let e = check_transport("http://10.0.0.5:8200", None).unwrap_err();
+        assert!(e.to_string().contains("refusing plain http://"), "{e}");
+        assert!(check_transport("http://10.0.0.5:8200", Some("true")).is_ok());
     }
 }

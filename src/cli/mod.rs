@@ -1,6 +1,7 @@
 //! The client commands: each parses its arguments into a request, sends it to the server over
 //! the Vault-compatible API, and prints the answer for a person or a script.
 
+mod audit;
 mod cache;
 mod client;
 mod exec;
@@ -8,6 +9,7 @@ mod issue;
 mod setup;
 mod sweep;
 
+pub use audit::{AuditCommand, audit};
 pub use client::{Client, ServerSaidNo};
 pub use exec::{CommandExited, ExecArgs, exec};
 pub use setup::{SetupCommand, setup};
@@ -189,6 +191,9 @@ pub struct RoleWrite {
     /// access_key=TF_VAR_aws_key (fields: access_key, secret_key, security_token, region, expiration).
     #[arg(long = "key-map")]
     key_map: Vec<String>,
+    /// At most this many leases of the role at once (0: no cap).
+    #[arg(long)]
+    max_leases: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -487,6 +492,7 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 ("external_id".into(), json!(w.external_id)),
                 ("mfa_serial_number".into(), json!(w.mfa_serial_number)),
                 ("key_map".into(), nonempty_map(key_map)),
+                ("max_leases".into(), json!(w.max_leases)),
             ]));
             let resp = client
                 .request("POST", &format!("{}/roles/{}", w.mount, w.name), Some(body))

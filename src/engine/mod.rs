@@ -63,6 +63,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+    /// A cap was reached (a role's `max_leases`); the same request can succeed later.
+    #[error("{0}")]
+    LimitReached(String),
 }
 
 impl From<FieldError> for EngineError {
@@ -219,6 +222,8 @@ pub struct Engine {
     settings: EngineSettings,
     /// SDK clients per mount, tagged with the root-config version they were built from.
     accounts: Mutex<HashMap<MountPath, (i64, AwsAccount)>>,
+    /// Where lease events the server does on its own (reaper revocations) are audited.
+    audit: std::sync::OnceLock<Arc<crate::audit::AuditLog>>,
 }
 
 pub fn now() -> i64 {
@@ -243,6 +248,24 @@ impl Engine {
             sealer,
             settings,
             accounts: Mutex::new(HashMap::new()),
+            audit: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Audits revocations from now on (set once at start-up).
+    pub fn set_audit_log(&self, log: Arc<crate::audit::AuditLog>) {
+        let _ = self.audit.set(log);
+    }
+
+    fn audit_lease(&self, event: &str, lease: &Lease, extra: serde_json::Value) {
+        if let Some(log) = self.audit.get() {
+            log.lease_event(
+                event,
+                &lease.id,
+                lease.mount.as_str(),
+                lease.role.as_str(),
+                extra,
+            );
         }
     }
 
@@ -704,6 +727,19 @@ impl Engine {
         let mount_record = self.mount(mount).await?;
         let (role_name, role) = self.role(mount, role_name).await?;
         request.check_applies_to(&role_name, &role)?;
+        if let Some(max) = role.max_leases {
+            // Counted before the lease row is written, so concurrent issues can overshoot the
+            // cap by the number running at once; the cap bounds growth, not an exact count.
+            let held = self
+                .store
+                .count_leases_with_prefix(&format!("{mount}/creds/{role_name}/"))
+                .await?;
+            if held >= i64::from(max) {
+                return Err(EngineError::LimitReached(format!(
+                    "role {role_name} already has {held} leases, its max_leases; revoke one or wait for one to expire"
+                )));
+            }
+        }
         match role.credential_type {
             CredentialType::IamUser => {
                 self.issue_iam_user(&mount_record, &role_name, &role, request, caller)
@@ -1278,6 +1314,12 @@ impl Engine {
     /// Does the AWS side of a claimed lease and then forgets it; on failure records the error
     /// and schedules a retry with backoff. Never drops a lease that still has something in AWS.
     async fn finish_revocation(&self, lease: &Lease, account: Option<&AwsAccount>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let observe = |outcome: &'static str| {
+            metrics::histogram!("iamlease_revoke_duration_seconds", "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("iamlease_revocations_total", "outcome" => outcome).increment(1);
+        };
         let outcome = match (&lease.credential_type, &lease.username) {
             (CredentialType::IamUser, Some(username)) => {
                 let account = match account {
@@ -1299,6 +1341,13 @@ impl Engine {
             Ok(()) => {
                 self.store.delete_lease(&lease.id).await?;
                 tracing::info!(lease_id = %lease.id, "revoked");
+                observe("ok");
+                let expired = lease.expire_time <= now();
+                self.audit_lease(
+                    if expired { "expired" } else { "revoked" },
+                    lease,
+                    serde_json::json!({"username": lease.username}),
+                );
                 Ok(())
             }
             Err(e) => {
@@ -1306,6 +1355,12 @@ impl Engine {
                 let delay =
                     revoke_backoff_secs(attempt, self.settings.revoke_max_backoff.as_secs());
                 tracing::warn!(lease_id = %lease.id, attempt, retry_in_secs = delay, error = %e, "revocation failed; will retry");
+                observe("error");
+                self.audit_lease(
+                    "revoke_failed",
+                    lease,
+                    serde_json::json!({"attempt": attempt, "retry_in_secs": delay, "error": e.to_string()}),
+                );
                 self.store
                     .fail_lease(&lease.id, &e.to_string(), now() + delay as i64)
                     .await?;

@@ -172,6 +172,9 @@ pub struct Role {
     /// Names for the credential fields in `--format env` and `exec` (see `key_map`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub key_map: BTreeMap<String, String>,
+    /// At most this many leases of the role at once (any state); `None` or 0: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_leases: Option<u32>,
 }
 
 impl Role {
@@ -217,6 +220,15 @@ impl Role {
             external_id: input.non_empty_string("external_id")?,
             mfa_serial_number: input.non_empty_string("mfa_serial_number")?,
             key_map: input.tags("key_map")?.unwrap_or_default(),
+            max_leases: match input.int("max_leases")? {
+                None | Some(0) => None,
+                Some(n) => Some(u32::try_from(n).map_err(|_| {
+                    FieldError(format!(
+                        "max_leases must be between 0 (no cap) and {}, got {n}",
+                        u32::MAX
+                    ))
+                })?),
+            },
         };
         role.validate()?;
         // A merged update carries every stored field, so only a fresh write can hold unknowns
@@ -428,6 +440,7 @@ impl Role {
             "key_map": super::key_map::resolve(&self.key_map)
                 .into_iter()
                 .collect::<BTreeMap<_, _>>(),
+            "max_leases": self.max_leases.unwrap_or(0),
         })
     }
 

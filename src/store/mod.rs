@@ -155,6 +155,34 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<String>>;
+
+    /// How many leases (in any state) have an id under `prefix`. The default pages through
+    /// `list_lease_ids`; backends override it with one COUNT.
+    async fn count_leases_with_prefix(&self, prefix: &str) -> Result<i64> {
+        let (mut count, mut after) = (0i64, None::<String>);
+        loop {
+            let page = self
+                .list_lease_ids(prefix, None, after.as_deref(), 1000)
+                .await?;
+            count += page.len() as i64;
+            if page.len() < 1000 {
+                return Ok(count);
+            }
+            after = page.last().cloned();
+        }
+    }
+
+    /// Lease counts by mount, role and state, and the oldest overdue `due_at` (for metrics).
+    async fn lease_stats(&self, now: i64) -> Result<LeaseStats>;
+}
+
+/// What the metrics endpoint reports about leases, computed by the store in two queries.
+#[derive(Debug, Default, Clone)]
+pub struct LeaseStats {
+    /// (mount, role, state, count)
+    pub counts: Vec<(String, String, String, i64)>,
+    /// The smallest `due_at` that has passed: how far behind the reaper is.
+    pub oldest_overdue: Option<i64>,
 }
 
 /// The smallest string greater than every string starting with `prefix` (ids are ASCII),

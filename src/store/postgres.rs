@@ -10,7 +10,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, migrate::Migrator};
 
 use super::{
-    MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord, prefix_upper_bound,
+    LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
+    prefix_upper_bound,
 };
 use crate::engine::lease::{Lease, LeaseState};
 use crate::engine::role::{CredentialType, MountPath, RoleName};
@@ -513,6 +514,27 @@ impl Store for PostgresStore {
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn lease_stats(&self, now: i64) -> Result<LeaseStats> {
+        let counts = sqlx::query_as::<_, (String, String, String, i64)>(
+            "SELECT mount, role, state, COUNT(*) FROM leases GROUP BY mount, role, state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        // One step down the due_at index; a claimed lease counts once its claim has lapsed.
+        let oldest_overdue = sqlx::query_scalar::<_, i64>(
+            "SELECT due_at FROM leases WHERE due_at <= $1 ORDER BY due_at LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(LeaseStats {
+            counts,
+            oldest_overdue,
+        })
     }
 
     async fn recover_abandoned(&self, _now: i64) -> Result<u64> {

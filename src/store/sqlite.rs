@@ -15,7 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, migrate::Migrator};
 
 use super::{
-    MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord, prefix_upper_bound,
+    LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
+    prefix_upper_bound,
 };
 use crate::engine::lease::{Lease, LeaseState};
 use crate::engine::role::{CredentialType, MountPath, RoleName};
@@ -651,6 +652,37 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)
+    }
+
+    async fn count_leases_with_prefix(&self, prefix: &str) -> Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM leases WHERE id >= ?1 AND id < ?2")
+            .bind(prefix)
+            .bind(prefix_upper_bound(prefix))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn lease_stats(&self, now: i64) -> Result<LeaseStats> {
+        let counts = sqlx::query_as::<_, (String, String, String, i64)>(
+            "SELECT mount, role, state, COUNT(*) FROM leases GROUP BY mount, role, state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        // One step down the due_at index. A lease being revoked has its claim deadline as
+        // due_at, so it counts only once its claimant is presumed dead.
+        let oldest_overdue = sqlx::query_scalar::<_, i64>(
+            "SELECT due_at FROM leases WHERE due_at <= ?1 ORDER BY due_at LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(LeaseStats {
+            counts,
+            oldest_overdue,
+        })
     }
 }
 

@@ -13,7 +13,9 @@ import hvac
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("IAMLEASE_BIN", os.path.join(ROOT, "target", "debug", "iamlease"))
+# The binary scripts/test just built, wherever CARGO_TARGET_DIR (relative to the repo) puts it.
+BINARY = os.environ.get("IAMLEASE_BIN", os.path.join(
+    ROOT, os.environ.get("CARGO_TARGET_DIR", "target"), "debug", "iamlease"))
 TOKEN = "compat-root-token"
 DOC = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
 

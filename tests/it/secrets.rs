@@ -1,7 +1,7 @@
-//! Secrets stay secret: the root secret key and every issued secret key are absent from the
-//! store and from the server's logs, even at debug level. The store is read raw: on SQLite the
-//! database, WAL and shared-memory files; on PostgreSQL a `pg_dump` of the database, its table
-//! and index files (dead row versions included) and the WAL.
+//! Secrets stay secret: the root secret key, every issued secret key and every token are absent
+//! from the store, from the server's logs (JSON, debug level) and from the audit log. The store
+//! is read raw: on SQLite the database, WAL and shared-memory files; on PostgreSQL a `pg_dump` of
+//! the database, its table and index files (dead row versions included) and the WAL.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -88,6 +88,7 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let store = storage::fresh().await;
     let log_path = dir.path().join("server.log");
+    let audit_path = dir.path().join("audit.jsonl");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
@@ -97,6 +98,8 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
         .env("IAMLEASE_STORAGE", &store.url)
         .env("IAMLEASE_MASTER_KEY", &key)
         .env("IAMLEASE_LOG", "debug")
+        .env("IAMLEASE_LOG_FORMAT", "json")
+        .env("IAMLEASE_AUDIT_LOG", &audit_path)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .kill_on_drop(true)
@@ -237,6 +240,22 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     assert!(status.success(), "server exit: {status}");
 
     let log = std::fs::read(&log_path).unwrap();
+    let audit = std::fs::read(&audit_path).unwrap();
+    // JSON logs: every line is an object, and request events carry their request id.
+    let log_lines: Vec<Value> = String::from_utf8_lossy(&log)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
+        .collect();
+    assert!(
+        log_lines.iter().any(|l| l["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())),
+        "request log lines carry the request id"
+    );
+    assert!(
+        contains(&audit, &lease_ids[2]),
+        "the audit log mentions the reaped lease"
+    );
     let store_bytes = store_bytes(&store).await;
     // Positive controls: we are reading the right files.
     assert!(
@@ -253,6 +272,7 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
     {
         assert!(!contains(&store_bytes, secret), "{what} found in the store");
         assert!(!contains(&log, secret), "{what} found in the server log");
+        assert!(!contains(&audit, secret), "{what} found in the audit log");
     }
     assert!(
         !contains(&store_bytes, TOKEN),
@@ -262,8 +282,14 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
         !contains(&store_bytes, &child_token),
         "a created token is stored only as a hash"
     );
-    assert!(
-        !contains(&log, &child_token),
-        "a created token is never logged"
-    );
+    for (what, token) in [
+        ("a created token", child_token.as_str()),
+        ("the root token", TOKEN),
+    ] {
+        assert!(!contains(&log, token), "{what} is never logged");
+        assert!(
+            !contains(&audit, token),
+            "{what} is only hashed in the audit log"
+        );
+    }
 }

@@ -37,6 +37,8 @@ pub struct Options {
     pub master_key: Option<MasterKey>,
     /// The server's `wait_ready_timeout` instead of its default.
     pub wait_ready_timeout: Option<Duration>,
+    /// Changes any other setting before the server is built.
+    pub tweak: Box<dyn Fn(&mut Settings)>,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             storage: None,
             master_key: None,
             wait_ready_timeout: None,
+            tweak: Box::new(|_| {}),
         }
     }
 }
@@ -138,6 +141,7 @@ impl TestApp {
         if let Some(t) = options.wait_ready_timeout {
             settings.wait_ready_timeout = t;
         }
+        (options.tweak)(&mut settings);
         let app = Application::build(&settings).await.expect("server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
