@@ -208,6 +208,11 @@ impl Application {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
+    /// The engine this server runs (benchmarks drive a reaper pass through it directly).
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
     /// Serves until `shutdown` resolves; then stops taking connections, lets in-flight requests
     /// finish (for at most `shutdown_timeout`), stops the reaper and closes the store. Whatever
     /// is cut off is safe: its lease rows are recovered at the next start.

@@ -48,6 +48,8 @@ const REVOKE_CONCURRENCY: usize = 16;
 /// `wait_ready`: a new key is ready after this many accepted calls in a row, tried this often.
 const WAIT_READY_SUCCESSES: u32 = 3;
 const WAIT_READY_INTERVAL: Duration = Duration::from_millis(500);
+/// Leases the reaper claims (and forgets) per commit.
+const REAP_BATCH: i64 = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -1314,82 +1316,116 @@ impl Engine {
     /// Does the AWS side of a claimed lease and then forgets it; on failure records the error
     /// and schedules a retry with backoff. Never drops a lease that still has something in AWS.
     async fn finish_revocation(&self, lease: &Lease, account: Option<&AwsAccount>) -> Result<()> {
-        let started = std::time::Instant::now();
-        let observe = |outcome: &'static str| {
-            metrics::histogram!("iamlease_revoke_duration_seconds", "outcome" => outcome)
-                .record(started.elapsed().as_secs_f64());
-            metrics::counter!("iamlease_revocations_total", "outcome" => outcome).increment(1);
-        };
-        let outcome = match (&lease.credential_type, &lease.username) {
-            (CredentialType::IamUser, Some(username)) => {
-                let account = match account {
-                    Some(a) => Ok(a.clone()),
-                    None => self.account(&lease.mount).await,
-                };
-                match account {
-                    Ok(a) => a
-                        .delete_iam_user(username)
-                        .await
-                        .map_err(|e| aws_failed("revoking", &e)),
-                    Err(e) => Err(e),
-                }
-            }
-            // STS credentials cannot be revoked in AWS; they expire there on their own.
-            _ => Ok(()),
-        };
-        match outcome {
+        match self.revoke_in_aws(lease, account).await {
             Ok(()) => {
                 self.store.delete_lease(&lease.id).await?;
                 tracing::info!(lease_id = %lease.id, "revoked");
-                observe("ok");
-                let expired = lease.expire_time <= now();
-                self.audit_lease(
-                    if expired { "expired" } else { "revoked" },
-                    lease,
-                    serde_json::json!({"username": lease.username}),
-                );
+                self.audit_revoked(lease);
                 Ok(())
             }
-            Err(e) => {
-                let attempt = lease.attempts + 1;
-                let delay =
-                    revoke_backoff_secs(attempt, self.settings.revoke_max_backoff.as_secs());
-                tracing::warn!(lease_id = %lease.id, attempt, retry_in_secs = delay, error = %e, "revocation failed; will retry");
-                observe("error");
-                self.audit_lease(
-                    "revoke_failed",
-                    lease,
-                    serde_json::json!({"attempt": attempt, "retry_in_secs": delay, "error": e.to_string()}),
-                );
-                self.store
-                    .fail_lease(&lease.id, &e.to_string(), now() + delay as i64)
-                    .await?;
-                Err(e)
-            }
+            Err(e) => self.record_revoke_failure(lease, e).await,
         }
+    }
+
+    /// Audits a lease that is gone from the store, as expired or revoked.
+    fn audit_revoked(&self, lease: &Lease) {
+        let expired = lease.expire_time <= now();
+        self.audit_lease(
+            if expired { "expired" } else { "revoked" },
+            lease,
+            serde_json::json!({"username": lease.username}),
+        );
+    }
+
+    /// The AWS side of a revocation, timed and counted.
+    async fn revoke_in_aws(&self, lease: &Lease, account: Option<&AwsAccount>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = self.delete_in_aws(lease, account).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::histogram!("iamlease_revoke_duration_seconds", "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("iamlease_revocations_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn delete_in_aws(&self, lease: &Lease, account: Option<&AwsAccount>) -> Result<()> {
+        match (&lease.credential_type, &lease.username) {
+            (CredentialType::IamUser, Some(username)) => {
+                let account = match account {
+                    Some(a) => a.clone(),
+                    None => self.account(&lease.mount).await?,
+                };
+                account
+                    .delete_iam_user(username)
+                    .await
+                    .map_err(|e| aws_failed("revoking", &e))
+            }
+            // STS credentials cannot be revoked in AWS; they expire there on their own.
+            _ => Ok(()),
+        }
+    }
+
+    /// Schedules a retry with backoff and hands the error back.
+    async fn record_revoke_failure(&self, lease: &Lease, e: EngineError) -> Result<()> {
+        let attempt = lease.attempts + 1;
+        let delay = revoke_backoff_secs(attempt, self.settings.revoke_max_backoff.as_secs());
+        tracing::warn!(lease_id = %lease.id, attempt, retry_in_secs = delay, error = %e, "revocation failed; will retry");
+        self.audit_lease(
+            "revoke_failed",
+            lease,
+            serde_json::json!({"attempt": attempt, "retry_in_secs": delay, "error": e.to_string()}),
+        );
+        self.store
+            .fail_lease(&lease.id, &e.to_string(), now() + delay as i64)
+            .await?;
+        Err(e)
     }
 
     /// One reaper pass: claims due leases in batches and finishes each. Returns how many it
     /// handled, so callers (and tests) can tell an idle pass from a busy one.
+    ///
+    /// A batch's revoked leases are forgotten in one commit rather than one each: with
+    /// `synchronous = FULL` every commit is an fsync, which was most of the reaper's own cost.
+    /// A crash before that commit leaves them `revoking`; recovery revokes them again, and
+    /// AWS's NoSuchEntity counts as done, so nothing is lost or left behind.
     pub async fn reap_due(&self) -> Result<usize> {
         let mut handled = 0;
         loop {
             let now = now();
             let batch = self
                 .store
-                .claim_due(now, now + self.settings.claim_timeout.as_secs() as i64, 64)
+                .claim_due(
+                    now,
+                    now + self.settings.claim_timeout.as_secs() as i64,
+                    REAP_BATCH,
+                )
                 .await?;
             if batch.is_empty() {
                 return Ok(handled);
             }
             handled += batch.len();
-            let full = batch.len() == 64;
-            futures::stream::iter(batch)
-                .for_each_concurrent(REVOKE_CONCURRENCY, |lease| async move {
-                    // Failures are recorded on the lease by finish_revocation.
-                    let _ = self.finish_revocation(&lease, None).await;
+            let full = batch.len() as i64 == REAP_BATCH;
+            let revoked: Vec<Lease> = futures::stream::iter(batch)
+                .map(|lease| async move {
+                    match self.revoke_in_aws(&lease, None).await {
+                        Ok(()) => Some(lease),
+                        // Failures are recorded on the lease; the batch goes on.
+                        Err(e) => {
+                            let _ = self.record_revoke_failure(&lease, e).await;
+                            None
+                        }
+                    }
                 })
+                .buffer_unordered(REVOKE_CONCURRENCY)
+                .filter_map(|id| async move { id })
+                .collect()
                 .await;
+            let ids: Vec<String> = revoked.iter().map(|l| l.id.clone()).collect();
+            self.store.delete_leases(&ids).await?;
+            tracing::info!(leases = revoked.len(), "revoked expired leases");
+            for lease in &revoked {
+                self.audit_revoked(lease);
+            }
             if !full {
                 return Ok(handled);
             }

@@ -27,6 +27,12 @@ const LEASE_COLUMNS: &str = "id, mount, role, credential_type, state, username, 
      issue_time, expire_time, max_expire_time, last_renewal, ttl, renewable, due_at, attempts, last_error, \
      token_accessor";
 
+/// Both hit an index (`leases_in_flight_due_at`, `leases_due_at`; a test checks the plans), so
+/// start-up and each reaper pass cost the same with a thousand or a million active leases.
+const RECOVER_ABANDONED_SQL: &str =
+    "UPDATE leases SET due_at = ?1 WHERE state IN ('pending', 'revoking') AND due_at > ?1";
+const DUE_IDS_SQL: &str = "SELECT id FROM leases WHERE due_at <= ?1 ORDER BY due_at LIMIT ?3";
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -67,6 +73,20 @@ impl SqliteStore {
             pool,
             lock: Arc::new(Mutex::new(lock)),
         })
+    }
+
+    /// Inserts many leases in one transaction through one prepared statement (imports and the
+    /// lease-scale benchmark), where a commit per row would be bound by fsync.
+    pub async fn insert_leases_bulk(&self, leases: &[Lease]) -> Result<()> {
+        let sql = insert_lease_sql();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for l in leases {
+            bind_lease(sqlx::query(&sql), l)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
     }
 
     pub async fn close(&self) {
@@ -135,6 +155,36 @@ fn map_err(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Other(e.to_string()),
     }
+}
+
+fn insert_lease_sql() -> String {
+    format!(
+        "INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    )
+}
+
+fn bind_lease<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    l: &'q Lease,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(&l.id)
+        .bind(l.mount.as_str())
+        .bind(l.role.as_str())
+        .bind(l.credential_type.as_str())
+        .bind(l.state.as_str())
+        .bind(&l.username)
+        .bind(&l.access_key_id)
+        .bind(l.issue_time)
+        .bind(l.expire_time)
+        .bind(l.max_expire_time)
+        .bind(l.last_renewal)
+        .bind(l.ttl)
+        .bind(l.renewable as i64)
+        .bind(l.due_at)
+        .bind(l.attempts)
+        .bind(&l.last_error)
+        .bind(&l.token_accessor)
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -493,29 +543,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_lease(&self, l: &Lease) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-        ))
-        .bind(&l.id)
-        .bind(l.mount.as_str())
-        .bind(l.role.as_str())
-        .bind(l.credential_type.as_str())
-        .bind(l.state.as_str())
-        .bind(&l.username)
-        .bind(&l.access_key_id)
-        .bind(l.issue_time)
-        .bind(l.expire_time)
-        .bind(l.max_expire_time)
-        .bind(l.last_renewal)
-        .bind(l.ttl)
-        .bind(l.renewable as i64)
-        .bind(l.due_at)
-        .bind(l.attempts)
-        .bind(&l.last_error)
-        .bind(&l.token_accessor)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        bind_lease(sqlx::query(&insert_lease_sql()), l)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 
@@ -566,13 +597,11 @@ impl Store for SqliteStore {
     async fn recover_abandoned(&self, now: i64) -> Result<u64> {
         // The lock file makes this the only server on the database, so no one can still be
         // working on a pending or revoking lease: all of them are due now, not at their deadline.
-        let done = sqlx::query(
-            "UPDATE leases SET due_at = ?1 WHERE state IN ('pending', 'revoking') AND due_at > ?1",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let done = sqlx::query(RECOVER_ABANDONED_SQL)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 
@@ -596,7 +625,7 @@ impl Store for SqliteStore {
     async fn claim_due(&self, now: i64, deadline: i64, limit: i64) -> Result<Vec<Lease>> {
         sqlx::query(&format!(
             "UPDATE leases SET state = 'revoking', due_at = ?2
-             WHERE id IN (SELECT id FROM leases WHERE due_at <= ?1 ORDER BY due_at LIMIT ?3)
+             WHERE id IN ({DUE_IDS_SQL})
              RETURNING {LEASE_COLUMNS}"
         ))
         .bind(now)
@@ -627,6 +656,19 @@ impl Store for SqliteStore {
     async fn delete_lease(&self, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM leases WHERE id = ?1")
             .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_leases(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Other(e.to_string()))?;
+        sqlx::query("DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(ids)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
@@ -834,6 +876,41 @@ mod tests {
         // After the claim deadline, an abandoned claim is due again (crash recovery).
         assert_eq!(s.claim_due(45, 90, 100).await.unwrap().len(), 2);
         assert_eq!(s.claim_due(60, 90, 1).await.unwrap().len(), 1);
+        s.delete_leases(&["aws/creds/dev/1".into(), "aws/creds/dev/3".into()])
+            .await
+            .unwrap();
+        assert!(s.get_lease("aws/creds/dev/1").await.unwrap().is_none());
+        assert!(s.get_lease("aws/creds/dev/2").await.unwrap().is_some());
+        assert!(s.get_lease("aws/creds/dev/3").await.unwrap().is_none());
+    }
+
+    /// Start-up recovery used to scan every lease; with a million active ones that was the
+    /// whole start-up time. Both it and the reaper's query must stay index searches.
+    #[tokio::test]
+    async fn recovery_and_reaper_queries_search_an_index() {
+        let (_d, s) = store().await;
+        for (sql, index) in [
+            (RECOVER_ABANDONED_SQL, "leases_in_flight_due_at"),
+            (DUE_IDS_SQL, "leases_due_at"),
+        ] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+            let params = if sql.contains("?3") { 3 } else { 1 };
+            for p in 0..params {
+                query = query.bind(p);
+            }
+            let rows = query.fetch_all(&s.pool).await.unwrap();
+            let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+            assert!(
+                plan.iter()
+                    .any(|p| p.contains(&format!("USING INDEX {index}"))),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|p| p.starts_with("SCAN leases")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     #[tokio::test]
