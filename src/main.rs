@@ -122,6 +122,9 @@ enum Command {
         after_help = "Example:\n  iamlease audit hash \"$AWS_SECRET_ACCESS_KEY\""
     )]
     Audit(cli::AuditCommand),
+    /// Print the OpenAPI 3 document of the HTTP API (also served at /v1/sys/openapi.json).
+    #[command(after_help = "Example:\n  iamlease openapi > docs/openapi.json")]
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -195,6 +198,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => cli::sweep(&client()?, args).await,
         Command::Setup(cmd) => cli::setup(client(), cmd).await,
         Command::Audit(cmd) => cli::audit(&client()?, cmd).await,
+        Command::Openapi => {
+            std::io::Write::write_all(
+                &mut std::io::stdout(),
+                iamlease::api::openapi_json().as_bytes(),
+            )?;
+            Ok(())
+        }
     }
 }
 

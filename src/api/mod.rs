@@ -5,6 +5,7 @@ mod audit;
 mod error;
 pub mod internal;
 mod limits;
+mod openapi;
 mod router;
 mod secrets;
 mod setup;
@@ -14,6 +15,7 @@ mod token;
 mod vault;
 
 pub use limits::Limits;
+pub use openapi::document_json as openapi_json;
 pub use router::app;
 
 use std::sync::Arc;

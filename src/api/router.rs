@@ -11,11 +11,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use super::error::ApiError;
-use super::{AppState, audit, limits, secrets, setup, sys, telemetry, token};
+use super::{AppState, audit, limits, openapi, secrets, setup, sys, telemetry, token};
 
 fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/sys/health", get(sys::health).head(sys::health))
+        .route("/v1/sys/openapi.json", get(openapi::serve))
         .route("/v1/sys/mounts", get(sys::list_mounts))
         .route("/v1/sys/metrics", get(telemetry::metrics))
         .route(

@@ -14,6 +14,7 @@ mod iam_user;
 mod key_map;
 mod layering;
 mod limits;
+mod openapi;
 mod recovery;
 mod replicas;
 mod secrets;
