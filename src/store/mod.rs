@@ -146,14 +146,9 @@ pub trait Store: Send + Sync + 'static {
     async fn fail_lease(&self, id: &str, error: &str, retry_at: i64) -> Result<()>;
     /// The end of a lease: everything in AWS is gone.
     async fn delete_lease(&self, id: &str) -> Result<()>;
-    /// `delete_lease` for a reaper batch. Stores that can should do it in one commit: one
+    /// `delete_lease` for a reaper batch, in one commit: one
     /// fsync per batch instead of one per lease is most of the reaper's own cost.
-    async fn delete_leases(&self, ids: &[String]) -> Result<()> {
-        for id in ids {
-            self.delete_lease(id).await?;
-        }
-        Ok(())
-    }
+    async fn delete_leases(&self, ids: &[String]) -> Result<()>;
     /// Up to `limit` ids under `prefix` that sort after `after`, in order, optionally only
     /// those in one state (keyset pagination: each page is a range scan).
     async fn list_lease_ids(

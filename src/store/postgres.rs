@@ -537,6 +537,18 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn delete_leases(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM leases WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn recover_abandoned(&self, _now: i64) -> Result<u64> {
         // Other replicas may be in the middle of these leases right now; only their deadlines
         // (`pending_grace`, `claim_timeout`) can tell an abandoned one from a slow one.

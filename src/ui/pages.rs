@@ -599,7 +599,7 @@ pub async fn save_connection(
         "iam_endpoint": field(&form, "iam_endpoint"),
         "sts_endpoint": field(&form, "sts_endpoint"),
     });
-    if mode == "keys" {
+    let missing = if mode == "keys" {
         body["access_key"] = json!(field(&form, "access_key"));
         // Write-only: an empty secret keeps the stored one.
         if let Some(secret) = non_empty(&form, "secret_key") {
@@ -607,50 +607,32 @@ pub async fn save_connection(
         }
         body["role_arn"] = json!("");
         body["external_id"] = json!("");
-        if field(&form, "access_key").is_empty() {
-            let (errors, _) = place_error(
-                "access_key is required for the Access Keys connection".into(),
-                CONNECTION_FIELDS,
-            );
-            return mount_page(
-                &state,
-                &sessions,
-                &s,
-                &mount,
-                MountExtras {
-                    tab: Some(mode),
-                    errors,
-                    error: None,
-                    check: None,
-                    form: Some(form),
-                },
-            )
-            .await;
-        }
+        field(&form, "access_key")
+            .is_empty()
+            .then_some("access_key is required for the Access Keys connection")
     } else {
         body["role_arn"] = json!(field(&form, "role_arn"));
         body["external_id"] = json!(field(&form, "external_id"));
-        if field(&form, "role_arn").is_empty() {
-            let (errors, _) = place_error(
-                "role_arn is required: the ARN of the role created from the trust policy below"
-                    .into(),
-                CONNECTION_FIELDS,
-            );
-            return mount_page(
-                &state,
-                &sessions,
-                &s,
-                &mount,
-                MountExtras {
-                    tab: Some(mode),
-                    errors,
-                    error: None,
-                    check: None,
-                    form: Some(form),
-                },
-            )
-            .await;
-        }
+        field(&form, "role_arn").is_empty().then_some(
+            "role_arn is required: the ARN of the role created from the trust policy below",
+        )
+    };
+    if let Some(message) = missing {
+        let (errors, _) = place_error(message.into(), CONNECTION_FIELDS);
+        return mount_page(
+            &state,
+            &sessions,
+            &s,
+            &mount,
+            MountExtras {
+                tab: Some(mode),
+                errors,
+                error: None,
+                check: None,
+                form: Some(form),
+            },
+        )
+        .await;
     }
     match call(
         &state,
