@@ -30,6 +30,10 @@ const SECRET_FIELDS: &[&str] = &[
     "external_id",
     // `sys/audit-hash`'s argument is the secret being looked for.
     "input",
+    // Token accessors, as Vault's `hmac_accessor` (on by default): an accessor revokes and
+    // looks up its token, so a log reader must not learn it (find one with sys/audit-hash).
+    "accessor",
+    "token_accessor",
 ];
 
 /// The meta-table key of the sealed audit HMAC key (and its sealing context).
@@ -177,8 +181,17 @@ impl AuditLog {
                 out.flush().map_err(io)
             }
             Sink::File(f) => {
-                f.write_all(&line).map_err(io)?;
-                f.flush().map_err(io)
+                // Whole or not at all: a write cut short (a full disk) is cut back off, so the
+                // next record never lands on a torn line.
+                let before = f.metadata().map_err(io)?.len();
+                let written = f.write_all(&line).and_then(|()| f.flush());
+                let Err(e) = written else { return Ok(()) };
+                if let Err(trunc) = f.set_len(before) {
+                    // A torn line stays: nothing more is appended until a reopen.
+                    tracing::error!(error = %trunc, "cannot cut a partial audit record off");
+                    *sink = Sink::Broken(format!("a partial record could not be removed: {trunc}"));
+                }
+                Err(io(e))
             }
             Sink::Broken(reason) => Err(io(std::io::Error::other(reason.clone()))),
         }
@@ -255,7 +268,11 @@ mod tests {
         assert_eq!(v["data"]["secret_key"], h.hash("s3cr3t"));
         assert!(v["data"]["security_token"].is_null());
         assert_eq!(v["auth"]["client_token"], h.hash("ilt_x"));
-        assert_eq!(v["auth"]["accessor"], "acc");
+        assert_eq!(
+            v["auth"]["accessor"],
+            h.hash("acc"),
+            "accessors are HMAC'd, as Vault's hmac_accessor"
+        );
         assert_eq!(v["list"][0]["token"], h.hash("t"));
         assert!(h.hash("s3cr3t").starts_with("hmac-sha256:"));
         assert_eq!(h.hash("s3cr3t").len(), "hmac-sha256:".len() + 64);

@@ -21,6 +21,12 @@
 //! | `rate_limit_per_address` / `IAMLEASE_RATE_LIMIT_PER_ADDRESS` | `0` (off); N requests/s per client IP, burst N |
 //! | `request_timeout` / `IAMLEASE_REQUEST_TIMEOUT`| `90s`, as Vault: a request still running is answered 503 |
 //! | `metrics_unauthenticated` / `IAMLEASE_METRICS_UNAUTHENTICATED` | `false`: `sys/metrics` needs a token with `read` on it |
+//! | `header_read_timeout` / `IAMLEASE_HEADER_READ_TIMEOUT` | `10s`: a request's line and headers (and a TLS handshake) must arrive within it |
+//! | `body_read_timeout` / `IAMLEASE_BODY_READ_TIMEOUT` | `30s`: a request's whole body must arrive within it (408) |
+//! | `idle_timeout` / `IAMLEASE_IDLE_TIMEOUT`      | `60s`: a kept-alive connection with no request is closed after it |
+//! | `max_connections` / `IAMLEASE_MAX_CONNECTIONS` | `1024`: open connections at once; more are closed at accept |
+//! | `max_connections_per_address` / `IAMLEASE_MAX_CONNECTIONS_PER_ADDRESS` | `256`: open connections at once from one client IP |
+//! | `allowed_aws_endpoints` / `IAMLEASE_ALLOWED_AWS_ENDPOINTS` | empty: any; else comma-separated URL prefixes a root config's `iam_endpoint`/`sts_endpoint` must start with (setting one needs `sudo` either way) |
 //! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
 //! | `tls_key_file` / `IAMLEASE_TLS_KEY_FILE`      | off; PEM private key; both files are reloaded on SIGHUP |
 //!
@@ -74,6 +80,12 @@ struct RawSettings {
     rate_limit_per_address: Option<u32>,
     request_timeout: Option<String>,
     metrics_unauthenticated: Option<bool>,
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<u32>,
+    max_connections_per_address: Option<u32>,
+    allowed_aws_endpoints: Option<Vec<String>>,
 }
 
 /// Where the master key comes from.
@@ -117,8 +129,37 @@ pub struct Settings {
     pub rate_limit_per_address: u32,
     pub request_timeout: Duration,
     pub metrics_unauthenticated: bool,
+    /// Connection limits: headers, body and idle keep-alive deadlines, and how many
+    /// connections may be open at once (in all, and per client address).
+    pub connections: ConnectionLimits,
+    /// URL prefixes a root config's endpoint overrides must start with; empty allows any
+    /// (writing one needs `sudo` either way).
+    pub allowed_aws_endpoints: Vec<String>,
     /// HTTPS with these PEM files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
+}
+
+/// How long a connection may take and how many may be open: what keeps a slow or idle client
+/// from holding the server's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+    pub max_connections_per_address: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_connections_per_address: 256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,9 +239,7 @@ impl Settings {
         let number =
             |name: &str, file: Option<u32>, env_name: &str, default: u32| match env(env_name) {
                 Some(v) => v.trim().parse::<u32>().map_err(|_| {
-                    ConfigError::Invalid(format!(
-                        "{name} {v:?} is not a whole number of requests per second"
-                    ))
+                    ConfigError::Invalid(format!("{name} {v:?} is not a whole number"))
                 }),
                 None => Ok(file.unwrap_or(default)),
             };
@@ -221,6 +260,40 @@ impl Settings {
             None => raw.metrics_unauthenticated.unwrap_or(false),
         };
         overlay(&mut raw.request_timeout, "IAMLEASE_REQUEST_TIMEOUT");
+        overlay(&mut raw.header_read_timeout, "IAMLEASE_HEADER_READ_TIMEOUT");
+        overlay(&mut raw.body_read_timeout, "IAMLEASE_BODY_READ_TIMEOUT");
+        overlay(&mut raw.idle_timeout, "IAMLEASE_IDLE_TIMEOUT");
+        let max_connections = number(
+            "max_connections",
+            raw.max_connections,
+            "IAMLEASE_MAX_CONNECTIONS",
+            1024,
+        )?;
+        let max_connections_per_address = number(
+            "max_connections_per_address",
+            raw.max_connections_per_address,
+            "IAMLEASE_MAX_CONNECTIONS_PER_ADDRESS",
+            256,
+        )?;
+        if max_connections == 0 || max_connections_per_address == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections and max_connections_per_address must be at least 1".into(),
+            ));
+        }
+        let allowed_aws_endpoints: Vec<String> = match env("IAMLEASE_ALLOWED_AWS_ENDPOINTS") {
+            Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),
+            None => raw.allowed_aws_endpoints.take().unwrap_or_default(),
+        }
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+        for prefix in &allowed_aws_endpoints {
+            if !(prefix.starts_with("https://") || prefix.starts_with("http://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "allowed_aws_endpoints entry {prefix:?} must be a URL prefix such as https://iam.amazonaws.com"
+                )));
+            }
+        }
 
         let tls = match (raw.tls_cert_file, raw.tls_key_file) {
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -329,9 +402,35 @@ impl Settings {
                 s => Duration::from_secs(s),
             },
             metrics_unauthenticated,
+            connections: ConnectionLimits {
+                header_read_timeout: at_least_1s(duration(
+                    "header_read_timeout",
+                    raw.header_read_timeout,
+                    10,
+                )?)?,
+                body_read_timeout: at_least_1s(duration(
+                    "body_read_timeout",
+                    raw.body_read_timeout,
+                    30,
+                )?)?,
+                idle_timeout: at_least_1s(duration("idle_timeout", raw.idle_timeout, 60)?)?,
+                max_connections,
+                max_connections_per_address,
+            },
+            allowed_aws_endpoints,
             tls,
         })
     }
+}
+
+/// Connection deadlines of zero would close every connection at once.
+fn at_least_1s(t: Ttl) -> Result<Duration, ConfigError> {
+    if t.is_zero() {
+        return Err(ConfigError::Invalid(
+            "header_read_timeout, body_read_timeout and idle_timeout must be at least 1s".into(),
+        ));
+    }
+    Ok(Duration::from_secs(t.as_secs()))
 }
 
 /// A zero claim timeout would let every reaper pass re-claim leases still being revoked.

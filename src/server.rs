@@ -247,9 +247,7 @@ impl Application {
                 None => {
                     axum::serve(
                         self.listener,
-                        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                            SocketAddr,
-                        >(service),
+                        service.into_make_service_with_connect_info::<SocketAddr>(),
                     )
                     .with_graceful_shutdown(shutdown)
                     .await
@@ -264,11 +262,7 @@ impl Application {
                     axum_server::from_tcp_rustls(self.listener.into_std()?, config)
                         .handle(handle)
                         // axum-server hands over hyper's body type; a Router adapts any body.
-                        .serve(
-                            axum::Router::new()
-                                .fallback_service(service)
-                                .into_make_service_with_connect_info::<SocketAddr>(),
-                        )
+                        .serve(service.into_make_service_with_connect_info::<SocketAddr>())
                         .await
                 }
             }

@@ -1,6 +1,6 @@
-//! Request limits: per-token and per-client-address rate limits (429 with `Retry-After`) and the
-//! request timeout (503). The body-size limit (413) is where bodies are read (`vault::Input`,
-//! `audit`).
+//! Request limits: per-token and per-client-address rate limits (429 with `Retry-After`). The
+//! request timeout (503), the body deadline (408) and the body-size limit (413) are applied by
+//! the gate, where bodies are read; connection limits by the server's accept loop.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -27,6 +27,8 @@ pub struct Limits {
     per_token: Option<Arc<DefaultKeyedRateLimiter<Vec<u8>>>>,
     per_address: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     pub request_timeout: Duration,
+    /// A request's whole body must arrive within this (408).
+    pub body_read_timeout: Duration,
     pub metrics_unauthenticated: bool,
 }
 
@@ -42,6 +44,7 @@ impl Limits {
             per_token: limiter(settings.rate_limit_per_token),
             per_address: limiter(settings.rate_limit_per_address),
             request_timeout: settings.request_timeout,
+            body_read_timeout: settings.connections.body_read_timeout,
             metrics_unauthenticated: settings.metrics_unauthenticated,
         }
     }
@@ -94,22 +97,5 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             response
         }
-    }
-}
-
-/// Answers 503 when a request runs longer than `request_timeout`. Dropping an issue midway is
-/// safe: its `pending` lease row is rolled back by recovery, as after a crash.
-pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.limits.request_timeout;
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the request took longer than request_timeout ({}s) and was stopped",
-                limit.as_secs()
-            ),
-        )
-        .into_response(),
     }
 }

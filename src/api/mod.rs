@@ -2,11 +2,14 @@
 //! knows about HTTP: it turns requests into engine calls and engine results into responses.
 
 mod audit;
+mod canonical;
 mod error;
+mod gate;
 pub mod internal;
 mod limits;
 mod openapi;
 mod router;
+mod routes;
 mod secrets;
 mod setup;
 mod sys;

@@ -430,7 +430,7 @@ struct SweepBody {
 // ---- paths: sys ----
 
 /// Health; answers without a token (HEAD too).
-#[utoipa::path(get, path = "/v1/sys/health", tag = "sys",
+#[utoipa::path(method(get, head), path = "/v1/sys/health", tag = "sys",
     responses((status = 200, description = "ready", body = Health),
               (status = 503, description = "the store is unreachable", body = Health)))]
 fn health() {}
@@ -744,31 +744,57 @@ mod tests {
                 assert!(ids.insert(id.clone(), path.clone()).is_none(), "{id} twice");
             }
         }
-        let router = include_str!("router.rs");
-        for path in doc.paths.paths.keys() {
-            let axum_path = path
-                .replace("{prefix}", "{*prefix}")
-                .replace("{lease_id}", "{*lease_id}");
-            assert!(
-                router.contains(&format!("\"{axum_path}\"")) || path == "/v1/sys/openapi.json",
-                "{path} is documented but not routed"
-            );
-        }
-        // And every routed path is documented (`lookup/` is `lookup` with Vault's slash).
-        let documented: Vec<String> = doc.paths.paths.keys().cloned().collect();
-        let routes = router
-            .split(".route(")
-            .skip(1)
-            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next());
-        for routed in routes {
-            let routed = routed
-                .replace("{*prefix}", "{prefix}")
-                .replace("{*lease_id}", "{lease_id}");
-            let routed = routed.trim_end_matches('/');
-            assert!(
-                documented.iter().any(|d| d == routed),
-                "{routed} is routed but not documented in openapi.rs"
-            );
+        // The document and the route table (`routes.rs`) name the same paths and methods.
+        let documented: std::collections::BTreeSet<(String, &str)> = doc
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                [
+                    ("GET", item.get.is_some()),
+                    ("HEAD", item.head.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(move |(m, _)| (path.clone(), m))
+            })
+            .collect();
+        let routed: std::collections::BTreeSet<(String, &str)> =
+            super::super::routes::Routes::get()
+                .iter()
+                .flat_map(|r| {
+                    let path = r
+                        .path
+                        .replace("{*prefix}", "{prefix}")
+                        .replace("{*lease_id}", "{lease_id}")
+                        .trim_end_matches('/')
+                        .to_owned();
+                    r.endpoints
+                        .iter()
+                        .map(|(verb, _)| verb.as_str())
+                        // LIST is documented as GET ?list=true.
+                        .filter(|v| *v != "LIST")
+                        .map(move |v| (path.clone(), v))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        assert_eq!(
+            documented.difference(&routed).collect::<Vec<_>>(),
+            Vec::<&(String, &str)>::new(),
+            "documented in openapi.rs but not in the route table"
+        );
+        assert_eq!(
+            routed.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, &str)>::new(),
+            "in the route table but not documented in openapi.rs"
+        );
+        // The public routes are the table's.
+        for r in super::super::routes::Routes::get().iter() {
+            let public = r.access == super::super::routes::Access::Public;
+            assert_eq!(PUBLIC.contains(&r.path), public, "{} public?", r.path);
         }
     }
 }

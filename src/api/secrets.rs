@@ -94,14 +94,7 @@ pub async fn read_role(
     State(s): State<AppState>,
     _c: Caller,
     Path((m, name)): Path<(String, String)>,
-    input: Input,
 ) -> ApiResult {
-    if input.list {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("LIST is not supported on {m}/roles/{name}; list {m}/roles"),
-        ));
-    }
     Ok(vault::read(s.engine.read_role(&mount(&m)?, &name).await?))
 }
 

@@ -15,22 +15,11 @@ use crate::engine::now;
 
 /// Prometheus text (`?format=prometheus`, the only format). Needs a token with `read` on
 /// `sys/metrics` unless `metrics_unauthenticated` is set.
+/// The gate has already asked for a token unless `metrics_unauthenticated` is set.
 pub async fn metrics(
     State(state): State<AppState>,
-    request: Request,
+    mut input: Input,
 ) -> Result<Response, ApiError> {
-    let (mut parts, body) = request.into_parts();
-    if !state.limits.metrics_unauthenticated {
-        <Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, &state,
-        )
-        .await?;
-    }
-    let mut input = <Input as axum::extract::FromRequest<AppState>>::from_request(
-        Request::from_parts(parts, body),
-        &state,
-    )
-    .await?;
     match input.fields.string("format")?.as_deref() {
         None | Some("prometheus") => {}
         Some(other) => {

@@ -1,20 +1,14 @@
 //! Vault's wire shapes: the response envelope, request bodies (JSON with Vault's leniency,
-//! merged with query parameters), and the token header.
+//! merged with the query parameters), and the token header.
 
-use std::collections::HashMap;
-
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::AppState;
+use super::canonical::{self, RequestQuery};
 use super::error::ApiError;
-use crate::auth::policy::Capability;
-use crate::auth::{self, Caller};
-use crate::engine::now;
 use crate::fields::Fields;
 
 /// Bodies larger than this are refused with 413.
@@ -107,11 +101,11 @@ pub fn list(keys: Vec<String>) -> Result<Response, ApiError> {
     }
 }
 
-/// Request fields: the JSON body (an object, or empty) with query parameters under it, plus
-/// whether this is a LIST. Content-Type is not required, as in Vault.
+/// Request fields: the JSON body (an object, or empty) with the query parameters under it (as
+/// the gate parsed them, once). Content-Type is not required, as in Vault. Whether a request is
+/// a LIST is the route's business (`routes.rs`), not a field.
 pub struct Input {
     pub fields: Fields,
-    pub list: bool,
 }
 
 impl<S: Send + Sync> FromRequest<S> for Input {
@@ -119,12 +113,10 @@ impl<S: Send + Sync> FromRequest<S> for Input {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let mut query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
-            .map(|q| q.0)
-            .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
-        let list = query
-            .remove("list")
-            .is_some_and(|v| v == "true" || v == "1");
+        let query = match parts.extensions.get::<RequestQuery>() {
+            Some(q) => q.clone(),
+            None => canonical::query(parts.uri.query()).map_err(|e| ApiError::bad_request(e.0))?,
+        };
         let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
             .map_err(|_| {
@@ -147,21 +139,16 @@ impl<S: Send + Sync> FromRequest<S> for Input {
                 }
             }
         };
-        for (k, v) in query {
+        for (k, v) in query.params {
             map.entry(k).or_insert(Value::String(v));
         }
         Ok(Input {
             fields: Fields::new(map),
-            list,
         })
     }
 }
 
 /// The token from `X-Vault-Token` or `Authorization: Bearer`.
-pub(super) fn token_from(parts: &Parts) -> Option<&str> {
-    token_header(&parts.headers)
-}
-
 pub(super) fn token_header(headers: &axum::http::HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("x-vault-token") {
         return v.to_str().ok().map(str::trim);
@@ -169,64 +156,4 @@ pub(super) fn token_header(headers: &axum::http::HeaderMap) -> Option<&str> {
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = auth.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(token) = token_from(parts).filter(|t| !t.is_empty()) else {
-            return Err(ApiError::forbidden(
-                "permission denied: no token; send it in the X-Vault-Token header",
-            ));
-        };
-        let caller = auth::authenticate(state.engine.store(), token, now())
-            .await?
-            .ok_or_else(|| {
-                ApiError::forbidden("permission denied: the token is unknown or expired")
-            })?;
-        authorize(&caller, parts)?;
-        Ok(caller)
-    }
-}
-
-/// Checks the request against the caller's ACL: the capability its method needs on its path,
-/// plus `sudo` on root-protected paths. Every authenticated route passes through here.
-pub(super) fn authorize(caller: &Caller, parts: &Parts) -> Result<(), ApiError> {
-    if caller.is_root() {
-        return Ok(());
-    }
-    let path = parts.uri.path().trim_start_matches("/v1/");
-    let list = parts
-        .uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "list=true" || kv == "list=1"));
-    let (wanted, verb): (&[Capability], &str) = match parts.method.as_str() {
-        _ if list => (&[Capability::List], "list"),
-        "GET" | "HEAD" => (&[Capability::Read], "read"),
-        "DELETE" => (&[Capability::Delete], "delete"),
-        _ => (&[Capability::Create, Capability::Update], "update"),
-    };
-    let needs_sudo = (path.starts_with("sys/mounts/") && parts.method != axum::http::Method::GET)
-        || path.starts_with("sys/leases/revoke-prefix/")
-        || path.starts_with("sys/leases/revoke-force/")
-        || (!path.starts_with("sys/") && path.split('/').nth(1) == Some("sweep"));
-    let trimmed = path.trim_end_matches('/');
-    let allowed = caller.acl.allows(trimmed, wanted, needs_sudo)
-        || (list
-            && caller
-                .acl
-                .allows(&format!("{trimmed}/"), wanted, needs_sudo));
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "permission denied: the token's policies ({}) do not grant {verb}{} on {path}",
-            caller.policies.join(", "),
-            if needs_sudo { " with sudo" } else { "" }
-        )))
-    }
 }
