@@ -35,3 +35,17 @@ pub struct AppState {
     pub audit_hasher: crate::audit::AuditHasher,
     pub limits: Limits,
 }
+
+/// Every route's path pattern and the methods it serves (`LIST` where it lists), from the one
+/// route table: for tests and tools that must cover the whole API.
+pub fn route_methods() -> Vec<(&'static str, Vec<&'static str>)> {
+    routes::Routes::get()
+        .iter()
+        .map(|r| {
+            (
+                r.path,
+                r.endpoints.iter().map(|(v, _)| v.as_str()).collect(),
+            )
+        })
+        .collect()
+}

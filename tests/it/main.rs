@@ -19,6 +19,7 @@ mod recovery;
 mod replicas;
 mod secrets;
 mod setup;
+mod spelling;
 mod store;
 mod sts;
 mod sweep;
