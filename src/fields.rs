@@ -36,6 +36,11 @@ impl Fields {
         }
     }
 
+    /// The value of `key`, left in place (for checks made before the fields are consumed).
+    pub fn peek(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.map.get(key).is_some_and(|v| !v.is_null())
     }

@@ -102,6 +102,7 @@ impl Application {
                 pending_grace: settings.pending_grace,
                 claim_timeout: settings.claim_timeout,
                 wait_ready_timeout: settings.wait_ready_timeout,
+                allowed_aws_endpoints: settings.allowed_aws_endpoints.clone(),
             },
         ));
         engine.check_master_key().await?;

@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input};
 use crate::auth::Caller;
+use crate::auth::policy::Capability;
 use crate::engine::IssueRequest;
 use crate::engine::role::MountPath;
 
@@ -29,12 +30,40 @@ pub async fn read_root_config(
     Ok(vault::read(s.engine.read_root_config(&mount(&m)?).await?))
 }
 
+/// Root-config fields that send the mount's signed AWS calls elsewhere.
+const ENDPOINT_FIELDS: &[&str] = &["iam_endpoint", "sts_endpoint"];
+
 pub async fn write_root_config(
     State(s): State<AppState>,
-    _c: Caller,
+    caller: Caller,
     Path(m): Path<String>,
     input: Input,
 ) -> ApiResult {
+    // An endpoint override decides where the root key signs requests to (and whose answers the
+    // mount trusts), so it needs sudo; clearing one (back to AWS) does not.
+    let overrides: Vec<&str> = ENDPOINT_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| {
+            input
+                .fields
+                .peek(f)
+                .is_some_and(|v| v.as_str().is_none_or(|s| !s.trim().is_empty()))
+        })
+        .collect();
+    let path = format!("{m}/config/root");
+    if !overrides.is_empty()
+        && !caller.is_root()
+        && !caller
+            .acl
+            .allows(&path, &[Capability::Create, Capability::Update], true)
+    {
+        return Err(ApiError::forbidden(format!(
+            "permission denied: setting {} needs sudo on {path}: an endpoint override decides \
+             where the mount's signed AWS calls go",
+            overrides.join(" and ")
+        )));
+    }
     Ok(vault::written(
         s.engine
             .write_root_config(&mount(&m)?, input.fields)

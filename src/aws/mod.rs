@@ -25,6 +25,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_iam::config::Region;
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::seal::Secret;
 
@@ -95,20 +96,22 @@ impl AwsError {
         self.is_code("NoSuchEntity")
     }
 
-    fn from_sdk<E, R>(operation: &'static str, e: SdkError<E, R>) -> Self
+    /// What a client may see of a failed call: AWS's error code and message, or a sentence
+    /// naming the kind of failure. Never the upstream body, its headers, the request or its
+    /// signature: an endpoint override could point anywhere, and its answer is not ours to echo.
+    fn from_sdk<E>(operation: &'static str, e: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
     {
         let credentials_unavailable = caused_by_credentials(&e);
         let (code, message) = match (e.code(), e.message()) {
-            (Some(c), Some(m)) => (Some(c.to_owned()), format!("{c}: {m}")),
+            (Some(c), Some(m)) => (Some(c.to_owned()), format!("{c}: {}", clean(m))),
             (Some(c), None) => (Some(c.to_owned()), c.to_owned()),
             _ => {
                 let context = DisplayErrorContext(&e).to_string();
                 match aws_error_in_body(&context) {
-                    Some((c, m)) => (Some(c.clone()), format!("{c}: {m}")),
-                    None => (None, context),
+                    Some((c, m)) => (Some(c.clone()), format!("{c}: {}", clean(&m))),
+                    None => (None, failure_kind(&e)),
                 }
             }
         };
@@ -126,6 +129,58 @@ impl AwsError {
             credentials_unavailable,
         }
     }
+}
+
+/// A failure without an AWS error code, named by its kind only.
+fn failure_kind<E>(e: &SdkError<E, HttpResponse>) -> String {
+    match e {
+        SdkError::ConstructionFailure(_) => "the request could not be built".into(),
+        SdkError::TimeoutError(_) => "AWS did not answer in time".into(),
+        SdkError::DispatchFailure(d) if d.is_timeout() => "AWS did not answer in time".into(),
+        SdkError::DispatchFailure(d) if d.is_io() => {
+            "the endpoint could not be reached (the connection failed)".into()
+        }
+        SdkError::DispatchFailure(_) => "the request could not be sent to the endpoint".into(),
+        SdkError::ResponseError(r) => format!(
+            "the endpoint answered HTTP {} with a reply that is not an AWS response",
+            r.raw().status().as_u16()
+        ),
+        SdkError::ServiceError(r) => format!(
+            "the endpoint answered HTTP {} without an AWS error code",
+            r.raw().status().as_u16()
+        ),
+        _ => "the AWS call failed".into(),
+    }
+}
+
+/// AWS's message as a client may see it: one line, bounded, and cut before anything that
+/// describes the signed request.
+fn clean(message: &str) -> String {
+    const MAX: usize = 400;
+    let mut text: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    for marker in [
+        "AWS4-HMAC-SHA256",
+        "Signature=",
+        "Credential=",
+        "Authorization",
+    ] {
+        if let Some(i) = text.find(marker) {
+            text.truncate(i);
+            text.push_str("(request details withheld)");
+        }
+    }
+    if text.len() > MAX {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text.trim().to_owned()
 }
 
 /// AWS's `<Code>` and `<Message>` from an XML error body quoted in `text`. The SDK cannot
@@ -249,5 +304,16 @@ mod tests {
             ))
         );
         assert_eq!(aws_error_in_body("connection refused"), None);
+    }
+
+    #[test]
+    fn messages_are_cut_before_request_details() {
+        let m = clean(
+            "The request signature we calculated does not match. Authorization: AWS4-HMAC-SHA256 Credential=AKIA/x, Signature=abc",
+        );
+        assert!(!m.contains("Signature=") && !m.contains("AKIA"), "{m}");
+        assert!(m.starts_with("The request signature we calculated does not match."));
+        assert!(clean(&"x".repeat(5000)).len() < 500);
+        assert_eq!(clean("a\nb"), "a b");
     }
 }

@@ -93,6 +93,8 @@ pub struct EngineSettings {
     pub claim_timeout: Duration,
     /// `wait_ready`: how long to wait for AWS to accept a new key before revoking it.
     pub wait_ready_timeout: Duration,
+    /// URL prefixes a root config's endpoint overrides must start with; empty allows any.
+    pub allowed_aws_endpoints: Vec<String>,
 }
 
 impl Default for EngineSettings {
@@ -102,8 +104,54 @@ impl Default for EngineSettings {
             pending_grace: Duration::from_secs(120),
             claim_timeout: Duration::from_secs(300),
             wait_ready_timeout: Duration::from_secs(30),
+            allowed_aws_endpoints: Vec::new(),
         }
     }
+}
+
+/// An endpoint override, checked: an http(s) URL with a host and nothing else that could hide
+/// where it goes (no user or password, query or fragment), within the operator's allow-list. A
+/// bare host means `https://host`, as in Vault. Empty clears the override.
+fn endpoint(key: &str, raw: &str, allowed: &[String]) -> Result<Option<String>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let text = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("https://{raw}")
+    };
+    let bad = |why: &str| {
+        EngineError::Invalid(format!(
+            "{key} {raw:?} {why}; use an http:// or https:// URL such as https://iam.amazonaws.com"
+        ))
+    };
+    let url = url::Url::parse(&text).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("is not http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("carries a user name or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("has a query or fragment"));
+    }
+    let normalised = url.as_str().trim_end_matches('/').to_owned();
+    if !allowed.is_empty()
+        && !allowed
+            .iter()
+            .any(|p| normalised.starts_with(p.trim_end_matches('/')))
+    {
+        return Err(EngineError::Invalid(format!(
+            "{key} {normalised:?} is not within the server's allowed_aws_endpoints ({})",
+            allowed.join(", ")
+        )));
+    }
+    Ok(Some(normalised))
 }
 
 /// The root config as stored: everything but the secret key, which is sealed apart.
@@ -398,19 +446,8 @@ impl Engine {
             ("iam_endpoint", &mut config.iam_endpoint),
             ("sts_endpoint", &mut config.sts_endpoint),
         ] {
-            if let Some(url) = input.string(key)? {
-                let url = url.trim().to_owned();
-                if url.is_empty() {
-                    *slot = None;
-                } else if !(url.starts_with("http://") || url.starts_with("https://"))
-                    || url.contains(char::is_whitespace)
-                {
-                    return Err(EngineError::Invalid(format!(
-                        "{key} {url:?} must be an http:// or https:// URL"
-                    )));
-                } else {
-                    *slot = Some(url);
-                }
+            if let Some(raw) = input.string(key)? {
+                *slot = endpoint(key, &raw, &self.settings.allowed_aws_endpoints)?;
             }
         }
         if let Some(n) = input.int("max_retries")? {

@@ -9,6 +9,7 @@ mod audit;
 mod chaos;
 mod cli;
 mod credential_process;
+mod endpoints;
 mod exec;
 mod iam_user;
 mod key_map;
