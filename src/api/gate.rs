@@ -12,12 +12,12 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::audit::{self, AuditedRequest, Decision, PathParams};
 use super::canonical::{CanonicalPath, RequestQuery};
 use super::error::ApiError;
 use super::routes::{Access, Operation, Route, Routes, Verb};
 use super::vault::{MAX_BODY_BYTES, token_header};
+use super::{AppState, limits};
 use crate::auth::{self, Caller};
 use crate::engine::now;
 
@@ -136,7 +136,7 @@ async fn decide_and_run(state: AppState, request_id: String, req: Request, next:
             }
             parts.extensions.insert(query);
             let run = next.run(Request::from_parts(parts, Body::from(bytes)));
-            json_errors(within(state.limits.request_timeout, run).await).await
+            json_errors(limits::within(state.limits.request_timeout, run).await).await
         }
         (None, Decision::Denied(message)) => ApiError::forbidden(message).into_response(),
     };
@@ -283,22 +283,6 @@ async fn read_body(body: Body, deadline: Duration) -> Result<axum::body::Bytes, 
                 deadline.as_secs()
             ),
         )),
-    }
-}
-
-/// Answers 503 when the handler runs longer than `request_timeout`. Dropping an issue midway is
-/// safe: its `pending` lease row is rolled back by recovery, as after a crash.
-async fn within(limit: Duration, run: impl Future<Output = Response>) -> Response {
-    match tokio::time::timeout(limit, run).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the request took longer than request_timeout ({}s) and was stopped",
-                limit.as_secs()
-            ),
-        )
-        .into_response(),
     }
 }
 

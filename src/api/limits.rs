@@ -99,3 +99,24 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         }
     }
 }
+
+/// The console's requests get the API's `request_timeout` too (their bodies are read inside it).
+pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    within(state.limits.request_timeout, next.run(req)).await
+}
+
+/// Answers 503 when the handler runs longer than `request_timeout`. Dropping an issue midway is
+/// safe: its `pending` lease row is rolled back by recovery, as after a crash.
+pub async fn within(limit: Duration, run: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, run).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than request_timeout ({}s) and was stopped",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}

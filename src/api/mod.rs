@@ -34,6 +34,8 @@ pub struct AppState {
     /// The audit HMAC key, for `sys/audit-hash` (present even without an audit log).
     pub audit_hasher: crate::audit::AuditHasher,
     pub limits: Limits,
+    /// Served over TLS: cookies are `Secure` and responses carry HSTS.
+    pub https: bool,
 }
 
 /// Every route's path pattern and the methods it serves (`LIST` where it lists), from the one

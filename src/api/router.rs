@@ -2,8 +2,8 @@
 //! API and the console side by side behind one canonical-path step.
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{Method, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, Uri, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -40,8 +40,9 @@ pub fn app(state: AppState) -> Router {
     // The last layer added is the outermost: an id first, so every log line and audit line of
     // the request carries it; rate limits before the audit log, so a flood cannot fill it.
     let router = api(&state)
-        .merge(crate::ui::routes())
+        .merge(crate::ui::routes().layer(from_fn_with_state(state.clone(), limits::timeout)))
         .layer(from_fn_with_state(state.clone(), limits::rate_limit))
+        .layer(from_fn_with_state(state.clone(), secure_transport))
         .with_state(state);
     canonical_paths(router)
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -91,6 +92,34 @@ async fn canonicalize(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(path);
     req.extensions_mut().insert(query);
     next.run(req).await
+}
+
+/// Under TLS, every cookie is `Secure` and every answer tells browsers to keep to HTTPS.
+async fn secure_transport(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    if !state.https {
+        return response;
+    }
+    let headers = response.headers_mut();
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| match v.to_str() {
+            Ok(text) if !text.to_ascii_lowercase().contains("; secure") => {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or_else(|_| v.clone())
+            }
+            _ => v.clone(),
+        })
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for c in cookies {
+        headers.append(header::SET_COOKIE, c);
+    }
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 async fn not_found(uri: Uri) -> ApiError {

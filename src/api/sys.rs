@@ -16,8 +16,12 @@ use crate::engine::{EngineError, now, rfc3339};
 type ApiResult = Result<Response, ApiError>;
 
 pub async fn health(State(state): State<AppState>) -> Response {
-    // One trivial query: a server whose store is gone is not ready.
-    let ready = state.engine.store().has_tokens().await.is_ok();
+    // A server whose store cannot be read is not ready: the tables every request and the
+    // reaper need are each touched once (index lookups, so the probe stays cheap).
+    let store = state.engine.store();
+    let ready = store.has_tokens().await.is_ok()
+        && store.list_lease_ids("", None, None, 1).await.is_ok()
+        && store.list_mounts().await.is_ok();
     let body = json!({
         "initialized": true,
         "sealed": false,

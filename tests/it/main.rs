@@ -8,6 +8,7 @@ mod api;
 mod audit;
 mod chaos;
 mod cli;
+mod connections;
 mod credential_process;
 mod endpoints;
 mod exec;

@@ -69,11 +69,33 @@ async fn https_end_to_end_with_a_test_made_certificate_reloaded_on_sighup() {
             .await
         {
             assert_eq!(r.status(), 200);
+            assert_eq!(
+                r.headers()["strict-transport-security"],
+                "max-age=31536000",
+                "HSTS under TLS"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the HTTPS server did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The console's cookies are Secure under TLS (security issue #15).
+    let login = trusting_first
+        .get(format!("{base}/ui/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<&str> = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(!cookies.is_empty(), "the sign-in page sets its CSRF cookie");
+    assert!(
+        cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
     // Plain HTTP to the TLS port gets nowhere.
     assert!(
         reqwest::get(format!("http://127.0.0.1:{port}/v1/sys/health"))

@@ -1,6 +1,8 @@
 //! Start-up and shutdown of the server, the same code for `iamlease server` and the tests:
 //! open the store, load or create the master key, bind, then serve and reap until told to stop.
 
+mod connections;
+
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use tokio::sync::watch;
 use crate::api::{AppState, app};
 use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
-use crate::config::{MasterKeySource, Settings, TlsFiles};
+use crate::config::{ConnectionLimits, MasterKeySource, Settings, TlsFiles};
 use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper, run_sweeper};
 use crate::fields::Fields;
 use crate::seal::{MasterKey, SealError, Sealer};
@@ -64,6 +66,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     reaper_interval: Duration,
     shutdown_timeout: Duration,
+    connections: ConnectionLimits,
     sweep_interval: Option<Duration>,
     audit: Option<Arc<AuditLog>>,
     audit_hasher: AuditHasher,
@@ -186,6 +189,7 @@ impl Application {
             store,
             reaper_interval: settings.reaper_interval,
             shutdown_timeout: settings.shutdown_timeout,
+            connections: settings.connections,
             sweep_interval: settings.sweep_interval,
             audit,
             audit_hasher,
@@ -242,32 +246,10 @@ impl Application {
             audit: self.audit.clone(),
             audit_hasher: self.audit_hasher.clone(),
             limits: self.limits.clone(),
+            https: self.tls.is_some(),
         });
-        let serve = async move {
-            match self.tls {
-                None => {
-                    axum::serve(
-                        self.listener,
-                        service.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                }
-                Some((_, config)) => {
-                    let handle = axum_server::Handle::new();
-                    let stopper = handle.clone();
-                    tokio::spawn(async move {
-                        shutdown.await;
-                        stopper.graceful_shutdown(Some(grace));
-                    });
-                    axum_server::from_tcp_rustls(self.listener.into_std()?, config)
-                        .handle(handle)
-                        // axum-server hands over hyper's body type; a Router adapts any body.
-                        .serve(service.into_make_service_with_connect_info::<SocketAddr>())
-                        .await
-                }
-            }
-        };
+        let tls = self.tls.map(|(_, config)| config);
+        let serve = connections::serve(self.listener, service, tls, self.connections, shutdown);
         let cut_off = async move {
             if fired_rx.await.is_err() {
                 std::future::pending::<()>().await;
