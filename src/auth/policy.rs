@@ -72,6 +72,11 @@ struct RawRule {
     other: BTreeMap<String, serde_json::Value>,
 }
 
+/// The largest policy accepted, in bytes and in path rules: a token's policies are parsed and
+/// matched for its requests, so a policy must stay small enough that this costs little.
+pub const MAX_POLICY_BYTES: usize = 128 * 1024;
+pub const MAX_POLICY_PATHS: usize = 1000;
+
 pub const ROOT_POLICY: &str = "root";
 pub const DEFAULT_POLICY: &str = "default";
 
@@ -101,6 +106,12 @@ path "sys/leases/revoke" {
 impl Policy {
     /// Parses HCL (`path "aws/creds/dev" { capabilities = ["read"] }`) or the JSON form.
     pub fn parse(text: &str) -> Result<Policy, String> {
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(format!(
+                "policy is {} bytes; at most {MAX_POLICY_BYTES} are accepted: split it into several policies",
+                text.len()
+            ));
+        }
         let raw: RawPolicy = if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| format!("policy is not valid JSON: {e}"))?
         } else {
@@ -152,6 +163,12 @@ impl Policy {
                 .entry(path.trim_start_matches('/').to_owned())
                 .or_default();
             entry.extend(caps);
+        }
+        if rules.len() > MAX_POLICY_PATHS {
+            return Err(format!(
+                "policy has {} path rules; at most {MAX_POLICY_PATHS} are accepted: use globs (`aws/creds/team-*`) or split it",
+                rules.len()
+            ));
         }
         if rules.is_empty() {
             return Err("policy has no path rules: write at least one path \"…\" { capabilities = [...] } block".into());
@@ -332,6 +349,21 @@ mod tests {
         );
         assert!(Policy::parse("not hcl {{{").is_err());
         assert!(Policy::parse("").unwrap_err().contains("no path rules"));
+    }
+
+    #[test]
+    fn policies_over_the_caps_are_refused_with_the_reason() {
+        let many: String = (0..=MAX_POLICY_PATHS)
+            .map(|i| format!("path \"p/{i}\" {{ capabilities = [\"read\"] }}\n"))
+            .collect();
+        assert!(many.len() < MAX_POLICY_BYTES);
+        let e = Policy::parse(&many).unwrap_err();
+        assert!(e.contains("at most 1000"), "{e}");
+        let big = format!(
+            "# {}\npath \"a\" {{ capabilities = [\"read\"] }}",
+            "x".repeat(MAX_POLICY_BYTES)
+        );
+        assert!(Policy::parse(&big).unwrap_err().contains("bytes"));
     }
 
     #[test]

@@ -372,10 +372,10 @@ async fn a_fifth_of_aws_calls_failing_leaves_no_orphan_and_every_answer_clean() 
 }
 
 /// A tmpfs of our own, unmounted when dropped.
-struct Tmpfs(tempfile::TempDir);
+pub(crate) struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
+    pub(crate) fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
         let ok = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -389,12 +389,12 @@ impl Tmpfs {
         Tmpfs(dir)
     }
 
-    fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         self.0.path()
     }
 
     /// Writes a file until the filesystem is full.
-    fn fill(&self) {
+    pub(crate) fn fill(&self) {
         use std::io::Write;
         let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
         let chunk = vec![0u8; 64 * 1024];
@@ -405,7 +405,7 @@ impl Tmpfs {
         let _ = f.sync_all();
     }
 
-    fn free(&self) {
+    pub(crate) fn free(&self) {
         std::fs::remove_file(self.path().join("filler")).unwrap();
     }
 }

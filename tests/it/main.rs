@@ -12,6 +12,7 @@ mod connections;
 mod credential_process;
 mod endpoints;
 mod exec;
+mod hardening;
 mod iam_user;
 mod key_map;
 mod layering;
