@@ -34,13 +34,13 @@ pub(crate) fn api_routes(state: AppState) -> Router {
     canonical_paths(api(&state).with_state(state))
 }
 
-/// The whole application as a service: the API and, beside it, the console, with tracing,
-/// request ids and rate limits.
-pub fn app(state: AppState) -> Router {
+/// The whole application as a service: the API and, beside it, `console` (the server composes
+/// the two; the API does not know the console), with tracing, request ids and rate limits.
+pub fn app(state: AppState, console: Router<AppState>) -> Router {
     // The last layer added is the outermost: an id first, so every log line and audit line of
     // the request carries it; rate limits before the audit log, so a flood cannot fill it.
     let router = api(&state)
-        .merge(crate::ui::routes().layer(from_fn_with_state(state.clone(), limits::timeout)))
+        .merge(console.layer(from_fn_with_state(state.clone(), limits::timeout)))
         .layer(from_fn_with_state(state.clone(), limits::rate_limit))
         .layer(from_fn_with_state(state.clone(), secure_transport))
         .with_state(state);

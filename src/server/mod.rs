@@ -241,13 +241,16 @@ impl Application {
             stop_rx,
         ));
         let reloader = tokio::spawn(reload_on_sighup(self.audit.clone(), self.tls.clone()));
-        let service = app(AppState {
-            engine: self.engine.clone(),
-            audit: self.audit.clone(),
-            audit_hasher: self.audit_hasher.clone(),
-            limits: self.limits.clone(),
-            https: self.tls.is_some(),
-        });
+        let service = app(
+            AppState {
+                engine: self.engine.clone(),
+                audit: self.audit.clone(),
+                audit_hasher: self.audit_hasher.clone(),
+                limits: self.limits.clone(),
+                https: self.tls.is_some(),
+            },
+            crate::ui::routes(),
+        );
         let tls = self.tls.map(|(_, config)| config);
         let serve = connections::serve(self.listener, service, tls, self.connections, shutdown);
         let cut_off = async move {
