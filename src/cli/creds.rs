@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, json};
 use time::format_description::well_known::Rfc3339;
 
-use super::{Client, cache, issue, print_rows, text};
+use super::issue::{IssueArgs, issue};
+use super::{Client, cache, print_rows, text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CredsFormat {
@@ -19,22 +20,8 @@ pub enum CredsFormat {
 
 #[derive(Debug, Args)]
 pub struct CredsArgs {
-    /// The role to issue a credential for.
-    pub name: String,
-    #[arg(long, default_value = "aws")]
-    pub mount: String,
-    /// Lease TTL, e.g. 15m (capped by the role's max_ttl; STS types: 15m to 12h or 36h).
-    #[arg(long)]
-    pub ttl: Option<String>,
-    /// assumed_role: which of the role's role_arns to assume (needed when it has several).
-    #[arg(long)]
-    pub role_arn: Option<String>,
-    /// assumed_role: the session name, instead of one made from the role's template.
-    #[arg(long)]
-    pub role_session_name: Option<String>,
-    /// session_token: the current code of the role's MFA device.
-    #[arg(long)]
-    pub mfa_code: Option<String>,
+    #[command(flatten)]
+    pub issue: IssueArgs,
     #[arg(long, value_enum, default_value_t = CredsFormat::Table)]
     pub format: CredsFormat,
     /// Answer only once AWS accepts the new key (iam_user roles). On by default for
@@ -51,20 +38,12 @@ pub struct CredsArgs {
 
 pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
     let for_process = args.format == CredsFormat::CredentialProcess;
-    let params = issue::IssueParams {
-        mount: args.mount,
-        role: args.name,
-        ttl: args.ttl,
-        role_arn: args.role_arn,
-        role_session_name: args.role_session_name,
-        mfa_code: args.mfa_code,
-        wait: args.wait || (for_process && !args.no_wait),
-    };
+    let wait = args.wait || (for_process && !args.no_wait);
     if for_process {
         let entry = if args.no_cache {
-            cache::entry_from(client, &issue::issue(client, &params).await?)
+            cache::entry_from(client, &issue(client, &args.issue, wait).await?)
         } else {
-            cache::cached_or_issue(client, &params).await?
+            cache::cached_or_issue(client, &args.issue, wait).await?
         };
         // The AWS `credential_process` format; Expiration tells the SDK when to ask again.
         let mut doc = Map::new();
@@ -81,7 +60,7 @@ pub async fn creds(client: &Client, args: CredsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&doc)?);
         return Ok(());
     }
-    let issued = issue::issue(client, &params).await?;
+    let issued = issue(client, &args.issue, wait).await?;
     let resp = &issued.response;
     let data = &resp["data"];
     let mut out = std::io::stdout().lock();

@@ -16,7 +16,7 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
-use super::issue::{IssueParams, Issued, issue};
+use super::issue::{IssueArgs, Issued, issue};
 use super::{Client, ServerSaidNo};
 
 /// Signals passed on to COMMAND.
@@ -34,13 +34,8 @@ const STALE: &[&str] = &[
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The role to issue a credential for.
-    pub name: String,
-    #[arg(long, default_value = "aws")]
-    pub mount: String,
-    /// Lease TTL, e.g. 1h (capped by the role's max_ttl). The lease is revoked when COMMAND ends.
-    #[arg(long)]
-    pub ttl: Option<String>,
+    #[command(flatten)]
+    pub issue: IssueArgs,
     /// Renew the lease while COMMAND runs (up to the role's max_ttl).
     #[arg(long)]
     pub renew: bool,
@@ -50,15 +45,6 @@ pub struct ExecArgs {
     /// AWS_REGION for COMMAND [default: AWS_REGION from the environment, else the mount's region]
     #[arg(long)]
     pub region: Option<String>,
-    /// assumed_role: which of the role's role_arns to assume.
-    #[arg(long)]
-    pub role_arn: Option<String>,
-    /// assumed_role: the session name, instead of one made from the role's template.
-    #[arg(long)]
-    pub role_session_name: Option<String>,
-    /// session_token: the current code of the role's MFA device.
-    #[arg(long)]
-    pub mfa_code: Option<String>,
     /// The command to run, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -84,16 +70,7 @@ pub async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
         }
     });
 
-    let params = IssueParams {
-        mount: args.mount.clone(),
-        role: args.name.clone(),
-        ttl: args.ttl.clone(),
-        role_arn: args.role_arn.clone(),
-        role_session_name: args.role_session_name.clone(),
-        mfa_code: args.mfa_code.clone(),
-        wait: !args.no_wait,
-    };
-    let issued = issue(client, &params).await;
+    let issued = issue(client, &args.issue, !args.no_wait).await;
     let outcome = match issued {
         Ok(issued) => run_and_revoke(client, &args, &issued, &mut sig_rx).await,
         Err(e) => Err(e),
