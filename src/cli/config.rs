@@ -1,10 +1,13 @@
 //! `iamlease config root|rotate-root|read-root|lease`: how a mount reaches AWS, and its lease
 //! defaults.
 
+use std::io::Write;
+
 use clap::Subcommand;
 use serde_json::{Map, json};
 
-use super::{Client, compact, print_table, print_warnings, text};
+use super::output::{Out, print_table, print_warnings, text};
+use super::{Client, compact};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -63,7 +66,7 @@ pub enum ConfigCommand {
     },
 }
 
-pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
+pub async fn config(client: &Client, cmd: ConfigCommand, out: &mut Out) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Root {
             mount,
@@ -92,23 +95,24 @@ pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
                 .request("POST", &format!("{mount}/config/root"), Some(body))
                 .await?;
             print_warnings(&resp);
-            println!("Success! Data written to: {mount}/config/root");
+            writeln!(out, "Success! Data written to: {mount}/config/root")?;
         }
         ConfigCommand::RotateRoot { mount } => {
             let resp = client
                 .request("POST", &format!("{mount}/config/rotate-root"), None)
                 .await?;
             print_warnings(&resp);
-            println!(
+            writeln!(
+                out,
                 "Success! Rotated the root access key of {mount}/: now {}",
                 text(&resp["data"]["access_key"])
-            );
+            )?;
         }
         ConfigCommand::ReadRoot { mount } => {
             let resp = client
                 .request("GET", &format!("{mount}/config/root"), None)
                 .await?;
-            print_table(&resp["data"]);
+            print_table(out, &resp["data"])?;
         }
         ConfigCommand::Lease {
             mount,
@@ -119,7 +123,7 @@ pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
                 let resp = client
                     .request("GET", &format!("{mount}/config/lease"), None)
                     .await?;
-                print_table(&resp["data"]);
+                print_table(out, &resp["data"])?;
             } else {
                 let body = compact(Map::from_iter([
                     ("lease".into(), json!(lease)),
@@ -128,7 +132,7 @@ pub async fn config(client: &Client, cmd: ConfigCommand) -> anyhow::Result<()> {
                 client
                     .request("POST", &format!("{mount}/config/lease"), Some(body))
                     .await?;
-                println!("Success! Data written to: {mount}/config/lease");
+                writeln!(out, "Success! Data written to: {mount}/config/lease")?;
             }
         }
     }

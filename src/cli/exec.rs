@@ -16,8 +16,9 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
-use super::issue::{IssueArgs, Issued, issue};
-use super::{Client, ServerSaidNo};
+use super::Client;
+use super::issue::{IssueArgs, Issued, issue, revoke};
+use super::output::note;
 
 /// Signals passed on to COMMAND.
 const FORWARDED: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
@@ -103,7 +104,7 @@ async fn run_and_revoke(
         Ok(()) if status == 0 => Ok(()),
         Ok(()) => Err(CommandExited(status).into()),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            note!("Error: {e:#}");
             Err(CommandExited(if status == 0 { 1 } else { status }).into())
         }
     }
@@ -148,7 +149,7 @@ async fn run(
                 std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_owned()),
                 _ => (126, e.to_string()),
             };
-            eprintln!("Error: cannot run {program:?}: {why}");
+            note!("Error: cannot run {program:?}: {why}");
             return Ok(code);
         }
     };
@@ -204,7 +205,7 @@ async fn keep_renewing(client: Client, issued: Issued) {
                 let new_left = resp["lease_duration"].as_i64().unwrap_or(0);
                 let capped = resp["warnings"].as_array().is_some_and(|w| !w.is_empty());
                 if capped || new_left <= left / 2 {
-                    eprintln!(
+                    note!(
                         "iamlease: lease {} reached its max TTL; the credential stops working in {new_left}s",
                         issued.lease_id
                     );
@@ -213,38 +214,13 @@ async fn keep_renewing(client: Client, issued: Issued) {
                 left = new_left;
             }
             Err(e) => {
-                eprintln!(
+                note!(
                     "iamlease: renewing lease {} failed: {e:#}; it expires in about {}s",
                     issued.lease_id,
                     left / 2
                 );
                 return;
             }
-        }
-    }
-}
-
-/// Revokes the lease (the server answers once AWS has deleted the user).
-async fn revoke(client: &Client, lease_id: &str) -> anyhow::Result<()> {
-    match client
-        .request(
-            "PUT",
-            "sys/leases/revoke",
-            Some(json!({"lease_id": lease_id})),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let status = e
-                .downcast_ref::<ServerSaidNo>()
-                .map(|no| format!(" (HTTP {})", no.status.as_u16()))
-                .unwrap_or_default();
-            Err(e).with_context(|| {
-                format!(
-                    "revoking lease {lease_id} failed{status}; it still expires at its TTL, or run `iamlease lease revoke {lease_id}`"
-                )
-            })
         }
     }
 }

@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use clap::Args;
 use iamlease::key_map;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Client, compact};
+use super::{Client, ServerSaidNo, compact};
 
 /// What to ask the server for: the flags `creds` and `exec` share (flattened into both).
 #[derive(Debug, Clone, Args)]
@@ -138,4 +140,29 @@ pub async fn issue(client: &Client, args: &IssueArgs, wait: bool) -> anyhow::Res
         bar.finish_and_clear();
     }
     Issued::from_response(answer?)
+}
+
+/// Revokes the lease (the server answers once AWS has deleted the user).
+pub async fn revoke(client: &Client, lease_id: &str) -> anyhow::Result<()> {
+    match client
+        .request(
+            "PUT",
+            "sys/leases/revoke",
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let status = e
+                .downcast_ref::<ServerSaidNo>()
+                .map(|no| format!(" (HTTP {})", no.status.as_u16()))
+                .unwrap_or_default();
+            Err(e).with_context(|| {
+                format!(
+                    "revoking lease {lease_id} failed{status}; it still expires at its TTL, or run `iamlease lease revoke {lease_id}`"
+                )
+            })
+        }
+    }
 }

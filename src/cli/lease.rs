@@ -1,13 +1,13 @@
 //! `iamlease lease list|lookup|renew|revoke|revoke-prefix|revoke-force`.
 
+use std::io::Write;
+
 use anyhow::bail;
 use clap::Subcommand;
 use serde_json::{Map, json};
 
-use super::{
-    Client, ReadFormat, UsageError, cache, compact, print_keys, print_rows, print_table,
-    print_warnings, text,
-};
+use super::output::{Out, print_keys, print_rows, print_table, print_warnings, text};
+use super::{Client, ReadFormat, UsageError, cache, compact};
 
 #[derive(Debug, Subcommand)]
 pub enum LeaseCommand {
@@ -48,14 +48,14 @@ pub enum LeaseCommand {
     RevokeForce { prefix: String },
 }
 
-pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
+pub async fn lease(client: &Client, cmd: LeaseCommand, out: &mut Out) -> anyhow::Result<()> {
     match cmd {
         LeaseCommand::List { prefix, state } => {
             let path = match &state {
                 Some(s) => format!("sys/leases/lookup/{prefix}?state={s}"),
                 None => format!("sys/leases/lookup/{prefix}"),
             };
-            print_keys(client.request("LIST", &path, None).await)?;
+            print_keys(out, client.request("LIST", &path, None).await)?;
         }
         LeaseCommand::Lookup { lease_id, format } => {
             let resp = client
@@ -66,8 +66,8 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             match format {
-                ReadFormat::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
-                ReadFormat::Table => print_table(&resp["data"]),
+                ReadFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
+                ReadFormat::Table => print_table(out, &resp["data"])?,
             }
         }
         LeaseCommand::Renew {
@@ -82,15 +82,18 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                 .request("PUT", "sys/leases/renew", Some(body))
                 .await?;
             print_warnings(&resp);
-            print_rows(&[
-                vec!["Key".to_owned(), "Value".to_owned()],
-                vec!["lease_id".to_owned(), text(&resp["lease_id"])],
-                vec![
-                    "lease_duration".to_owned(),
-                    crate::duration_text(resp["lease_duration"].as_i64().unwrap_or(0)),
+            print_rows(
+                out,
+                &[
+                    vec!["Key".to_owned(), "Value".to_owned()],
+                    vec!["lease_id".to_owned(), text(&resp["lease_id"])],
+                    vec![
+                        "lease_duration".to_owned(),
+                        crate::duration_text(resp["lease_duration"].as_i64().unwrap_or(0)),
+                    ],
+                    vec!["lease_renewable".to_owned(), text(&resp["renewable"])],
                 ],
-                vec!["lease_renewable".to_owned(), text(&resp["renewable"])],
-            ]);
+            )?;
         }
         LeaseCommand::Revoke { lease_id } => {
             client
@@ -101,7 +104,7 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             cache::forget(client.address(), &lease_id, false);
-            println!("Success! Revoked lease: {lease_id}");
+            writeln!(out, "Success! Revoked lease: {lease_id}")?;
         }
         LeaseCommand::RevokePrefix { prefix } => {
             if prefix.trim().is_empty() {
@@ -113,7 +116,7 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
                 .request("PUT", &format!("sys/leases/revoke-prefix/{prefix}"), None)
                 .await?;
             cache::forget(client.address(), &prefix, true);
-            println!("Success! Revoked every lease under: {prefix}");
+            writeln!(out, "Success! Revoked every lease under: {prefix}")?;
         }
         LeaseCommand::RevokeForce { prefix } => {
             if prefix.trim().is_empty() {
@@ -124,9 +127,10 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<()> {
             client
                 .request("PUT", &format!("sys/leases/revoke-force/{prefix}"), None)
                 .await?;
-            println!(
+            writeln!(
+                out,
                 "Success! Forgot every lease under: {prefix}. Run `iamlease sweep` once AWS is reachable to delete any user left behind."
-            );
+            )?;
         }
     }
     Ok(())

@@ -1,9 +1,12 @@
 //! `iamlease mount enable|list|disable`: secrets-engine mounts (`sys/mounts`).
 
+use std::io::Write;
+
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
-use super::{Client, compact, print_rows, text};
+use super::output::{Out, print_rows, text};
+use super::{Client, compact};
 
 #[derive(Debug, Subcommand)]
 pub enum MountCommand {
@@ -30,7 +33,7 @@ pub enum MountCommand {
     Disable { path: String },
 }
 
-pub async fn mount(client: &Client, cmd: MountCommand) -> anyhow::Result<()> {
+pub async fn mount(client: &Client, cmd: MountCommand, out: &mut Out) -> anyhow::Result<()> {
     match cmd {
         MountCommand::Enable {
             engine,
@@ -49,7 +52,10 @@ pub async fn mount(client: &Client, cmd: MountCommand) -> anyhow::Result<()> {
                     Some(json!({"type": engine, "config": config})),
                 )
                 .await?;
-            println!("Success! Enabled the {engine} secrets engine at: {path}/");
+            writeln!(
+                out,
+                "Success! Enabled the {engine} secrets engine at: {path}/"
+            )?;
         }
         MountCommand::List => {
             let resp = client.request("GET", "sys/mounts", None).await?;
@@ -67,13 +73,16 @@ pub async fn mount(client: &Client, cmd: MountCommand) -> anyhow::Result<()> {
                     ]);
                 }
             }
-            print_rows(&rows);
+            print_rows(out, &rows)?;
         }
         MountCommand::Disable { path } => {
             client
                 .request("DELETE", &format!("sys/mounts/{path}"), None)
                 .await?;
-            println!("Success! Disabled the secrets engine (if it existed) at: {path}/");
+            writeln!(
+                out,
+                "Success! Disabled the secrets engine (if it existed) at: {path}/"
+            )?;
         }
     }
     Ok(())

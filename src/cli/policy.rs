@@ -1,10 +1,13 @@
 //! `iamlease policy write|read|list|delete`: ACL policies (Vault syntax).
 
 use anyhow::Context;
+use std::io::Write;
+
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{Client, print_keys, text};
+use super::Client;
+use super::output::{Out, print_keys, text};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -21,7 +24,7 @@ pub enum PolicyCommand {
     Delete { name: String },
 }
 
-pub async fn policy(client: &Client, cmd: PolicyCommand) -> anyhow::Result<()> {
+pub async fn policy(client: &Client, cmd: PolicyCommand, out: &mut Out) -> anyhow::Result<()> {
     match cmd {
         PolicyCommand::Write { name, file } => {
             let text = if file == "-" {
@@ -38,20 +41,22 @@ pub async fn policy(client: &Client, cmd: PolicyCommand) -> anyhow::Result<()> {
                     Some(json!({"policy": text})),
                 )
                 .await?;
-            println!("Success! Uploaded policy: {name}");
+            writeln!(out, "Success! Uploaded policy: {name}")?;
         }
         PolicyCommand::Read { name } => {
             let resp = client
                 .request("GET", &format!("sys/policies/acl/{name}"), None)
                 .await?;
-            println!("{}", text(&resp["data"]["policy"]));
+            writeln!(out, "{}", text(&resp["data"]["policy"]))?;
         }
-        PolicyCommand::List => print_keys(client.request("LIST", "sys/policies/acl", None).await)?,
+        PolicyCommand::List => {
+            print_keys(out, client.request("LIST", "sys/policies/acl", None).await)?
+        }
         PolicyCommand::Delete { name } => {
             client
                 .request("DELETE", &format!("sys/policies/acl/{name}"), None)
                 .await?;
-            println!("Success! Deleted policy: {name}");
+            writeln!(out, "Success! Deleted policy: {name}")?;
         }
     }
     Ok(())

@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
-use super::{Client, ReadFormat, UsageError, compact, print_keys, print_table, print_warnings};
+use super::output::{Out, print_keys, print_table, print_warnings};
+use super::{Client, ReadFormat, UsageError, compact};
 
 #[derive(Debug, Subcommand)]
 pub enum RoleCommand {
@@ -94,7 +97,7 @@ pub struct RoleWrite {
     max_leases: Option<u32>,
 }
 
-pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
+pub async fn role(client: &Client, cmd: RoleCommand, out: &mut Out) -> anyhow::Result<()> {
     match cmd {
         RoleCommand::Write(w) => {
             let policy_document = match w.policy_document {
@@ -138,7 +141,11 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 .request("POST", &format!("{}/roles/{}", w.mount, w.name), Some(body))
                 .await?;
             print_warnings(&resp);
-            println!("Success! Data written to: {}/roles/{}", w.mount, w.name);
+            writeln!(
+                out,
+                "Success! Data written to: {}/roles/{}",
+                w.mount, w.name
+            )?;
         }
         RoleCommand::Read {
             name,
@@ -149,12 +156,13 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
                 .request("GET", &format!("{mount}/roles/{name}"), None)
                 .await?;
             match format {
-                ReadFormat::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
-                ReadFormat::Table => print_table(&resp["data"]),
+                ReadFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
+                ReadFormat::Table => print_table(out, &resp["data"])?,
             }
         }
         RoleCommand::List { mount } => {
             print_keys(
+                out,
                 client
                     .request("LIST", &format!("{mount}/roles"), None)
                     .await,
@@ -164,7 +172,10 @@ pub async fn role(client: &Client, cmd: RoleCommand) -> anyhow::Result<()> {
             client
                 .request("DELETE", &format!("{mount}/roles/{name}"), None)
                 .await?;
-            println!("Success! Data deleted (if it existed) at: {mount}/roles/{name}");
+            writeln!(
+                out,
+                "Success! Data deleted (if it existed) at: {mount}/roles/{name}"
+            )?;
         }
     }
     Ok(())

@@ -1,9 +1,12 @@
 //! `iamlease token create|lookup|revoke`.
 
+use std::io::Write;
+
 use clap::Subcommand;
 use serde_json::{Map, json};
 
-use super::{Client, ReadFormat, compact, print_rows, print_table, text};
+use super::output::{Out, print_rows, print_table, text};
+use super::{Client, ReadFormat, compact};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -38,7 +41,7 @@ pub enum TokenCommand {
     },
 }
 
-pub async fn token(client: &Client, cmd: TokenCommand) -> anyhow::Result<()> {
+pub async fn token(client: &Client, cmd: TokenCommand, out: &mut Out) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create {
             policies,
@@ -55,19 +58,22 @@ pub async fn token(client: &Client, cmd: TokenCommand) -> anyhow::Result<()> {
                 .request("POST", "auth/token/create", Some(body))
                 .await?;
             match format {
-                ReadFormat::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
+                ReadFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
                 ReadFormat::Table => {
                     let a = &resp["auth"];
-                    print_rows(&[
-                        vec!["Key".to_owned(), "Value".to_owned()],
-                        vec!["token".to_owned(), text(&a["client_token"])],
-                        vec!["token_accessor".to_owned(), text(&a["accessor"])],
-                        vec![
-                            "token_duration".to_owned(),
-                            crate::duration_text(a["lease_duration"].as_i64().unwrap_or(0)),
+                    print_rows(
+                        out,
+                        &[
+                            vec!["Key".to_owned(), "Value".to_owned()],
+                            vec!["token".to_owned(), text(&a["client_token"])],
+                            vec!["token_accessor".to_owned(), text(&a["accessor"])],
+                            vec![
+                                "token_duration".to_owned(),
+                                crate::duration_text(a["lease_duration"].as_i64().unwrap_or(0)),
+                            ],
+                            vec!["token_policies".to_owned(), text(&a["policies"])],
                         ],
-                        vec!["token_policies".to_owned(), text(&a["policies"])],
-                    ]);
+                    )?;
                 }
             }
         }
@@ -88,7 +94,7 @@ pub async fn token(client: &Client, cmd: TokenCommand) -> anyhow::Result<()> {
                         .await?
                 }
             };
-            print_table(&resp["data"]);
+            print_table(out, &resp["data"])?;
         }
         TokenCommand::Revoke { accessor } => {
             match accessor {
@@ -107,7 +113,7 @@ pub async fn token(client: &Client, cmd: TokenCommand) -> anyhow::Result<()> {
                         .await?
                 }
             };
-            println!("Success! Revoked token (if it existed)");
+            writeln!(out, "Success! Revoked token (if it existed)")?;
         }
     }
     Ok(())
