@@ -138,7 +138,8 @@ async fn deliver(
     let before = out.delivered();
     let written = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     if out.delivered() > before {
-        // Some or all of it was read: the reader has what it asked for (`| head -1`).
+        // Handed over, some or all (the kernel took it): the reader has what it asked for, as
+        // after `| head -1`; what we cannot know is whether it ever looks.
         return Ok(written?);
     }
     let why = match &written {
