@@ -11,6 +11,7 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod fields;
+pub mod key_map;
 pub mod seal;
 pub mod server;
 pub mod setup;

@@ -1,8 +1,14 @@
 //! The `iamlease` binary: `iamlease server` runs the server; every other command is a client of
-//! it over HTTP. Exit codes: 0 success, 1 the server (or the system) said no, 2 usage error.
+//! it over HTTP. Exit codes: 0 success (also when the reader of standard output went away after
+//! the command began answering, as with `| head`), 1 the server (or the system) said no, 2 usage
+//! error.
+
+// Output goes through `cli::Out` and `cli::note!`: `println!` panics on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -135,7 +141,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("Error: cannot start the async runtime: {e}");
+            cli::note!("Error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -143,16 +149,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(no) = e.downcast_ref::<cli::ServerSaidNo>() {
-                eprintln!("Error: {} (HTTP {})", no.message, no.status.as_u16());
+                cli::note!("Error: {} (HTTP {})", no.message, no.status.as_u16());
                 ExitCode::from(1)
             } else if let Some(exited) = e.downcast_ref::<cli::CommandExited>() {
                 // exec: COMMAND's own status, which already said what went wrong.
                 ExitCode::from(exited.0)
             } else if let Some(usage) = e.downcast_ref::<cli::UsageError>() {
-                eprintln!("Error: {usage}");
+                cli::note!("Error: {usage}");
                 ExitCode::from(2)
             } else {
-                eprintln!("Error: {e:#}");
+                cli::note!("Error: {e:#}");
                 ExitCode::from(1)
             }
         }
@@ -161,6 +167,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = || cli::Client::new(cli.address.clone(), cli.token.clone());
+    let mut out = cli::Out::stdout();
+    let out = &mut out;
     match cli.command {
         Command::Server {
             dev,
@@ -175,40 +183,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::env::var(k).ok()
             })
             .map_err(|e| cli::UsageError(e.to_string()))?;
-            serve(settings).await
+            return serve(settings, out).await;
         }
-        Command::Mount(cmd) => cli::mount(&client()?, cmd).await,
-        Command::Config(cmd) => cli::config(&client()?, cmd).await,
-        Command::Role(cmd) => cli::role(&client()?, cmd).await,
-        Command::Creds(args) => cli::creds(&client()?, args).await,
-        Command::Exec(args) => cli::exec(&client()?, args).await,
+        Command::Mount(cmd) => cli::mount(&client()?, cmd, out).await?,
+        Command::Config(cmd) => cli::config(&client()?, cmd, out).await?,
+        Command::Role(cmd) => cli::role(&client()?, cmd, out).await?,
+        Command::Creds(args) => cli::creds(&client()?, args, out).await?,
+        Command::Exec(args) => cli::exec(&client()?, args).await?,
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            // Rendered first: clap_complete panics on a write error, e.g. a closed pipe.
+            // Rendered first: clap_complete panics on a write error (a full disk).
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "iamlease", &mut script);
-            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-                _ => Ok(()),
-            }
+            out.write_all(&script)?;
         }
-        Command::Lease(cmd) => cli::lease(&client()?, cmd).await,
-        Command::Token(cmd) => cli::token(&client()?, cmd).await,
-        Command::Policy(cmd) => cli::policy(&client()?, cmd).await,
-        Command::Sweep(args) => cli::sweep(&client()?, args).await,
-        Command::Setup(cmd) => cli::setup(client(), cmd).await,
-        Command::Audit(cmd) => cli::audit(&client()?, cmd).await,
-        Command::Openapi => {
-            std::io::Write::write_all(
-                &mut std::io::stdout(),
-                iamlease::api::openapi_json().as_bytes(),
-            )?;
-            Ok(())
-        }
+        Command::Lease(cmd) => cli::lease(&client()?, cmd, out).await?,
+        Command::Token(cmd) => cli::token(&client()?, cmd, out).await?,
+        Command::Policy(cmd) => cli::policy(&client()?, cmd, out).await?,
+        Command::Sweep(args) => cli::sweep(&client()?, args, out).await?,
+        Command::Setup(cmd) => cli::setup(client(), cmd, out).await?,
+        Command::Audit(cmd) => cli::audit(&client()?, cmd, out).await?,
+        Command::Openapi => out.write_all(iamlease::api::openapi_json().as_bytes())?,
     }
+    // What is still buffered; a reader gone by now ends the output quietly, as in `Out`.
+    out.flush()?;
+    Ok(())
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, out: &mut cli::Out) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&settings.log_level)
         .with_context(|| format!("log level {:?}", settings.log_level))?;
     let logs = tracing_subscriber::fmt()
@@ -224,23 +226,34 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("starting the server")?;
     let addr = app.local_addr();
     let address = format!("{}://{addr}", app.scheme());
-    match (
+    let banner = match (
         &app.initial_root_token,
         &settings.dev,
         &settings.root_token_file,
     ) {
-        (Some(token), Some(_), _) => println!(
+        (Some(token), Some(_), _) => Some(format!(
             "iamlease dev server is running. Do not use it in production: its data lives in a temporary directory.\n\n\
              \x20   export IAMLEASE_ADDR='{address}'\n\
              \x20   export IAMLEASE_TOKEN='{token}'\n\n\
              Root Token: {token}\n\
              The aws/ secrets engine is mounted. Next: iamlease config root --access-key … --secret-key …\n"
-        ),
-        (Some(_), None, Some(path)) => println!("Root token written to {}", path.display()),
-        (Some(token), None, None) => println!(
+        )),
+        (Some(_), None, Some(path)) => Some(format!("Root token written to {}", path.display())),
+        (Some(token), None, None) => Some(format!(
             "First start: a root token was created. It is shown only this once; store it safely.\n\nRoot Token: {token}\n"
-        ),
-        (None, _, _) => {}
+        )),
+        (None, _, _) => None,
+    };
+    if let Some(banner) = banner {
+        // The server runs whether or not anyone reads this, but a root token shown nowhere is
+        // worth a warning.
+        match writeln!(out, "{banner}").and_then(|()| out.flush()) {
+            Err(e) => tracing::warn!(error = %e, "cannot print the start-up message"),
+            Ok(()) if out.closed() => {
+                tracing::warn!("the start-up message was not shown: standard output is closed")
+            }
+            Ok(()) => {}
+        }
     }
     tracing::info!(%addr, "listening");
     app.run_until_stopped(shutdown_signal())

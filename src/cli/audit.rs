@@ -1,10 +1,12 @@
 //! `iamlease audit hash VALUE`: the audit log's hash of a value, from the server (which holds
 //! the audit key), to look a credential or token up in the audit log.
 
+use std::io::Write;
+
 use clap::Subcommand;
 use serde_json::json;
 
-use super::Client;
+use super::{Client, Out};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -15,7 +17,7 @@ pub enum AuditCommand {
     Hash { value: String },
 }
 
-pub async fn audit(client: &Client, cmd: AuditCommand) -> anyhow::Result<()> {
+pub async fn audit(client: &Client, cmd: AuditCommand, out: &mut Out) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Hash { value } => {
             let value = if value == "-" {
@@ -28,7 +30,7 @@ pub async fn audit(client: &Client, cmd: AuditCommand) -> anyhow::Result<()> {
             let resp = client
                 .request("POST", "sys/audit-hash", Some(json!({"input": value})))
                 .await?;
-            println!("{}", resp["data"]["hash"].as_str().unwrap_or_default());
+            writeln!(out, "{}", resp["data"]["hash"].as_str().unwrap_or_default())?;
         }
     }
     Ok(())

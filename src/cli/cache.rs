@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::issue::{IssueParams, Issued, issue};
+use super::issue::{IssueArgs, Issued, issue};
 use super::{Client, ServerSaidNo};
 
 /// Never hand out a cached credential with less than this share of its life left (at most
@@ -65,7 +65,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The file a request's credential lives in: readable prefix, then a hash of everything that
 /// makes two requests different (the token only as a hash).
-fn entry_path(dir: &Path, client: &Client, params: &IssueParams) -> PathBuf {
+fn entry_path(dir: &Path, client: &Client, args: &IssueArgs) -> PathBuf {
     let token = digest::digest(
         &digest::SHA256,
         client.token().unwrap_or_default().as_bytes(),
@@ -73,11 +73,11 @@ fn entry_path(dir: &Path, client: &Client, params: &IssueParams) -> PathBuf {
     let key = json!([
         client.address(),
         hex(token.as_ref()),
-        params.mount,
-        params.role,
-        params.ttl,
-        params.role_arn,
-        params.role_session_name,
+        args.mount,
+        args.name,
+        args.ttl,
+        args.role_arn,
+        args.role_session_name,
     ])
     .to_string();
     let hash = hex(digest::digest(&digest::SHA256, key.as_bytes()).as_ref());
@@ -94,8 +94,8 @@ fn entry_path(dir: &Path, client: &Client, params: &IssueParams) -> PathBuf {
     };
     dir.join(format!(
         "{}-{}-{}.json",
-        safe(&params.mount),
-        safe(&params.role),
+        safe(&args.mount),
+        safe(&args.name),
         &hash[..24]
     ))
 }
@@ -157,12 +157,16 @@ fn lock(path: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// A live credential for `params`: the cached one if the server says its lease is active and
+/// A live credential for `args`: the cached one if the server says its lease is active and
 /// enough of it is left, otherwise a new one (which replaces it in the cache).
-pub async fn cached_or_issue(client: &Client, params: &IssueParams) -> anyhow::Result<Entry> {
+pub async fn cached_or_issue(
+    client: &Client,
+    args: &IssueArgs,
+    wait: bool,
+) -> anyhow::Result<Entry> {
     let dir = dir()?;
     ensure_dir(&dir)?;
-    let path = entry_path(&dir, client, params);
+    let path = entry_path(&dir, client, args);
     let _lock = lock(&path)?;
     if let Some(entry) = read_entry(&path) {
         match still_live(client, &entry).await? {
@@ -177,7 +181,7 @@ pub async fn cached_or_issue(client: &Client, params: &IssueParams) -> anyhow::R
             }
         }
     }
-    let issued = issue(client, params).await?;
+    let issued = issue(client, args, wait).await?;
     let entry = entry_from(client, &issued);
     write_entry(&path, &entry)?;
     Ok(entry)

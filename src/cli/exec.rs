@@ -16,8 +16,9 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
-use super::issue::{IssueParams, Issued, issue};
-use super::{Client, ServerSaidNo};
+use super::Client;
+use super::issue::{IssueArgs, Issued, issue, revoke};
+use super::output::note;
 
 /// Signals passed on to COMMAND.
 const FORWARDED: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
@@ -34,13 +35,8 @@ const STALE: &[&str] = &[
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The role to issue a credential for.
-    pub name: String,
-    #[arg(long, default_value = "aws")]
-    pub mount: String,
-    /// Lease TTL, e.g. 1h (capped by the role's max_ttl). The lease is revoked when COMMAND ends.
-    #[arg(long)]
-    pub ttl: Option<String>,
+    #[command(flatten)]
+    pub issue: IssueArgs,
     /// Renew the lease while COMMAND runs (up to the role's max_ttl).
     #[arg(long)]
     pub renew: bool,
@@ -50,15 +46,6 @@ pub struct ExecArgs {
     /// AWS_REGION for COMMAND [default: AWS_REGION from the environment, else the mount's region]
     #[arg(long)]
     pub region: Option<String>,
-    /// assumed_role: which of the role's role_arns to assume.
-    #[arg(long)]
-    pub role_arn: Option<String>,
-    /// assumed_role: the session name, instead of one made from the role's template.
-    #[arg(long)]
-    pub role_session_name: Option<String>,
-    /// session_token: the current code of the role's MFA device.
-    #[arg(long)]
-    pub mfa_code: Option<String>,
     /// The command to run, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -84,16 +71,7 @@ pub async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
         }
     });
 
-    let params = IssueParams {
-        mount: args.mount.clone(),
-        role: args.name.clone(),
-        ttl: args.ttl.clone(),
-        role_arn: args.role_arn.clone(),
-        role_session_name: args.role_session_name.clone(),
-        mfa_code: args.mfa_code.clone(),
-        wait: !args.no_wait,
-    };
-    let issued = issue(client, &params).await;
+    let issued = issue(client, &args.issue, !args.no_wait).await;
     let outcome = match issued {
         Ok(issued) => run_and_revoke(client, &args, &issued, &mut sig_rx).await,
         Err(e) => Err(e),
@@ -126,7 +104,7 @@ async fn run_and_revoke(
         Ok(()) if status == 0 => Ok(()),
         Ok(()) => Err(CommandExited(status).into()),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            note!("Error: {e:#}");
             Err(CommandExited(if status == 0 { 1 } else { status }).into())
         }
     }
@@ -171,7 +149,7 @@ async fn run(
                 std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_owned()),
                 _ => (126, e.to_string()),
             };
-            eprintln!("Error: cannot run {program:?}: {why}");
+            note!("Error: cannot run {program:?}: {why}");
             return Ok(code);
         }
     };
@@ -227,7 +205,7 @@ async fn keep_renewing(client: Client, issued: Issued) {
                 let new_left = resp["lease_duration"].as_i64().unwrap_or(0);
                 let capped = resp["warnings"].as_array().is_some_and(|w| !w.is_empty());
                 if capped || new_left <= left / 2 {
-                    eprintln!(
+                    note!(
                         "iamlease: lease {} reached its max TTL; the credential stops working in {new_left}s",
                         issued.lease_id
                     );
@@ -236,38 +214,13 @@ async fn keep_renewing(client: Client, issued: Issued) {
                 left = new_left;
             }
             Err(e) => {
-                eprintln!(
+                note!(
                     "iamlease: renewing lease {} failed: {e:#}; it expires in about {}s",
                     issued.lease_id,
                     left / 2
                 );
                 return;
             }
-        }
-    }
-}
-
-/// Revokes the lease (the server answers once AWS has deleted the user).
-async fn revoke(client: &Client, lease_id: &str) -> anyhow::Result<()> {
-    match client
-        .request(
-            "PUT",
-            "sys/leases/revoke",
-            Some(json!({"lease_id": lease_id})),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let status = e
-                .downcast_ref::<ServerSaidNo>()
-                .map(|no| format!(" (HTTP {})", no.status.as_u16()))
-                .unwrap_or_default();
-            Err(e).with_context(|| {
-                format!(
-                    "revoking lease {lease_id} failed{status}; it still expires at its TTL, or run `iamlease lease revoke {lease_id}`"
-                )
-            })
         }
     }
 }

@@ -6,24 +6,35 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use iamlease::engine::key_map;
+use anyhow::Context;
+
+use clap::Args;
+use iamlease::key_map;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Client, compact};
+use super::{Client, ServerSaidNo, compact};
 
-/// What to ask the server for.
-#[derive(Debug, Clone)]
-pub struct IssueParams {
+/// What to ask the server for: the flags `creds` and `exec` share (flattened into both).
+#[derive(Debug, Clone, Args)]
+pub struct IssueArgs {
+    /// The role to issue a credential for.
+    pub name: String,
+    #[arg(long, default_value = "aws")]
     pub mount: String,
-    pub role: String,
+    /// Lease TTL, e.g. 15m (capped by the role's max_ttl; STS types: 15m to 12h or 36h).
+    #[arg(long)]
     pub ttl: Option<String>,
+    /// assumed_role: which of the role's role_arns to assume (needed when it has several).
+    #[arg(long)]
     pub role_arn: Option<String>,
+    /// assumed_role: the session name, instead of one made from the role's template.
+    #[arg(long)]
     pub role_session_name: Option<String>,
+    /// session_token: the current code of the role's MFA device.
+    #[arg(long)]
     pub mfa_code: Option<String>,
-    /// Ask the server to answer only once AWS accepts the new key.
-    pub wait: bool,
 }
 
 /// An issued credential as the CLI uses it.
@@ -100,18 +111,19 @@ impl Issued {
     }
 }
 
-/// Issues a credential. With `wait`, shows a spinner with the elapsed time while the server
-/// waits for AWS, on a terminal only (nothing on a pipe or in a credential_process).
-pub async fn issue(client: &Client, params: &IssueParams) -> anyhow::Result<Issued> {
+/// Issues a credential. With `wait`, the server answers only once AWS accepts the new key;
+/// meanwhile a spinner shows the elapsed time, on a terminal only (nothing on a pipe or in a
+/// credential_process).
+pub async fn issue(client: &Client, args: &IssueArgs, wait: bool) -> anyhow::Result<Issued> {
     let body = compact(Map::from_iter([
-        ("ttl".into(), json!(params.ttl)),
-        ("role_arn".into(), json!(params.role_arn)),
-        ("role_session_name".into(), json!(params.role_session_name)),
-        ("mfa_code".into(), json!(params.mfa_code)),
-        ("wait_ready".into(), json!(params.wait.then_some(true))),
+        ("ttl".into(), json!(args.ttl)),
+        ("role_arn".into(), json!(args.role_arn)),
+        ("role_session_name".into(), json!(args.role_session_name)),
+        ("mfa_code".into(), json!(args.mfa_code)),
+        ("wait_ready".into(), json!(wait.then_some(true))),
     ]));
-    let path = format!("{}/creds/{}", params.mount, params.role);
-    let spinner = (params.wait && std::io::stderr().is_terminal()).then(|| {
+    let path = format!("{}/creds/{}", args.mount, args.name);
+    let spinner = (wait && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -128,4 +140,29 @@ pub async fn issue(client: &Client, params: &IssueParams) -> anyhow::Result<Issu
         bar.finish_and_clear();
     }
     Issued::from_response(answer?)
+}
+
+/// Revokes the lease (the server answers once AWS has deleted the user).
+pub async fn revoke(client: &Client, lease_id: &str) -> anyhow::Result<()> {
+    match client
+        .request(
+            "PUT",
+            "sys/leases/revoke",
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let status = e
+                .downcast_ref::<ServerSaidNo>()
+                .map(|no| format!(" (HTTP {})", no.status.as_u16()))
+                .unwrap_or_default();
+            Err(e).with_context(|| {
+                format!(
+                    "revoking lease {lease_id} failed{status}; it still expires at its TTL, or run `iamlease lease revoke {lease_id}`"
+                )
+            })
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! External ID and the caller's principal) and the commands that create them; `--apply`
 //! creates them with the caller's own credentials and points the mount at the new role.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use iamlease::aws::AdminSession;
 use iamlease::setup::{self, SetupOptions};
 use serde_json::{Value, json};
 
+use super::output::{Out, note};
 use super::{Client, UsageError};
 
 #[derive(Debug, Subcommand)]
@@ -69,7 +71,11 @@ pub struct SetupAws {
     format: SetupFormat,
 }
 
-pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow::Result<()> {
+pub async fn setup(
+    client: anyhow::Result<Client>,
+    cmd: SetupCommand,
+    out: &mut Out,
+) -> anyhow::Result<()> {
     let SetupCommand::Aws(args) = cmd;
     let admin = AdminSession::from_default_chain(&args.region).await;
     let principal = match &args.principal_arn {
@@ -82,7 +88,7 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
                 ));
             }
             Err(e) => {
-                eprintln!(
+                note!(
                     "note: cannot find out who you are in AWS ({e}); pass --principal-arn or edit the trust policy"
                 );
                 "arn:aws:iam::ACCOUNT_ID:user/IAMLEASE_SERVER".into()
@@ -117,7 +123,8 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
 
     if !args.apply {
         match args.format {
-            SetupFormat::Json => println!(
+            SetupFormat::Json => writeln!(
+                out,
                 "{}",
                 serde_json::to_string_pretty(&json!({
                     "principal_arn": principal,
@@ -126,27 +133,34 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
                     "trust_policy": trust,
                     "commands": commands,
                 }))?
-            ),
+            )?,
             SetupFormat::Text => {
                 // A shell script as a whole: paste it, or save it and run it.
-                println!(
+                writeln!(
+                    out,
                     "# 1. The permissions policy: what the server may do (IAM users under {} only)",
                     options.path_prefix
-                );
-                println!(
+                )?;
+                writeln!(
+                    out,
                     "cat > iamlease-policy.json <<'EOF'\n{}\nEOF\n",
                     serde_json::to_string_pretty(&policy)?
-                );
-                println!(
+                )?;
+                writeln!(
+                    out,
                     "# 2. The trust policy: only {principal} may assume the role, and only with the External ID"
-                );
-                println!(
+                )?;
+                writeln!(
+                    out,
                     "cat > iamlease-trust.json <<'EOF'\n{}\nEOF\n",
                     serde_json::to_string_pretty(&trust)?
-                );
-                println!("# 3. Create them (or run this command again with --apply):");
+                )?;
+                writeln!(
+                    out,
+                    "# 3. Create them (or run this command again with --apply):"
+                )?;
                 for c in &commands {
-                    println!("{c}");
+                    writeln!(out, "{c}")?;
                 }
             }
         }
@@ -163,8 +177,8 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
         )
         .await
         .context("creating the policy and role in AWS")?;
-    eprintln!("created policy {}", applied.policy_arn);
-    eprintln!("created role   {}", applied.role_arn);
+    note!("created policy {}", applied.policy_arn);
+    note!("created role   {}", applied.role_arn);
     let mut root = json!({
         "role_arn": applied.role_arn,
         "external_id": options.external_id,
@@ -179,7 +193,7 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
     client
         .request("POST", &format!("{}/config/root", args.mount), Some(root))
         .await?;
-    eprintln!("wrote {}/config/root", args.mount);
+    note!("wrote {}/config/root", args.mount);
     // IAM is eventually consistent: a new role can take seconds before it may be assumed.
     let deadline = Instant::now() + Duration::from_secs(60);
     let identity: Value = loop {
@@ -200,7 +214,8 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
     };
     let arn = identity["data"]["arn"].as_str().unwrap_or_default();
     match args.format {
-        SetupFormat::Json => println!(
+        SetupFormat::Json => writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&json!({
                 "policy_arn": applied.policy_arn,
@@ -208,11 +223,12 @@ pub async fn setup(client: anyhow::Result<Client>, cmd: SetupCommand) -> anyhow:
                 "external_id": options.external_id,
                 "acting_as": arn,
             }))?
-        ),
-        SetupFormat::Text => println!(
+        )?,
+        SetupFormat::Text => writeln!(
+            out,
             "{}/ now acts as {arn} (role {}, External ID {})",
             args.mount, applied.role_arn, options.external_id
-        ),
+        )?,
     }
     Ok(())
 }

@@ -1,9 +1,12 @@
 //! `iamlease sweep`: asks the server to find (and delete) IAM users that carry our tags but
 //! have no live lease, and prints what it found.
 
+use std::io::Write;
+
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::output::{Out, note};
 use super::{Client, ReadFormat};
 
 #[derive(Debug, Args)]
@@ -19,7 +22,7 @@ pub struct SweepArgs {
     pub format: ReadFormat,
 }
 
-pub async fn sweep(client: &Client, args: SweepArgs) -> anyhow::Result<()> {
+pub async fn sweep(client: &Client, args: SweepArgs, out: &mut Out) -> anyhow::Result<()> {
     let mount = args.mount.trim_matches('/');
     let answer = client
         .request(
@@ -30,7 +33,7 @@ pub async fn sweep(client: &Client, args: SweepArgs) -> anyhow::Result<()> {
         .await?;
     let data = &answer["data"];
     if args.format == ReadFormat::Json {
-        println!("{}", serde_json::to_string_pretty(data)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(data)?)?;
         return Ok(());
     }
     let orphans = data["orphans"].as_array().cloned().unwrap_or_default();
@@ -38,32 +41,37 @@ pub async fn sweep(client: &Client, args: SweepArgs) -> anyhow::Result<()> {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    println!(
+    writeln!(
+        out,
         "Swept {mount}/ ({}): {} IAM user(s) with our tags, {} without a live lease.",
         prefixes.join(", "),
         data["tagged_users"].as_u64().unwrap_or(0),
         orphans.len()
-    );
+    )?;
     for o in &orphans {
-        println!(
+        writeln!(
+            out,
             "  {}{}  lease {}  expired-at {}",
             o["path"].as_str().unwrap_or(""),
             o["username"].as_str().unwrap_or(""),
             o["lease_id"].as_str().unwrap_or("-"),
             o["expires_at"].as_str().unwrap_or("-"),
-        );
+        )?;
     }
     if args.dry_run {
         if !orphans.is_empty() {
-            println!("Dry run: nothing deleted. Run again without --dry-run to delete them.");
+            writeln!(
+                out,
+                "Dry run: nothing deleted. Run again without --dry-run to delete them."
+            )?;
         }
         return Ok(());
     }
     let deleted = data["deleted"].as_array().map_or(0, Vec::len);
-    println!("Deleted {deleted} user(s).");
+    writeln!(out, "Deleted {deleted} user(s).")?;
     if let Some(failed) = data["failed"].as_array().filter(|f| !f.is_empty()) {
         for f in failed {
-            eprintln!("  could not delete {}: {}", f[0], f[1]);
+            note!("  could not delete {}: {}", f[0], f[1]);
         }
         anyhow::bail!(
             "{} orphaned user(s) could not be deleted; see above",

@@ -1,7 +1,6 @@
 //! The AWS secrets engine: mounts, root config, roles, and the lease lifecycle (issue, renew,
 //! revoke, expire). It decides; `store` remembers; `aws` acts. It knows nothing of HTTP.
 
-pub mod key_map;
 pub mod lease;
 mod reaper;
 pub mod role;

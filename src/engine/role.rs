@@ -343,7 +343,7 @@ impl Role {
             }
         }
         check_tags(&self.iam_tags, "iam_tags", MAX_USER_TAGS)?;
-        super::key_map::check(&self.key_map)?;
+        crate::key_map::check(&self.key_map)?;
         if let Some(path) = &self.user_path {
             check_iam_path(path)?;
         }
@@ -437,7 +437,7 @@ impl Role {
             "session_tags": self.session_tags,
             "external_id": self.external_id.clone().unwrap_or_default(),
             "mfa_serial_number": self.mfa_serial_number.clone().unwrap_or_default(),
-            "key_map": super::key_map::resolve(&self.key_map)
+            "key_map": crate::key_map::resolve(&self.key_map)
                 .into_iter()
                 .collect::<BTreeMap<_, _>>(),
             "max_leases": self.max_leases.unwrap_or(0),

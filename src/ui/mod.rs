@@ -7,9 +7,19 @@
 //! the token stays in server memory. Every form carries a CSRF token checked in constant time.
 //! Responses carry a strict Content-Security-Policy (no inline script, nothing from elsewhere)
 //! and `Cache-Control: no-store`, so credentials shown once are not kept by the browser.
+//!
+//! The pages, one module per job: `signin`, `mounts` (a mount and its AWS connection), `roles`
+//! (and Generate), `leases`; what they share is in `page`. Each handler checks the session (and
+//! the CSRF token on a POST), calls the API in-process with the session's token, and renders a
+//! template or redirects with a flash. API errors are shown next to the field they name, or at
+//! the top of the page; nothing fails silently.
 
-mod pages;
+mod leases;
+mod mounts;
+mod page;
+mod roles;
 mod session;
+mod signin;
 
 use axum::Router;
 use axum::extract::Request;
@@ -29,37 +39,37 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub fn routes() -> Router<AppState> {
     let sessions = Arc::new(Sessions::default());
     Router::new()
-        .route("/ui", get(pages::home))
-        .route("/ui/login", get(pages::login_form).post(pages::login))
-        .route("/ui/logout", post(pages::logout))
-        .route("/ui/mounts", get(pages::mounts).post(pages::enable_mount))
-        .route("/ui/mounts/{mount}", get(pages::mount))
+        .route("/ui", get(signin::home))
+        .route("/ui/login", get(signin::login_form).post(signin::login))
+        .route("/ui/logout", post(signin::logout))
+        .route("/ui/mounts", get(mounts::mounts).post(mounts::enable_mount))
+        .route("/ui/mounts/{mount}", get(mounts::mount))
         .route(
             "/ui/mounts/{mount}/connection",
-            post(pages::save_connection),
+            post(mounts::save_connection),
         )
-        .route("/ui/mounts/{mount}/check", post(pages::check_connection))
+        .route("/ui/mounts/{mount}/check", post(mounts::check_connection))
         .route(
             "/ui/mounts/{mount}/roles",
-            get(pages::new_role).post(pages::save_new_role),
+            get(roles::new_role).post(roles::save_new_role),
         )
-        .route("/ui/mounts/{mount}/roles/{role}", get(pages::role))
+        .route("/ui/mounts/{mount}/roles/{role}", get(roles::role))
         .route(
             "/ui/mounts/{mount}/roles/{role}/edit",
-            get(pages::edit_role).post(pages::save_role),
+            get(roles::edit_role).post(roles::save_role),
         )
         .route(
             "/ui/mounts/{mount}/roles/{role}/generate",
-            post(pages::generate),
+            post(roles::generate),
         )
         .route(
             "/ui/mounts/{mount}/roles/{role}/delete",
-            post(pages::delete_role),
+            post(roles::delete_role),
         )
-        .route("/ui/leases", get(pages::leases))
-        .route("/ui/leases/renew", post(pages::renew_lease))
-        .route("/ui/leases/revoke", post(pages::revoke_lease))
-        .route("/ui/leases/revoke-role", post(pages::revoke_role))
+        .route("/ui/leases", get(leases::leases))
+        .route("/ui/leases/renew", post(leases::renew_lease))
+        .route("/ui/leases/revoke", post(leases::revoke_lease))
+        .route("/ui/leases/revoke-role", post(leases::revoke_role))
         .route("/ui/assets/app.css", get(css))
         .route("/ui/assets/app.js", get(js))
         .layer(axum::Extension(sessions))

@@ -1,15 +1,17 @@
 //! The CLI, run as the built binary against a real server and moto: every output format, the
 //! lease commands, and exit codes a script can rely on (0 ok, 1 refused, 2 usage).
 
-use std::process::Output;
+use std::process::{Output, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
 
 use crate::support::{DOC, ROOT_TOKEN, TestApp, moto, sts_client};
 
-pub async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
-        .args(args)
+/// The binary with the test server's address and root token, and a cache directory of its own.
+fn command(app: &TestApp, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"));
+    cmd.args(args)
         .env("IAMLEASE_ADDR", &app.address)
         .env("IAMLEASE_TOKEN", ROOT_TOKEN)
         // credential-process caches; keep that out of the user's own cache directory.
@@ -18,8 +20,25 @@ pub async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
             std::env::temp_dir().join("iamlease-it-cache"),
         )
         .env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
-        .output()
+        .env_remove("VAULT_TOKEN");
+    cmd
+}
+
+pub async fn iamlease(app: &TestApp, args: &[&str]) -> Output {
+    command(app, args).output().await.unwrap()
+}
+
+/// Runs the binary with its standard output a pipe whose reader is already gone, as after
+/// `| head -1` has exited; `Output::stdout` is empty.
+async fn iamlease_into_a_closed_pipe(app: &TestApp, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command(app, args)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
         .await
         .unwrap()
 }
@@ -298,4 +317,125 @@ async fn cli_tokens_and_policies() {
     assert!(o.status.success());
     iamlease(&app, &["lease", "revoke-prefix", &format!("{m}/")]).await;
     app.assert_nothing_left().await;
+}
+
+/// Regression test for the first-hour issue: `setup aws | head -1` panicked (`failed printing
+/// to stdout: Broken pipe`, exit 101) and `openapi | head` exited 1. A reader that goes away
+/// is a normal end for every command that prints: exit 0, nothing on stderr.
+#[tokio::test]
+async fn a_closed_standard_output_ends_every_command_quietly() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.as_str();
+    app.write_user_role("dev").await;
+    let r = app.issue("dev", json!({})).await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    let dev = format!("{m}/creds/dev/");
+    let commands: &[&[&str]] = &[
+        &["openapi"],
+        &["completions", "bash"],
+        &[
+            "setup",
+            "aws",
+            "--mount",
+            m,
+            "--principal-arn",
+            "arn:aws:iam::123456789012:user/ops",
+        ],
+        &["mount", "list"],
+        &["config", "read-root", "--mount", m],
+        &["role", "list", "--mount", m],
+        &["role", "read", "dev", "--mount", m, "--format", "json"],
+        &["lease", "list", &dev],
+        &["policy", "list"],
+        &["token", "lookup"],
+        &["sweep", "--mount", m, "--dry-run"],
+        &["audit", "hash", "some-secret"],
+    ];
+    for args in commands {
+        let o = iamlease_into_a_closed_pipe(&app, args).await;
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+    app.revoke_all_and_check().await;
+}
+
+/// Regression test for the first-hour issue: `creds dev --format env | head -1` exited 1 and
+/// still issued a lease nobody would use. A credential that reached no reader at all is
+/// revoked at once (and the command fails, saying so); one the reader got stays issued.
+#[tokio::test]
+async fn creds_revokes_a_credential_it_could_not_write_at_all() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.as_str();
+    app.write_user_role("dev").await;
+    for format in ["env", "json", "table", "credential-process"] {
+        let o = iamlease_into_a_closed_pipe(
+            &app,
+            &[
+                "creds",
+                "dev",
+                "--mount",
+                m,
+                "--format",
+                format,
+                "--no-cache",
+            ],
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(1), "{format}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("was revoked (nobody received it)"),
+            "{format}: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        // Revoked before the command ended: no user in moto, no lease in the store.
+        assert_eq!(app.users_in_moto().await, Vec::<String>::new(), "{format}");
+        let r = app
+            .call("LIST", &format!("sys/leases/lookup/{m}/creds/dev/"), None)
+            .await;
+        assert_eq!(
+            r.status,
+            reqwest::StatusCode::NOT_FOUND,
+            "{format}: {:?}",
+            r.body
+        );
+    }
+
+    // A credential_process credential in the cache is not lost: the next call gets it.
+    let cached = [
+        "creds",
+        "dev",
+        "--mount",
+        m,
+        "--format",
+        "credential-process",
+    ];
+    let o = iamlease_into_a_closed_pipe(&app, &cached).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stays in the cache"), "{}", stderr(&o));
+    let o = iamlease(&app, &cached).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(app.users_in_moto().await.len(), 1, "the cached one, reused");
+    app.revoke_all_and_check().await;
+
+    // `| head -1`: the reader took the first line and left. It has what it asked for: exit 0,
+    // and the lease stays (the whole answer is one write, so it was all delivered).
+    let mut child = command(&app, &["creds", "dev", "--mount", m, "--format", "env"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    assert!(
+        first.starts_with("export AWS_ACCESS_KEY_ID=AKIA"),
+        "{first}"
+    );
+    drop(lines);
+    let o = child.wait_with_output().await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(app.users_in_moto().await.len(), 1);
+    app.revoke_all_and_check().await;
 }

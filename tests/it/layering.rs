@@ -1,5 +1,6 @@
 //! The module boundaries hold: only `store/` runs SQL, only `aws/` calls the AWS SDK, only
-//! `api/` (and the start-up code that serves it) knows about HTTP.
+//! `api/` (and the start-up code that serves it) knows about HTTP, and the CLI is a client of
+//! the HTTP API, not of the server's insides.
 
 use std::path::Path;
 
@@ -51,4 +52,32 @@ fn only_api_knows_http() {
         Vec::<String>::new()
     );
     assert_eq!(offenders("reqwest", &["src/cli/"]), Vec::<String>::new());
+}
+
+/// The CLI talks to the server over HTTP; what it shares with the server is data rules in
+/// neutral modules (`key_map`), not the engine, the store or the API's handlers. The one
+/// exception is `setup aws --apply`, which calls AWS itself with the operator's credentials.
+#[test]
+fn the_cli_is_only_a_client_of_the_api() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/cli"), &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rel = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for inside in ["engine", "store", "api", "auth", "ui", "server", "seal"] {
+            if text.contains(&format!("iamlease::{inside}")) {
+                found.push(format!("{rel}: iamlease::{inside}"));
+            }
+        }
+        if text.contains("iamlease::aws") && rel != "src/cli/setup.rs" {
+            found.push(format!("{rel}: iamlease::aws"));
+        }
+    }
+    assert_eq!(found, Vec::<String>::new());
 }

@@ -1,6 +1,10 @@
 //! `key_map` (as Phase has it): the names a role's credential fields take in `--format env` and
 //! `exec`, e.g. `access_key → TF_VAR_aws_key`. Validated as environment variable names when the
 //! role is written; fields left out keep the standard AWS names.
+//!
+//! Shared data rules, outside `engine/` on purpose: the engine checks a role's map with them,
+//! and the CLI (only an HTTP client) names the variables with them, from the `key_map` the
+//! server's credential answer carries (only the fields a role renames).
 
 use std::collections::BTreeMap;
 

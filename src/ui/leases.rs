@@ -1,0 +1,254 @@
+//! The leases page: every lease the token may see (filtered by mount, role and state; failed
+//! revocations first), and renewing, revoking one, or revoking all of a role's.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::page::{
+    Fields, Nav, Posted, enc, field, list_keys, nav, non_empty, render, session, text_of,
+};
+use super::session::Sessions;
+use crate::api::AppState;
+use crate::api::internal::call;
+
+pub struct LeaseRow {
+    pub id: String,
+    pub mount: String,
+    pub role: String,
+    pub state: String,
+    pub expires_unix: i64,
+    pub expire_time: String,
+    pub renewable: bool,
+    pub last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "leases.html")]
+struct LeasesPage {
+    nav: Nav,
+    mounts: Vec<String>,
+    f_mount: String,
+    f_role: String,
+    f_state: String,
+    rows: Vec<LeaseRow>,
+    error: Option<String>,
+    truncated: bool,
+}
+
+/// At most this many leases are looked up for one page.
+const LEASE_PAGE_LIMIT: usize = 300;
+
+pub async fn leases(
+    State(state): State<AppState>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    headers: HeaderMap,
+    Query(q): Query<Fields>,
+) -> Response {
+    let s = match session(&sessions, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let f_mount = field(&q, "mount");
+    let f_role = field(&q, "role");
+    let f_state = field(&q, "state");
+    let mut error = None;
+    let all_mounts: Vec<String> = match call(&state, &s.token, "GET", "sys/mounts", None).await {
+        Ok(v) => v["data"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| v["type"] == "aws")
+                    .map(|(k, _)| k.trim_end_matches('/').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(e) => {
+            error = Some(e.message());
+            Vec::new()
+        }
+    };
+    let state_q = if f_state.is_empty() {
+        String::new()
+    } else {
+        format!("?state={}", enc(&f_state))
+    };
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    'outer: for m in all_mounts
+        .iter()
+        .filter(|m| f_mount.is_empty() || **m == f_mount)
+    {
+        let roles = if f_role.is_empty() {
+            match list_keys(
+                &state,
+                &s.token,
+                &format!("sys/leases/lookup/{m}/creds/{state_q}"),
+            )
+            .await
+            {
+                Ok(k) => k
+                    .into_iter()
+                    .map(|r| r.trim_end_matches('/').to_owned())
+                    .collect(),
+                Err(e) => {
+                    error.get_or_insert(e.message());
+                    Vec::new()
+                }
+            }
+        } else {
+            vec![f_role.clone()]
+        };
+        for r in roles {
+            let prefix = format!("{m}/creds/{r}/");
+            let keys = match list_keys(
+                &state,
+                &s.token,
+                &format!("sys/leases/lookup/{prefix}{state_q}"),
+            )
+            .await
+            {
+                Ok(k) => k,
+                Err(e) => {
+                    error.get_or_insert(e.message());
+                    continue;
+                }
+            };
+            for k in keys {
+                if rows.len() >= LEASE_PAGE_LIMIT {
+                    truncated = true;
+                    break 'outer;
+                }
+                let id = format!("{prefix}{k}");
+                match call(
+                    &state,
+                    &s.token,
+                    "PUT",
+                    "sys/leases/lookup",
+                    Some(&json!({"lease_id": id})),
+                )
+                .await
+                {
+                    Ok(v) => {
+                        let d = &v["data"];
+                        let expire_time = text_of(&d["expire_time"]);
+                        rows.push(LeaseRow {
+                            expires_unix: OffsetDateTime::parse(&expire_time, &Rfc3339)
+                                .map(|t| t.unix_timestamp())
+                                .unwrap_or_default(),
+                            expire_time,
+                            id,
+                            mount: m.clone(),
+                            role: r.clone(),
+                            state: text_of(&d["state"]),
+                            renewable: d["renewable"].as_bool().unwrap_or(false),
+                            last_error: text_of(&d["last_error"]),
+                        });
+                    }
+                    Err(e) if e.status == StatusCode::NOT_FOUND => {}
+                    Err(e) => {
+                        error.get_or_insert(e.message());
+                    }
+                }
+            }
+        }
+    }
+    // Failed revocations first: they are what an operator must look at.
+    rows.sort_by_key(|r| (r.state != "failed", r.expires_unix));
+    render(LeasesPage {
+        nav: nav(&sessions, &s, "leases"),
+        mounts: all_mounts,
+        f_mount,
+        f_role,
+        f_state,
+        rows,
+        error,
+        truncated,
+    })
+}
+
+fn back_to_leases(form: &Fields) -> Response {
+    let mut q = Vec::new();
+    for k in ["mount", "role", "state"] {
+        let v = field(form, &format!("f_{k}"));
+        if !v.is_empty() {
+            q.push(format!("{k}={}", enc(&v)));
+        }
+    }
+    let to = if q.is_empty() {
+        "/ui/leases".to_owned()
+    } else {
+        format!("/ui/leases?{}", q.join("&"))
+    };
+    Redirect::to(&to).into_response()
+}
+
+pub async fn renew_lease(State(state): State<AppState>, posted: Posted) -> Response {
+    let id = field(&posted.form, "lease_id");
+    let mut body = json!({"lease_id": id});
+    if let Some(inc) = non_empty(&posted.form, "increment") {
+        body["increment"] = json!(inc);
+    }
+    posted
+        .call_and_flash(
+            &state,
+            "PUT",
+            "sys/leases/renew",
+            Some(&body),
+            |v| {
+                format!(
+                    "Renewed {id}: {}s left.",
+                    v["lease_duration"].as_i64().unwrap_or_default()
+                )
+            },
+            |message| format!("Could not renew {id}: {message}"),
+        )
+        .await;
+    back_to_leases(&posted.form)
+}
+
+pub async fn revoke_lease(State(state): State<AppState>, posted: Posted) -> Response {
+    let id = field(&posted.form, "lease_id");
+    posted
+        .call_and_flash(
+            &state,
+            "PUT",
+            "sys/leases/revoke",
+            Some(&json!({"lease_id": id})),
+            |_| format!("Revoked {id}; everything was deleted in AWS."),
+            |message| format!("Could not revoke {id}: {message}"),
+        )
+        .await;
+    back_to_leases(&posted.form)
+}
+
+pub async fn revoke_role(State(state): State<AppState>, posted: Posted) -> Response {
+    let (m, r) = (field(&posted.form, "mount"), field(&posted.form, "role"));
+    if m.is_empty() || r.is_empty() {
+        posted.sessions.flash(
+            &posted.s.id,
+            false,
+            "choose a mount and a role to revoke all of its leases",
+        );
+        return back_to_leases(&posted.form);
+    }
+    let prefix = format!("{m}/creds/{r}/");
+    posted
+        .call_and_flash(
+            &state,
+            "PUT",
+            &format!("sys/leases/revoke-prefix/{prefix}"),
+            None,
+            |_| format!("Revoked every lease under {prefix}."),
+            |message| format!("Could not revoke {prefix}: {message}"),
+        )
+        .await;
+    back_to_leases(&posted.form)
+}

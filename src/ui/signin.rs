@@ -1,0 +1,102 @@
+//! Signing in and out of the console: the sign-in form (with its own CSRF cookie, as there is
+//! no session yet), checking the token with `lookup-self`, the session cookie, signing out.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::page::{Fields, Posted, field, render, to_login};
+use super::session::{
+    COOKIE, LIFETIME_SECS, LOGIN_CSRF_COOKIE, Sessions, cookie, new_login_csrf, same, set_cookie,
+};
+use crate::api::AppState;
+use crate::api::internal::call;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    error: Option<String>,
+}
+
+pub async fn home(Extension(sessions): Extension<Arc<Sessions>>, headers: HeaderMap) -> Response {
+    match sessions.get(&headers) {
+        Some(_) => Redirect::to("/ui/mounts").into_response(),
+        None => to_login(),
+    }
+}
+
+fn login_page(error: Option<String>, status: StatusCode) -> Response {
+    let csrf = new_login_csrf();
+    let mut res = render(LoginPage {
+        csrf: csrf.clone(),
+        error,
+    });
+    *res.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(LOGIN_CSRF_COOKIE, &csrf, None)) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+pub async fn login_form() -> Response {
+    login_page(None, StatusCode::OK)
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !same(&field(&form, "csrf"), &expected) {
+        return login_page(
+            Some("the sign-in form expired; please try again".into()),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let token = field(&form, "token");
+    if token.is_empty() {
+        return login_page(Some("enter a token".into()), StatusCode::BAD_REQUEST);
+    }
+    match call(&state, &token, "GET", "auth/token/lookup-self", None).await {
+        Ok(v) => {
+            let name = v["data"]["display_name"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("token")
+                .to_owned();
+            let id = sessions.create(&token, name);
+            let mut res = Redirect::to("/ui/mounts").into_response();
+            let h = res.headers_mut();
+            for c in [
+                set_cookie(
+                    COOKIE,
+                    &id,
+                    Some(std::time::Duration::from_secs(LIFETIME_SECS)),
+                ),
+                set_cookie(LOGIN_CSRF_COOKIE, "", Some(std::time::Duration::ZERO)),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    h.append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
+        Err(e) => login_page(Some(e.message()), StatusCode::FORBIDDEN),
+    }
+}
+
+pub async fn logout(Posted { sessions, s, .. }: Posted) -> Response {
+    sessions.remove(&s.id);
+    let mut res = to_login();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(COOKIE, "", Some(std::time::Duration::ZERO))) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
