@@ -2,6 +2,7 @@
 //! SHA-256 hashes, so a copy of the database holds no usable token), and each request's token
 //! is turned into the ACL its policies grant.
 
+mod acl_cache;
 pub mod policy;
 
 use std::collections::BTreeSet;
@@ -35,7 +36,8 @@ pub struct Caller {
     pub expire_at: Option<i64>,
     pub created_at: i64,
     pub ttl: Option<i64>,
-    pub acl: Acl,
+    /// Shared: parsed once per set of policy texts (`acl_cache.rs`).
+    pub acl: Arc<Acl>,
 }
 
 impl Caller {
@@ -118,12 +120,14 @@ async fn caller_from(store: &Arc<dyn Store>, record: TokenRecord) -> Result<Call
     })
 }
 
-/// The merged ACL of the named policies. A policy that was deleted grants nothing.
-async fn acl_for(store: &Arc<dyn Store>, names: &[String]) -> Result<Acl, AuthError> {
+/// The merged ACL of the named policies. A policy that was deleted grants nothing. The texts
+/// are read from the store on every request (so a change on any replica counts at once); the
+/// parse is cached by text.
+async fn acl_for(store: &Arc<dyn Store>, names: &[String]) -> Result<Arc<Acl>, AuthError> {
     if names.iter().any(|n| n == ROOT_POLICY) {
-        return Ok(Acl::root());
+        return Ok(Arc::new(Acl::root()));
     }
-    let mut policies = Vec::new();
+    let mut texts = Vec::with_capacity(names.len());
     for name in names {
         let text = if name == DEFAULT_POLICY {
             Some(DEFAULT_POLICY_HCL.to_owned())
@@ -131,16 +135,14 @@ async fn acl_for(store: &Arc<dyn Store>, names: &[String]) -> Result<Acl, AuthEr
             store.get_policy(name).await?
         };
         if let Some(text) = text {
-            match Policy::parse(&text) {
-                Ok(p) => policies.push(p),
-                // Stored policies were parsed when written; one that no longer parses grants nothing.
-                Err(e) => {
-                    tracing::warn!(policy = %name, error = %e, "stored policy does not parse")
-                }
-            }
+            texts.push((name.as_str(), text));
         }
     }
-    Ok(Acl::new(&policies))
+    let texts: Vec<acl_cache::PolicyText<'_>> = texts
+        .iter()
+        .map(|(name, text)| acl_cache::PolicyText { name, text })
+        .collect();
+    Ok(acl_cache::acl_of(&texts))
 }
 
 /// What `auth/token/create` asks for.

@@ -2,6 +2,7 @@
 //! record survives a power loss, not only a process crash.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -46,12 +47,21 @@ impl SqliteStore {
     /// brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
         let path = sqlite_path(url);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+        // A directory we make for the store is the owner's alone.
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
         }
         let lock = lock_database(&path)?;
+        make_private(&path)?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| StoreError::Other(format!("bad SQLite URL {url:?}: {e}")))?
             .create_if_missing(true)
@@ -98,6 +108,34 @@ impl SqliteStore {
 
 /// Takes the one-server-per-database lock, or says who to stop. In-memory databases have
 /// nothing to share, so they need none.
+/// The database holds sealed secrets, token hashes and every lease: only its owner may read it.
+/// The file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files the
+/// database's mode), and files an older version left readable are tightened.
+fn make_private(path: &Path) -> Result<()> {
+    let name = path.to_string_lossy();
+    if name.is_empty() || name.contains(":memory:") || name.contains("mode=memory") {
+        return Ok(());
+    }
+    let unavailable = |p: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot make {} private: {e}", p.display()))
+    };
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| unavailable(path, e))?;
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let p = PathBuf::from(format!("{name}{suffix}"));
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| unavailable(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
 fn lock_database(path: &Path) -> Result<Option<File>> {
     let name = path.to_string_lossy();
     if name.is_empty() || name.contains(":memory:") || name.contains("mode=memory") {
@@ -108,6 +146,7 @@ fn lock_database(path: &Path) -> Result<Option<File>> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(|e| {
             StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))

@@ -131,3 +131,30 @@ async fn listing_roles_needs_list_not_read() {
         assert_eq!(r.body["data"]["keys"], json!(["dev"]));
     }
 }
+
+#[tokio::test]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let store = storage::fresh().await;
+    let Some(file) = store.sqlite_file.clone() else {
+        eprintln!("sqlite_files_are_private: the store is PostgreSQL here; nothing to check");
+        return;
+    };
+    let app = TestApp::spawn_with(Options {
+        storage: Some(store.url.clone()),
+        ..Options::default()
+    })
+    .await;
+    app.configure().await;
+    app.write_user_role("dev").await;
+    let name = file.display().to_string();
+    let mut seen = 0;
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let path = format!("{name}{suffix}");
+        if let Ok(meta) = std::fs::metadata(&path) {
+            seen += 1;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{path}");
+        }
+    }
+    assert!(seen >= 3, "the database, its WAL and the lock file exist");
+}
