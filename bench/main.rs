@@ -78,15 +78,19 @@ fn main() {
             "scale" => scale(&opts).await,
             "reaper" => reaper(&opts).await,
             "store" => store(&opts).await,
+            "acl" => acl(&opts).await,
             "all" => {
                 store(&opts).await;
+                acl(&opts).await;
                 reaper(&opts).await;
                 issue(&opts).await;
                 cli(&opts).await;
                 scale(&opts).await;
             }
             other => {
-                eprintln!("unknown benchmark {other:?}; one of: issue cli scale reaper store all");
+                eprintln!(
+                    "unknown benchmark {other:?}; one of: issue cli scale reaper store acl all"
+                );
                 std::process::exit(2);
             }
         }
@@ -1046,4 +1050,68 @@ async fn store(opts: &Opts) {
     }
     report("delete_leases, 256 per commit (reaper batch)", &samples);
     s.close().await;
+}
+
+// ---------------------------------------------------------------- acl
+
+/// A token's authentication with its policies (the gate's one per request), with the parse
+/// cached by the policies' texts, side by side with parsing and merging them every time (what
+/// each request did before).
+async fn acl(opts: &Opts) {
+    use iamlease::auth::policy::{Acl, Policy};
+    let paths = opts.get("paths", 1000, 50);
+    let iters = opts.get("iters", 500, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/a.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let text: String = (0..paths)
+        .map(|i| format!("path \"aws/creds/team-{i}-*\" {{ capabilities = [\"read\"] }}\n"))
+        .collect();
+    iamlease::auth::write_policy(&store, "big", &text)
+        .await
+        .unwrap();
+    let now = iamlease::engine::now();
+    let (token, _) =
+        iamlease::auth::create_token(&store, vec!["big".into()], "bench", Some(3600), now)
+            .await
+            .unwrap();
+    let mut cached = Vec::new();
+    let mut parsed = Vec::new();
+    for _ in 0..iters {
+        let t = Instant::now();
+        let caller = iamlease::auth::authenticate(&store, &token, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!caller.acl.is_root());
+        cached.push(t.elapsed());
+        let t = Instant::now();
+        let text = store.get_policy("big").await.unwrap().unwrap();
+        let acl = Acl::new(&[Policy::parse(&text).unwrap()]);
+        assert!(!acl.is_root());
+        parsed.push(t.elapsed());
+    }
+    let (c, p) = (stats(&cached), stats(&parsed));
+    println!(
+        "\n## a token's policies per request: {paths}-path policy, {iters} requests, side by side\n"
+    );
+    println!("| per request | median | p99 |");
+    println!("|---|---|---|");
+    println!(
+        "| authenticate, parse cached by text (now) | {} | {} |",
+        ms(c.median),
+        ms(c.p99)
+    );
+    println!(
+        "| read + parse + merge every time (before) | {} | {} |",
+        ms(p.median),
+        ms(p.p99)
+    );
+    println!(
+        "\nratio (before / now, median): {:.1}×",
+        ratio(p.median, c.median)
+    );
 }
