@@ -46,7 +46,7 @@ pub async fn serve() -> Response {
         license(name = "see the repository")
     ),
     paths(
-        health, openapi_json, list_mounts, read_mount, enable_mount, disable_mount, metrics,
+        health, health_head, openapi_json, list_mounts, read_mount, enable_mount, disable_mount, metrics,
         audit_hash, audit_hash_device, lookup_lease, list_leases_root, list_leases, renew_lease,
         renew_lease_by_path, revoke_lease, revoke_lease_by_path, revoke_prefix, revoke_force,
         token_lookup_self, token_create, token_lookup, token_lookup_accessor, token_renew_self,
@@ -430,10 +430,16 @@ struct SweepBody {
 // ---- paths: sys ----
 
 /// Health; answers without a token (HEAD too).
-#[utoipa::path(method(get, head), path = "/v1/sys/health", tag = "sys",
+#[utoipa::path(get, path = "/v1/sys/health", tag = "sys",
     responses((status = 200, description = "ready", body = Health),
               (status = 503, description = "the store is unreachable", body = Health)))]
 fn health() {}
+
+/// Health for load balancers: the status alone, no body.
+#[utoipa::path(head, path = "/v1/sys/health", tag = "sys", operation_id = "health_head",
+    responses((status = 200, description = "ready"),
+              (status = 503, description = "the store is unreachable")))]
+fn health_head() {}
 
 /// This document; answers without a token.
 #[utoipa::path(get, path = "/v1/sys/openapi.json", tag = "sys",
