@@ -81,3 +81,72 @@ fn the_cli_is_only_a_client_of_the_api() {
     }
     assert_eq!(found, Vec::<String>::new());
 }
+
+/// Which top-level module of `src/` a file belongs to (`src/api/gate.rs` → `api`).
+fn module_of(rel: &str) -> String {
+    let rest = rel.trim_start_matches("src/");
+    rest.split(['/', '.']).next().unwrap_or(rest).to_owned()
+}
+
+/// The module arrows in the code, from each file's `crate::X` (library) and `iamlease::X`
+/// (binary) paths, must be exactly the allowed arrows written in ARCHITECTURE.md.
+#[test]
+fn module_arrows_match_the_allow_list_in_architecture_md() {
+    use std::collections::BTreeSet;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let block = doc
+        .split("<!-- allowed arrows -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("ARCHITECTURE.md has an allowed-arrows block");
+    let mut allowed = BTreeSet::new();
+    for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (from, to) = line.split_once("->").expect("`from -> to to …`");
+        for t in to.split_whitespace() {
+            allowed.insert((from.trim().to_owned(), t.to_owned()));
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut actual = BTreeSet::new();
+    for path in files {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let from = module_of(&rel);
+        // The binary (main.rs, cli/) reaches the library as `iamlease::`; its `crate::` is itself.
+        let binary = from == "main" || from == "cli";
+        let prefix = if binary { "iamlease::" } else { "crate::" };
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains(&format!("{prefix}{{")),
+            "{rel}: write one `use {prefix}X…` per module, so this test can read the arrows"
+        );
+        for (i, _) in text.match_indices(prefix) {
+            let before = text[..i].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let name: String = text[i + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != from {
+                actual.insert((from.clone(), name));
+            }
+        }
+    }
+    let unexpected: Vec<_> = actual.difference(&allowed).collect();
+    let unused: Vec<_> = allowed.difference(&actual).collect();
+    assert!(
+        unexpected.is_empty(),
+        "arrows not in ARCHITECTURE.md's allow-list: {unexpected:?}"
+    );
+    assert!(
+        unused.is_empty(),
+        "allowed arrows no code uses any more (remove them from ARCHITECTURE.md): {unused:?}"
+    );
+}

@@ -267,9 +267,12 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
     proxy.set_delay(Duration::from_millis(150));
 
     // Kill A (SIGKILL) once it has finished a revocation and has another one part-way.
+    // "Part-way" means early in its sequence (at most two calls seen, each delayed 150 ms): a
+    // revocation about to send its last call could otherwise finish while the kill lands.
     let a_progress = |calls: &[Recorded]| {
         let mut started = BTreeSet::new();
         let mut deleted = BTreeSet::new();
+        let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
         for r in calls
             .iter()
             .filter(|r| is_from(r, "replica-a") && is_revocation_call(r))
@@ -280,15 +283,17 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
             if is_deleted_user(r) {
                 deleted.insert(u.clone());
             }
+            *seen.entry(u.clone()).or_default() += 1;
             started.insert(u);
         }
         let unfinished: BTreeSet<String> = started.difference(&deleted).cloned().collect();
-        (deleted, unfinished)
+        let early = unfinished.iter().any(|u| seen[u] <= 2);
+        (deleted, unfinished, early)
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (done, unfinished) = a_progress(&proxy.requests());
-        if !done.is_empty() && !unfinished.is_empty() {
+        let (done, _, early) = a_progress(&proxy.requests());
+        if !done.is_empty() && early {
             a.child.start_kill().unwrap();
             a.child.wait().await.unwrap();
             break;
@@ -304,7 +309,7 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
     // seconds yet, so nothing of B's for those users can fall before this point.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let kill_index = proxy.requests().len();
-    let (_, a_unfinished) = a_progress(&proxy.requests()[..kill_index]);
+    let (_, a_unfinished, _) = a_progress(&proxy.requests()[..kill_index]);
     assert!(!a_unfinished.is_empty());
 
     // B finishes everything: what A had in flight after the claim deadline, the rest on expiry.
