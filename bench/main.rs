@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures::StreamExt;
 use iamlease::config::{DevSettings, MasterKeySource, Settings};
-use iamlease::engine::lease::{Lease, LeaseState};
-use iamlease::engine::role::{CredentialType, MountPath, RoleName};
 use iamlease::engine::{Engine, EngineSettings};
+use iamlease::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
 use iamlease::seal::{MasterKey, Sealer};
 use iamlease::server::Application;
 use iamlease::store::{SqliteStore, Store};
@@ -69,7 +68,7 @@ fn main() {
         if smoke { " (smoke: tiny sizes)" } else { "" },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         mem_total_mib(),
-        iamlease::engine::rfc3339(iamlease::engine::now())
+        iamlease::clock::rfc3339(iamlease::clock::now())
     );
     rt.block_on(async {
         match name.as_str() {
@@ -705,25 +704,22 @@ async fn cli(opts: &Opts) {
 // ---------------------------------------------------------------- lease scale
 
 fn bulk_lease(i: usize, state: LeaseState, credential_type: CredentialType, due_at: i64) -> Lease {
-    let now = iamlease::engine::now();
-    Lease {
-        id: format!("{MOUNT}/creds/dev/{i:024}"),
-        mount: MountPath::parse(MOUNT).unwrap(),
-        role: RoleName::parse("dev").unwrap(),
-        credential_type,
-        state,
-        username: Some(format!("iamlease-dev-{i:016}")),
-        access_key_id: Some(format!("AKIA{i:016}")),
-        issue_time: now,
-        expire_time: due_at,
-        max_expire_time: due_at,
-        last_renewal: None,
-        ttl: 3600,
-        renewable: true,
+    let now = iamlease::clock::now();
+    let lease = Lease::pending_iam_user(
+        MountPath::parse(MOUNT).unwrap(),
+        RoleName::parse("dev").unwrap(),
+        format!("iamlease-dev-{i:016}"),
+        now,
+        (due_at - now).max(0),
+        (due_at - now).max(0),
         due_at,
-        attempts: 0,
-        last_error: None,
-        token_accessor: None,
+    )
+    .with_id(format!("{MOUNT}/creds/dev/{i:024}"))
+    .with_access_key_id(format!("AKIA{i:016}"))
+    .with_state(state, due_at);
+    Lease {
+        credential_type,
+        ..lease
     }
 }
 
@@ -769,7 +765,7 @@ async fn scale(opts: &Opts) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/iamlease.db", dir.path().display());
         let store = SqliteStore::open(&url).await.unwrap();
-        let far = iamlease::engine::now() + 30 * 24 * 3600;
+        let far = iamlease::clock::now() + 30 * 24 * 3600;
         let load = bulk_load(&store, n, LeaseState::Active, CredentialType::IamUser, far).await;
         store.close().await;
 
@@ -871,7 +867,7 @@ async fn reaper(opts: &Opts) {
             .await
             .unwrap(),
     );
-    let past = iamlease::engine::now() - 60;
+    let past = iamlease::clock::now() - 60;
     bulk_load(
         &store,
         n,
@@ -970,7 +966,7 @@ async fn store(opts: &Opts) {
     let s = SqliteStore::open(&format!("sqlite://{}/s.db", dir.path().display()))
         .await
         .unwrap();
-    let far = iamlease::engine::now() + 86_400;
+    let far = iamlease::clock::now() + 86_400;
     bulk_load(&s, rows, LeaseState::Active, CredentialType::IamUser, far).await;
     println!(
         "\n## store statements (SQLite, WAL, synchronous=FULL) over {rows} active leases, {iters} each\n"
@@ -986,7 +982,7 @@ async fn store(opts: &Opts) {
             1.0 / st.mean.as_secs_f64()
         );
     };
-    let now = iamlease::engine::now();
+    let now = iamlease::clock::now();
     let mut samples = Vec::new();
     for i in 0..iters {
         let l = bulk_lease(rows + i, LeaseState::Pending, CredentialType::IamUser, far);
@@ -1073,7 +1069,7 @@ async fn acl(opts: &Opts) {
     iamlease::auth::write_policy(&store, "big", &text)
         .await
         .unwrap();
-    let now = iamlease::engine::now();
+    let now = iamlease::clock::now();
     let (token, _) =
         iamlease::auth::create_token(&store, vec!["big".into()], "bench", Some(3600), now)
             .await

@@ -5,8 +5,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use iamlease::engine::lease::{Lease, LeaseState};
-use iamlease::engine::role::{CredentialType, MountPath, RoleName};
+use iamlease::model::{Lease, LeaseState, MountPath, RoleName};
 use iamlease::store::{SqliteStore, Store};
 
 /// Leases in the store: 100,000 for `cargo bench`; 1,000 for the smoke run under `cargo test`.
@@ -19,32 +18,24 @@ fn rows() -> usize {
 }
 
 fn lease(i: usize, state: LeaseState, due_at: i64) -> Lease {
-    Lease {
-        id: format!("bench/creds/dev/{i:024}"),
-        mount: MountPath::parse("bench").unwrap(),
-        role: RoleName::parse("dev").unwrap(),
-        credential_type: CredentialType::IamUser,
-        state,
-        username: Some(format!("iamlease-dev-{i:016}")),
-        access_key_id: None,
-        issue_time: 0,
-        expire_time: due_at,
-        max_expire_time: due_at,
-        last_renewal: None,
-        ttl: 3600,
-        renewable: true,
+    Lease::pending_iam_user(
+        MountPath::parse("bench").unwrap(),
+        RoleName::parse("dev").unwrap(),
+        format!("iamlease-dev-{i:016}"),
+        0,
         due_at,
-        attempts: 0,
-        last_error: None,
-        token_accessor: None,
-    }
+        due_at,
+        due_at,
+    )
+    .with_id(format!("bench/creds/dev/{i:024}"))
+    .with_state(state, due_at)
 }
 
 fn statements(c: &mut Criterion) {
     let rows = rows();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let far = iamlease::engine::now() + 86_400;
+    let far = iamlease::clock::now() + 86_400;
     let store = rt.block_on(async {
         let s = SqliteStore::open(&format!("sqlite://{}/s.db", dir.path().display()))
             .await
@@ -59,7 +50,7 @@ fn statements(c: &mut Criterion) {
         s
     });
     let next = AtomicUsize::new(rows);
-    let now = iamlease::engine::now();
+    let now = iamlease::clock::now();
 
     c.bench_function("get_lease", |b| {
         let mut i = 0;

@@ -201,7 +201,7 @@ impl AuditLog {
     /// There is no request to refuse, so a write failure is logged instead.
     pub fn lease_event(&self, event: &str, lease_id: &str, mount: &str, role: &str, extra: Value) {
         let mut entry = json!({
-            "time": crate::engine::rfc3339(crate::engine::now()),
+            "time": crate::clock::rfc3339(crate::clock::now()),
             "type": "lease",
             "event": event,
             "lease_id": lease_id,

@@ -18,7 +18,7 @@ use super::routes::Route;
 use super::vault;
 use crate::audit::AuditLog;
 use crate::auth::Caller;
-use crate::engine::{now, rfc3339};
+use crate::clock::{now, rfc3339};
 
 tokio::task_local! {
     /// The current request's id, so the response envelope's `request_id` matches the logs.

@@ -19,7 +19,7 @@ use super::routes::{Access, Operation, Route, Routes, Verb};
 use super::vault::{MAX_BODY_BYTES, token_header};
 use super::{AppState, limits};
 use crate::auth::{self, Caller};
-use crate::engine::now;
+use crate::clock::now;
 
 /// Set by the pre-routing step when the method was Vault's `LIST`.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use super::vault::{self, Input};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::engine::IssueRequest;
-use crate::engine::role::MountPath;
+use crate::model::MountPath;
 
 type ApiResult = Result<Response, ApiError>;
 

@@ -8,7 +8,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input};
 use crate::auth::Caller;
-use crate::engine::role::MountPath;
+use crate::model::MountPath;
 
 fn mount(raw: &str) -> Result<MountPath, ApiError> {
     MountPath::parse(raw)

@@ -10,8 +10,9 @@ use super::error::ApiError;
 use super::vault::{self, Input, json_response};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
-use crate::engine::lease::{Lease, LeaseState};
-use crate::engine::{EngineError, now, rfc3339};
+use crate::clock::{now, rfc3339};
+use crate::engine::EngineError;
+use crate::model::{Lease, LeaseState};
 
 type ApiResult = Result<Response, ApiError>;
 

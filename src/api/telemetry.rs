@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input};
 use crate::auth::Caller;
-use crate::engine::now;
+use crate::clock::now;
 
 /// Prometheus text (`?format=prometheus`, the only format). Needs a token with `read` on
 /// `sys/metrics` unless `metrics_unauthenticated` is set.

@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input};
 use crate::auth::{self, Caller, TokenRequest};
-use crate::engine::{now, rfc3339};
+use crate::clock::{now, rfc3339};
 use crate::store::TokenRecord;
 
 type ApiResult = Result<Response, ApiError>;

@@ -1,104 +1,282 @@
-//! The lease record and its state machine.
-//!
-//! ```text
-//!            insert (before any AWS call)
-//!                 │
-//!             ┌───▼───┐  all AWS steps done   ┌────────┐
-//!             │pending├──────────────────────►│ active │
-//!             └───┬───┘                       └───┬────┘
-//!   issue failed, │ crash (grace passed)          │ expired, revoked
-//!                 ▼                               ▼
-//!             ┌────────┐   cleanup done     ┌──────────┐
-//!             │revoking├───────────────────►│ (deleted)│
-//!             └──┬──▲──┘                    └──────────┘
-//!   cleanup failed│  │ backoff passed / claim deadline passed (crash)
-//!             ┌──▼──┴──┐
-//!             │ failed │   (last error kept; retried forever, never dropped)
-//!             └────────┘
-//! ```
-//!
-//! Every row carries `due_at`: the moment someone must next act on it (expiry for `active`,
-//! the end of the grace period for `pending`, the claim deadline for `revoking`, the next
-//! retry for `failed`). The reaper only ever asks the store for rows whose `due_at` has
-//! passed, so nothing is held in memory per lease and a crash at any point is picked up.
+//! The lease lifecycle after issue: lookup and listing, renewal, revocation (one, by prefix)
+//! and the retry policy for revocations that fail.
 
-use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use futures::StreamExt;
 
-use super::role::{CredentialType, MountPath, RoleName};
-use crate::seal::{ALNUM, random_below, random_string};
+use super::{Engine, EngineError, REVOKE_CONCURRENCY, Result, aws_failed};
+use crate::aws::AwsAccount;
+use crate::clock::{now, rfc3339};
+use crate::duration::Ttl;
+use crate::model::{CredentialType, Lease, LeaseState};
+use crate::seal::random_below;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeaseState {
-    /// Written before the first AWS call; not yet handed out.
-    Pending,
-    /// Handed out; revoked when `expire_time` passes.
-    Active,
-    /// Claimed by someone who is deleting it in AWS right now (until `due_at`).
-    Revoking,
-    /// Revocation failed; retried at `due_at`.
-    Failed,
+/// The outcome of a renewal.
+#[derive(Debug, Clone)]
+pub struct Renewed {
+    pub lease: Lease,
+    pub lease_duration: i64,
+    pub warnings: Vec<String>,
 }
 
-impl LeaseState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LeaseState::Pending => "pending",
-            LeaseState::Active => "active",
-            LeaseState::Revoking => "revoking",
-            LeaseState::Failed => "failed",
+impl Engine {
+    pub async fn lookup(&self, lease_id: &str) -> Result<Lease> {
+        self.store
+            .get_lease(lease_id.trim())
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("lease {lease_id:?} does not exist")))
+    }
+
+    /// Vault-style listing: the next path segment under `prefix`, folders ending in `/`.
+    pub async fn list_lease_keys(
+        &self,
+        prefix: &str,
+        state: Option<LeaseState>,
+    ) -> Result<Vec<String>> {
+        let prefix = &directory_prefix(prefix);
+        let mut keys: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_lease_ids(
+                    prefix,
+                    state.map(LeaseState::as_str),
+                    after.as_deref(),
+                    1000,
+                )
+                .await?;
+            for id in &page {
+                let rest = &id[prefix.len()..];
+                let key = match rest.find('/') {
+                    Some(i) => &rest[..=i],
+                    None => rest,
+                };
+                if keys.last().map(String::as_str) != Some(key) {
+                    keys.push(key.to_owned());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 1000 => after = Some(last.clone()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    pub async fn renew(&self, lease_id: &str, increment: Option<Ttl>) -> Result<Renewed> {
+        let lease = self.lookup(lease_id).await?;
+        if !lease.renewable {
+            return Err(EngineError::Invalid(format!(
+                "lease {} is not renewable: {} credentials expire in AWS",
+                lease.id,
+                lease.credential_type.as_str()
+            )));
+        }
+        if lease.state != LeaseState::Active {
+            return Err(EngineError::Invalid(format!(
+                "lease {} is {} and can no longer be renewed",
+                lease.id, lease.state
+            )));
+        }
+        let now = now();
+        let increment = increment
+            .filter(|t| !t.is_zero())
+            .map(|t| t.as_secs() as i64)
+            .unwrap_or(lease.ttl);
+        let wanted = now.saturating_add(increment);
+        let new_expire = wanted.min(lease.max_expire_time).max(lease.expire_time);
+        let mut warnings = Vec::new();
+        if wanted > lease.max_expire_time {
+            warnings.push(format!(
+                "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                Ttl::from_secs(increment as u64),
+                Ttl::from_secs((lease.max_expire_time - now).max(0) as u64)
+            ));
+        }
+        if let Some(username) = &lease.username {
+            let account = self.account(&lease.mount).await?;
+            account
+                .tag_user_expiry(username, &rfc3339(new_expire))
+                .await
+                .map_err(|e| aws_failed("renewing the lease", &e))?;
+        }
+        if !self.store.renew_lease(&lease.id, new_expire, now).await? {
+            return Err(EngineError::Invalid(format!(
+                "lease {} is being revoked and can no longer be renewed",
+                lease.id
+            )));
+        }
+        let lease = self.lookup(&lease.id).await?;
+        Ok(Renewed {
+            lease_duration: (new_expire - now).max(0),
+            lease,
+            warnings,
+        })
+    }
+
+    /// Revokes one lease. With `sync`, answers after AWS has deleted everything; without, the
+    /// revocation runs in the background (and, through the claim deadline, survives a crash).
+    /// An unknown lease is already revoked, as in Vault.
+    pub async fn revoke(self: &Arc<Self>, lease_id: &str, sync: bool) -> Result<()> {
+        let now = now();
+        let Some(lease) = self
+            .store
+            .claim_lease(
+                lease_id.trim(),
+                now,
+                now + self.settings.claim_timeout.as_secs() as i64,
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        if sync {
+            self.finish_revocation(&lease, None).await
+        } else {
+            let engine = Arc::clone(self);
+            tokio::spawn(async move { engine.finish_revocation(&lease, None).await });
+            Ok(())
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(LeaseState::Pending),
-            "active" => Some(LeaseState::Active),
-            "revoking" => Some(LeaseState::Revoking),
-            "failed" => Some(LeaseState::Failed),
-            _ => None,
+    /// Revokes every lease whose id starts with `prefix`; each is tried once here, and failures
+    /// stay `failed` for the reaper to retry.
+    pub async fn revoke_prefix(&self, prefix: &str) -> Result<()> {
+        let prefix = &directory_prefix(prefix);
+        let mut after: Option<String> = None;
+        let mut failed = 0usize;
+        let mut first_error = None;
+        loop {
+            let page = self
+                .store
+                .list_lease_ids(prefix, None, after.as_deref(), 500)
+                .await?;
+            let results: Vec<Result<()>> = futures::stream::iter(page.clone())
+                .map(|id| self.revoke_one(id))
+                .buffer_unordered(REVOKE_CONCURRENCY)
+                .collect()
+                .await;
+            for r in results {
+                if let Err(e) = r {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => after = Some(last.clone()),
+                _ => break,
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(EngineError::Aws(format!(
+                "{failed} revocation(s) under {prefix:?} failed and will be retried; first error: {e}"
+            ))),
         }
     }
-}
 
-impl fmt::Display for LeaseState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// Claims one lease by id and revokes it; nothing to do when someone else holds it.
+    pub(super) async fn revoke_one(&self, id: String) -> Result<()> {
+        let now = now();
+        let deadline = now + self.settings.claim_timeout.as_secs() as i64;
+        match self.store.claim_lease(&id, now, deadline).await? {
+            Some(lease) => self.finish_revocation(&lease, None).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Does the AWS side of a claimed lease and then forgets it; on failure records the error
+    /// and schedules a retry with backoff. Never drops a lease that still has something in AWS.
+    pub(super) async fn finish_revocation(
+        &self,
+        lease: &Lease,
+        account: Option<&AwsAccount>,
+    ) -> Result<()> {
+        match self.revoke_in_aws(lease, account).await {
+            Ok(()) => {
+                self.store.delete_lease(&lease.id).await?;
+                tracing::info!(lease_id = %lease.id, "revoked");
+                self.audit_revoked(lease);
+                Ok(())
+            }
+            Err(e) => self.record_revoke_failure(lease, e).await,
+        }
+    }
+
+    /// Audits a lease that is gone from the store, as expired or revoked.
+    pub(super) fn audit_revoked(&self, lease: &Lease) {
+        let expired = lease.expire_time <= now();
+        self.audit_lease(
+            if expired { "expired" } else { "revoked" },
+            lease,
+            serde_json::json!({"username": lease.username}),
+        );
+    }
+
+    /// The AWS side of a revocation, timed and counted.
+    pub(super) async fn revoke_in_aws(
+        &self,
+        lease: &Lease,
+        account: Option<&AwsAccount>,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = self.delete_in_aws(lease, account).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::histogram!("iamlease_revoke_duration_seconds", "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("iamlease_revocations_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    pub(super) async fn delete_in_aws(
+        &self,
+        lease: &Lease,
+        account: Option<&AwsAccount>,
+    ) -> Result<()> {
+        match (&lease.credential_type, &lease.username) {
+            (CredentialType::IamUser, Some(username)) => {
+                let account = match account {
+                    Some(a) => a.clone(),
+                    None => self.account(&lease.mount).await?,
+                };
+                account
+                    .delete_iam_user(username)
+                    .await
+                    .map_err(|e| aws_failed("revoking", &e))
+            }
+            // STS credentials cannot be revoked in AWS; they expire there on their own.
+            _ => Ok(()),
+        }
+    }
+
+    /// Schedules a retry with backoff and hands the error back.
+    pub(super) async fn record_revoke_failure(&self, lease: &Lease, e: EngineError) -> Result<()> {
+        let attempt = lease.attempts + 1;
+        let delay = revoke_backoff_secs(attempt, self.settings.revoke_max_backoff.as_secs());
+        tracing::warn!(lease_id = %lease.id, attempt, retry_in_secs = delay, error = %e, "revocation failed; will retry");
+        self.audit_lease(
+            "revoke_failed",
+            lease,
+            serde_json::json!({"attempt": attempt, "retry_in_secs": delay, "error": e.to_string()}),
+        );
+        self.store
+            .fail_lease(&lease.id, &e.to_string(), now() + delay as i64)
+            .await?;
+        Err(e)
     }
 }
 
-/// One issued credential as the store keeps it. There is no field for a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub id: String,
-    pub mount: MountPath,
-    pub role: RoleName,
-    pub credential_type: CredentialType,
-    pub state: LeaseState,
-    /// The IAM user name for `iam_user` leases; what revocation deletes.
-    pub username: Option<String>,
-    pub access_key_id: Option<String>,
-    /// Unix seconds.
-    pub issue_time: i64,
-    pub expire_time: i64,
-    pub max_expire_time: i64,
-    pub last_renewal: Option<i64>,
-    /// The TTL granted at issue; a renewal without an increment extends by this much.
-    pub ttl: i64,
-    pub renewable: bool,
-    pub due_at: i64,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    /// The token that asked for it: only it may renew, look up or revoke the lease, unless a
-    /// policy grants `sys/leases/*`.
-    pub token_accessor: Option<String>,
-}
-
-/// `{mount}/creds/{role}/{random}`, as Vault shapes lease ids.
-pub fn new_lease_id(mount: &MountPath, role: &RoleName) -> String {
-    format!("{mount}/creds/{role}/{}", random_string(24, ALNUM))
+/// Prefixes are directories, as in Vault: `aws/creds/dev` means `aws/creds/dev/`, so it never
+/// reaches `aws/creds/dev2/`. (Clients such as hvac strip the trailing slash.)
+pub(super) fn directory_prefix(prefix: &str) -> String {
+    let p = prefix.trim();
+    if p.is_empty() || p.ends_with('/') {
+        p.to_owned()
+    } else {
+        format!("{p}/")
+    }
 }
 
 /// Delay before retry `attempt` (1-based) of a failed revocation: exponential from 1 s, capped
@@ -113,30 +291,6 @@ pub fn revoke_backoff_secs(attempt: i64, max_secs: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_round_trip() {
-        for s in [
-            LeaseState::Pending,
-            LeaseState::Active,
-            LeaseState::Revoking,
-            LeaseState::Failed,
-        ] {
-            assert_eq!(LeaseState::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(LeaseState::parse("revoked"), None);
-    }
-
-    #[test]
-    fn lease_ids_have_vault_shape() {
-        let id = new_lease_id(
-            &MountPath::parse("aws").unwrap(),
-            &RoleName::parse("dev").unwrap(),
-        );
-        let suffix = id.strip_prefix("aws/creds/dev/").unwrap();
-        assert_eq!(suffix.len(), 24);
-        assert!(suffix.bytes().all(|b| b.is_ascii_alphanumeric()));
-    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

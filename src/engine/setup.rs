@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Engine, EngineError, Result};
 use crate::aws::AwsAccount;
-use crate::engine::role::MountPath;
 use crate::fields::Fields;
+use crate::model::MountPath;
 use crate::setup::{self, SetupOptions};
 
 /// How long a mount's page waits to learn who the server runs as.

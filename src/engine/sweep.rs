@@ -8,10 +8,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::{EngineError, REVOKE_CONCURRENCY, Result, aws_failed, directory_prefix};
+use super::lease::directory_prefix;
+use super::{EngineError, REVOKE_CONCURRENCY, Result, aws_failed};
 use crate::aws::{LEASE_ID_TAG, MOUNT_TAG, TaggedUser};
 use crate::engine::Engine;
-use crate::engine::role::MountPath;
+use crate::model::MountPath;
 
 /// How long force-revoke spends trying to clean up one lease in AWS before forgetting it.
 const FORCE_ATTEMPT: Duration = Duration::from_secs(5);
@@ -61,7 +62,7 @@ impl Engine {
         let account = self.account(&mount).await?;
         let mut prefixes = BTreeSet::from([format!("/iamlease/{mount}/")]);
         for name in self.store.list_roles(&mount).await? {
-            let Ok(role_name) = crate::engine::role::RoleName::parse(&name) else {
+            let Ok(role_name) = crate::model::RoleName::parse(&name) else {
                 continue;
             };
             if let Some(role) = self.load_role(&mount, &role_name).await? {

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 use crate::api::{AppState, app};
 use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
+use crate::clock::now;
 use crate::config::{ConnectionLimits, MasterKeySource, Settings, TlsFiles};
-use crate::engine::{Engine, EngineError, EngineSettings, now, run_reaper, run_sweeper};
+use crate::engine::{Engine, EngineError, EngineSettings, run_reaper, run_sweeper};
 use crate::fields::Fields;
 use crate::seal::{MasterKey, SealError, Sealer};
 use crate::store::{self, Store, StoreError};
@@ -141,7 +142,7 @@ impl Application {
                             .0
                     }
                 };
-                let aws = crate::engine::role::MountPath::parse("aws").expect("valid");
+                let aws = crate::model::MountPath::parse("aws").expect("valid");
                 if store.get_mount(&aws).await?.is_none()
                     && let Err(e) = engine.enable_mount("aws", Fields::default()).await
                     // Another replica on the same database mounted it meanwhile.

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::engine::lease::Lease;
-use crate::engine::role::{MountPath, RoleName};
+use crate::model::{Lease, MountPath, RoleName};
+pub use crate::model::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,41 +29,6 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountRecord {
-    pub path: MountPath,
-    pub kind: String,
-    pub description: String,
-    pub default_lease_ttl: Option<i64>,
-    pub max_lease_ttl: Option<i64>,
-    /// `config/lease`: `lease` and `lease_max`.
-    pub lease_ttl: Option<i64>,
-    pub lease_max: Option<i64>,
-    pub created_at: i64,
-}
-
-/// A mount's root configuration: settings as JSON, the secret key sealed apart from them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RootConfigRecord {
-    pub config: String,
-    pub secret_sealed: Option<Vec<u8>>,
-    /// Bumped on every write, so cached AWS clients know when they are stale.
-    pub version: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// SHA-256 of the token; the token itself is never stored.
-    pub hash: Vec<u8>,
-    pub accessor: String,
-    pub policies: Vec<String>,
-    pub display_name: String,
-    pub created_at: i64,
-    pub expire_at: Option<i64>,
-    /// The TTL the token was created with; `None` for tokens that never expire.
-    pub ttl: Option<i64>,
-}
 
 /// Opens the store a `storage` URL names: `postgres://`/`postgresql://`, else SQLite.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
@@ -177,15 +142,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Lease counts by mount, role and state, and the oldest overdue `due_at` (for metrics).
     async fn lease_stats(&self, now: i64) -> Result<LeaseStats>;
-}
-
-/// What the metrics endpoint reports about leases, computed by the store in two queries.
-#[derive(Debug, Default, Clone)]
-pub struct LeaseStats {
-    /// (mount, role, state, count)
-    pub counts: Vec<(String, String, String, i64)>,
-    /// The smallest `due_at` that has passed: how far behind the reaper is.
-    pub oldest_overdue: Option<i64>,
 }
 
 /// The smallest string greater than every string starting with `prefix` (ids are ASCII),

@@ -13,8 +13,7 @@ use super::{
     LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
     prefix_upper_bound,
 };
-use crate::engine::lease::{Lease, LeaseState};
-use crate::engine::role::{CredentialType, MountPath, RoleName};
+use crate::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
 
 // sqlx's migrator holds `pg_advisory_lock` (keyed by the database name) while it checks and
 // applies migrations, so replicas that start at once apply each migration exactly once.

@@ -19,8 +19,7 @@ use super::{
     LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
     prefix_upper_bound,
 };
-use crate::engine::lease::{Lease, LeaseState};
-use crate::engine::role::{CredentialType, MountPath, RoleName};
+use crate::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -780,25 +779,17 @@ mod tests {
     }
 
     fn lease(id: &str, state: LeaseState, due_at: i64) -> Lease {
-        Lease {
-            id: id.into(),
-            mount: MountPath::parse("aws").unwrap(),
-            role: RoleName::parse("dev").unwrap(),
-            credential_type: CredentialType::IamUser,
-            state,
-            username: Some("u".into()),
-            access_key_id: None,
-            issue_time: 0,
-            expire_time: 100,
-            max_expire_time: 1000,
-            last_renewal: None,
-            ttl: 100,
-            renewable: true,
+        Lease::pending_iam_user(
+            MountPath::parse("aws").unwrap(),
+            RoleName::parse("dev").unwrap(),
+            "u".into(),
+            0,
+            100,
+            1000,
             due_at,
-            attempts: 0,
-            last_error: None,
-            token_accessor: None,
-        }
+        )
+        .with_id(id)
+        .with_state(state, due_at)
     }
 
     #[tokio::test]

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use iamlease::engine::lease::{Lease, LeaseState};
-use iamlease::engine::role::{CredentialType, MountPath, RoleName};
+use iamlease::model::{Lease, MountPath, RoleName};
 use iamlease::seal::MasterKey;
 use iamlease::store;
 use reqwest::StatusCode;
@@ -100,28 +99,21 @@ async fn half_made_issue(storage: &str, mount: &str, due_in: i64) -> String {
         .await
         .unwrap();
     let store = store::open(storage).await.unwrap();
-    let now = iamlease::engine::now();
+    let now = iamlease::clock::now();
     let id = format!("{mount}/creds/dev/crashcrashcrashcrash0001");
     store
-        .insert_lease(&Lease {
-            id: id.clone(),
-            mount: MountPath::parse(mount).unwrap(),
-            role: RoleName::parse("dev").unwrap(),
-            credential_type: CredentialType::IamUser,
-            state: LeaseState::Pending,
-            username: Some(username),
-            access_key_id: None,
-            issue_time: now - 10,
-            expire_time: now + 3600,
-            max_expire_time: now + 86400,
-            last_renewal: None,
-            ttl: 3600,
-            renewable: true,
-            due_at: now + due_in,
-            attempts: 0,
-            last_error: None,
-            token_accessor: None,
-        })
+        .insert_lease(
+            &Lease::pending_iam_user(
+                MountPath::parse(mount).unwrap(),
+                RoleName::parse("dev").unwrap(),
+                username,
+                now - 10,
+                3600,
+                86400,
+                now + due_in,
+            )
+            .with_id(id.clone()),
+        )
         .await
         .unwrap();
     store.close().await;

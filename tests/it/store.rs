@@ -5,32 +5,23 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use iamlease::engine::lease::{Lease, LeaseState};
-use iamlease::engine::role::{CredentialType, MountPath, RoleName};
+use iamlease::model::{Lease, LeaseState, MountPath, RoleName};
 use iamlease::store::{self, Store};
 
 use crate::support::storage;
 
 fn lease(id: &str, due_at: i64) -> Lease {
-    Lease {
-        id: id.into(),
-        mount: MountPath::parse("aws").unwrap(),
-        role: RoleName::parse("dev").unwrap(),
-        credential_type: CredentialType::IamUser,
-        state: LeaseState::Active,
-        username: Some(format!("u-{}", id.rsplit('/').next().unwrap())),
-        access_key_id: None,
-        issue_time: 0,
-        expire_time: due_at,
-        max_expire_time: due_at + 1000,
-        last_renewal: None,
-        ttl: 100,
-        renewable: true,
+    Lease::pending_iam_user(
+        MountPath::parse("aws").unwrap(),
+        RoleName::parse("dev").unwrap(),
+        format!("u-{}", id.rsplit('/').next().unwrap()),
+        0,
         due_at,
-        attempts: 0,
-        last_error: None,
-        token_accessor: None,
-    }
+        due_at + 1000,
+        due_at,
+    )
+    .with_id(id)
+    .with_state(LeaseState::Active, due_at)
 }
 
 /// Two handles on one fresh database: two connection pools on PostgreSQL, as two replicas

@@ -1,0 +1,30 @@
+//! Wall-clock time as the whole server counts it: Unix seconds, shown as RFC 3339 in UTC.
+//! One place, so the store, the engine, the API and the audit log never disagree on a format.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `unix` as RFC 3339 in UTC (`2026-12-02T16:21:53Z`); empty for a time `time` cannot show.
+pub fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_seconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_228_513), "2026-12-02T16:21:53Z");
+        assert!(now() > 1_700_000_000);
+    }
+}

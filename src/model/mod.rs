@@ -1,0 +1,11 @@
+//! The records every layer passes around: leases, mount and role names, credential kinds, and
+//! the rows the store keeps. Below both `engine/` and `store/`, so neither imports the other's
+//! types; nothing here does I/O.
+
+mod lease;
+mod names;
+mod records;
+
+pub use lease::{Lease, LeaseState, new_lease_id};
+pub use names::{CredentialType, MountPath, RoleName};
+pub use records::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord};

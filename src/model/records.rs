@@ -1,0 +1,47 @@
+//! The rows the store keeps for mounts, root configurations and tokens, and lease counts.
+
+use super::names::MountPath;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRecord {
+    pub path: MountPath,
+    pub kind: String,
+    pub description: String,
+    pub default_lease_ttl: Option<i64>,
+    pub max_lease_ttl: Option<i64>,
+    /// `config/lease`: `lease` and `lease_max`.
+    pub lease_ttl: Option<i64>,
+    pub lease_max: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A mount's root configuration: settings as JSON, the secret key sealed apart from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootConfigRecord {
+    pub config: String,
+    pub secret_sealed: Option<Vec<u8>>,
+    /// Bumped on every write, so cached AWS clients know when they are stale.
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token; the token itself is never stored.
+    pub hash: Vec<u8>,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    pub display_name: String,
+    pub created_at: i64,
+    pub expire_at: Option<i64>,
+    /// The TTL the token was created with; `None` for tokens that never expire.
+    pub ttl: Option<i64>,
+}
+
+/// What the metrics endpoint reports about leases, computed by the store in two queries.
+#[derive(Debug, Default, Clone)]
+pub struct LeaseStats {
+    /// (mount, role, state, count)
+    pub counts: Vec<(String, String, String, i64)>,
+    /// The smallest `due_at` that has passed: how far behind the reaper is.
+    pub oldest_overdue: Option<i64>,
+}
