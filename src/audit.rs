@@ -199,21 +199,61 @@ impl AuditLog {
 
     /// A lease event the server did on its own (expiry, reaper revocation, failed retry).
     /// There is no request to refuse, so a write failure is logged instead.
-    pub fn lease_event(&self, event: &str, lease_id: &str, mount: &str, role: &str, extra: Value) {
+    pub fn lease_event(&self, event: LeaseEvent<'_>, lease_id: &str, mount: &str, role: &str) {
         let mut entry = json!({
             "time": crate::clock::rfc3339(crate::clock::now()),
             "type": "lease",
-            "event": event,
+            "event": event.name(),
             "lease_id": lease_id,
             "mount": mount,
             "role": role,
         });
-        if let (Value::Object(m), Value::Object(x)) = (&mut entry, extra) {
-            m.extend(x);
+        match event {
+            LeaseEvent::Revoked { username } | LeaseEvent::Expired { username } => {
+                entry["username"] = json!(username);
+            }
+            LeaseEvent::RevokeFailed {
+                attempt,
+                retry_in_secs,
+                error,
+            } => {
+                entry["attempt"] = json!(attempt);
+                entry["retry_in_secs"] = json!(retry_in_secs);
+                entry["error"] = json!(error);
+            }
         }
+        let event = event.name();
         self.hasher.redact(&mut entry);
         if let Err(e) = self.write(&entry) {
             tracing::error!(error = %e, lease_id, event, "cannot write a lease event to the audit log");
+        }
+    }
+}
+
+/// Something the server did to a lease on its own, as the audit log records it.
+#[derive(Debug, Clone, Copy)]
+pub enum LeaseEvent<'a> {
+    /// Revoked before its expiry (by the reaper finishing a revocation someone asked for).
+    Revoked {
+        username: Option<&'a str>,
+    },
+    Expired {
+        username: Option<&'a str>,
+    },
+    /// A revocation failed and is retried in `retry_in_secs`.
+    RevokeFailed {
+        attempt: i64,
+        retry_in_secs: u64,
+        error: &'a str,
+    },
+}
+
+impl LeaseEvent<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            LeaseEvent::Revoked { .. } => "revoked",
+            LeaseEvent::Expired { .. } => "expired",
+            LeaseEvent::RevokeFailed { .. } => "revoke_failed",
         }
     }
 }

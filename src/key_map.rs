@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::fields::FieldError;
-
 /// The credential fields a key_map may rename, with their standard AWS variable names.
 pub const DEFAULT_NAMES: &[(&str, &str)] = &[
     ("access_key", "AWS_ACCESS_KEY_ID"),
@@ -21,14 +19,14 @@ pub const DEFAULT_NAMES: &[(&str, &str)] = &[
 
 /// Checks a role's key_map: known fields only, each name a portable environment variable name
 /// (`[A-Za-z_][A-Za-z0-9_]*`), no two fields under one name.
-pub fn check(map: &BTreeMap<String, String>) -> Result<(), FieldError> {
+pub fn check(map: &BTreeMap<String, String>) -> Result<(), String> {
     let fields: Vec<&str> = DEFAULT_NAMES.iter().map(|(f, _)| *f).collect();
     for (field, name) in map {
         if !fields.contains(&field.as_str()) {
-            return Err(FieldError(format!(
+            return Err(format!(
                 "key_map field {field:?} is not a credential field; use {}",
                 fields.join(", ")
-            )));
+            ));
         }
         let valid = name.len() <= 256
             && name
@@ -37,17 +35,17 @@ pub fn check(map: &BTreeMap<String, String>) -> Result<(), FieldError> {
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(FieldError(format!(
+            return Err(format!(
                 "key_map name {name:?} for {field} is not an environment variable name (letters, digits and _, not starting with a digit, e.g. AWS_ACCESS_KEY_ID)"
-            )));
+            ));
         }
     }
     let resolved = resolve(map);
     for (i, (field, name)) in resolved.iter().enumerate() {
         if let Some((other, _)) = resolved[i + 1..].iter().find(|(_, n)| n == name) {
-            return Err(FieldError(format!(
+            return Err(format!(
                 "key_map gives {field} and {other} the same name {name:?}; each field needs its own"
-            )));
+            ));
         }
     }
     Ok(())
@@ -78,19 +76,17 @@ mod tests {
     #[test]
     fn names_are_environment_variable_names() {
         assert!(check(&map(&[("access_key", "TF_VAR_key"), ("region", "_R1")])).is_ok());
-        let e = check(&map(&[("access_key", "1KEY")])).unwrap_err().0;
+        let e = check(&map(&[("access_key", "1KEY")])).unwrap_err();
         assert!(e.contains("not an environment variable name"), "{e}");
         assert!(check(&map(&[("access_key", "MY-KEY")])).is_err());
         assert!(check(&map(&[("access_key", "")])).is_err());
-        let e = check(&map(&[("password", "X")])).unwrap_err().0;
+        let e = check(&map(&[("password", "X")])).unwrap_err();
         assert!(e.contains("use access_key, secret_key"), "{e}");
     }
 
     #[test]
     fn two_fields_cannot_share_a_name() {
-        let e = check(&map(&[("access_key", "AWS_SECRET_ACCESS_KEY")]))
-            .unwrap_err()
-            .0;
+        let e = check(&map(&[("access_key", "AWS_SECRET_ACCESS_KEY")])).unwrap_err();
         assert!(e.contains("access_key and secret_key"), "{e}");
     }
 

@@ -11,7 +11,6 @@ pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod engine;
-pub mod fields;
 pub mod key_map;
 pub mod model;
 pub mod seal;

@@ -93,8 +93,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::fields::FieldError> for ApiError {
-    fn from(e: crate::fields::FieldError) -> Self {
+impl From<super::fields::FieldError> for ApiError {
+    fn from(e: super::fields::FieldError) -> Self {
         ApiError::bad_request(e.0)
     }
 }

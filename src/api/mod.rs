@@ -4,6 +4,8 @@
 mod audit;
 mod canonical;
 mod error;
+mod fields;
+mod forms;
 mod gate;
 pub mod internal;
 mod limits;
@@ -16,6 +18,7 @@ mod sys;
 mod telemetry;
 mod token;
 mod vault;
+mod views;
 
 pub use limits::Limits;
 pub use openapi::document_json as openapi_json;

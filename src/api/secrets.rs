@@ -9,9 +9,10 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input};
+use super::{forms, views};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
-use crate::engine::IssueRequest;
+use crate::engine::IssuePath;
 use crate::model::MountPath;
 
 type ApiResult = Result<Response, ApiError>;
@@ -27,7 +28,8 @@ pub async fn read_root_config(
     _c: Caller,
     Path(m): Path<String>,
 ) -> ApiResult {
-    Ok(vault::read(s.engine.read_root_config(&mount(&m)?).await?))
+    let config = s.engine.read_root_config(&mount(&m)?).await?;
+    Ok(vault::read(views::root_config(&config)))
 }
 
 /// Root-config fields that send the mount's signed AWS calls elsewhere.
@@ -64,11 +66,9 @@ pub async fn write_root_config(
             overrides.join(" and ")
         )));
     }
-    Ok(vault::written(
-        s.engine
-            .write_root_config(&mount(&m)?, input.fields)
-            .await?,
-    ))
+    let (update, warnings) = forms::root_config(input.fields)?;
+    s.engine.write_root_config(&mount(&m)?, update).await?;
+    Ok(vault::written(warnings))
 }
 
 /// Answers with the new access key id (the secret stays sealed in the store).
@@ -99,7 +99,8 @@ pub async fn read_lease_config(
     _c: Caller,
     Path(m): Path<String>,
 ) -> ApiResult {
-    Ok(vault::read(s.engine.read_lease_config(&mount(&m)?).await?))
+    let config = s.engine.read_lease_config(&mount(&m)?).await?;
+    Ok(vault::read(views::lease_config(&config)))
 }
 
 pub async fn write_lease_config(
@@ -108,11 +109,9 @@ pub async fn write_lease_config(
     Path(m): Path<String>,
     input: Input,
 ) -> ApiResult {
-    Ok(vault::written(
-        s.engine
-            .write_lease_config(&mount(&m)?, input.fields)
-            .await?,
-    ))
+    let (update, warnings) = forms::lease_config(input.fields)?;
+    s.engine.write_lease_config(&mount(&m)?, update).await?;
+    Ok(vault::written(warnings))
 }
 
 pub async fn list_roles(State(s): State<AppState>, _c: Caller, Path(m): Path<String>) -> ApiResult {
@@ -124,7 +123,9 @@ pub async fn read_role(
     _c: Caller,
     Path((m, name)): Path<(String, String)>,
 ) -> ApiResult {
-    Ok(vault::read(s.engine.read_role(&mount(&m)?, &name).await?))
+    let mount = mount(&m)?;
+    let (name, role) = s.engine.read_role(&mount, &name).await?;
+    Ok(vault::read(views::role(&role, &mount, &name)))
 }
 
 pub async fn write_role(
@@ -133,11 +134,11 @@ pub async fn write_role(
     Path((m, name)): Path<(String, String)>,
     input: Input,
 ) -> ApiResult {
-    Ok(vault::written(
-        s.engine
-            .write_role(&mount(&m)?, &name, input.fields)
-            .await?,
-    ))
+    let mount = mount(&m)?;
+    let (name, existing) = s.engine.find_role(&mount, &name).await?;
+    let (role, warnings) = forms::role(existing.as_ref(), input.fields)?;
+    s.engine.write_role(&mount, &name, &role).await?;
+    Ok(vault::written(warnings))
 }
 
 pub async fn delete_role(
@@ -150,13 +151,32 @@ pub async fn delete_role(
 }
 
 pub async fn issue(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<(String, String)>,
+    input: Input,
+) -> ApiResult {
+    issue_via(IssuePath::Creds, state, caller, path, input).await
+}
+
+/// `sts/` is for STS credential types; the engine refuses an `iam_user` role there.
+pub async fn issue_sts(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<(String, String)>,
+    input: Input,
+) -> ApiResult {
+    issue_via(IssuePath::Sts, state, caller, path, input).await
+}
+
+async fn issue_via(
+    via: IssuePath,
     State(s): State<AppState>,
     caller: Caller,
     Path((m, name)): Path<(String, String)>,
-    mut input: Input,
+    input: Input,
 ) -> ApiResult {
-    let request = IssueRequest::parse(&mut input.fields)?;
-    let warnings = input.fields.unknown_field_warnings();
+    let (request, warnings) = forms::issue(via, input.fields)?;
     let started = std::time::Instant::now();
     let cred = s.engine.issue(&mount(&m)?, &name, request, &caller).await;
     metrics::histogram!("iamlease_issue_duration_seconds", "outcome" => if cred.is_ok() { "ok" } else { "error" })
@@ -181,21 +201,4 @@ pub async fn issue(
         data,
         warnings,
     ))
-}
-
-/// `sts/` is for STS credential types; an `iam_user` role is read from `creds/`.
-pub async fn issue_sts(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<(String, String)>,
-    input: Input,
-) -> ApiResult {
-    let (m, name) = &path.0;
-    let role = state.engine.read_role(&mount(m)?, name).await?;
-    if role["credential_type"] == "iam_user" {
-        return Err(ApiError::bad_request(format!(
-            "role {name} issues iam_user credentials; read {m}/creds/{name} instead of {m}/sts/{name}"
-        )));
-    }
-    issue(state, caller, path, input).await
 }

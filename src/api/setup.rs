@@ -7,6 +7,7 @@ use axum::response::Response;
 use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input};
+use super::{forms, views};
 use crate::auth::Caller;
 use crate::model::MountPath;
 
@@ -21,9 +22,11 @@ pub async fn plan(
     Path(m): Path<String>,
     input: Input,
 ) -> Result<Response, ApiError> {
-    Ok(vault::read(
-        s.engine.setup_plan(&mount(&m)?, input.fields).await?,
-    ))
+    let plan = s
+        .engine
+        .setup_plan(&mount(&m)?, forms::setup(input.fields)?)
+        .await?;
+    Ok(vault::read(views::setup_plan(&plan)))
 }
 
 pub async fn check(
@@ -31,5 +34,6 @@ pub async fn check(
     _c: Caller,
     Path(m): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(vault::read(s.engine.check_connection(&mount(&m)?).await?))
+    let identity = s.engine.check_connection(&mount(&m)?).await?;
+    Ok(vault::read(views::caller_identity(&identity)))
 }

@@ -7,12 +7,13 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::forms;
 use super::vault::{self, Input, json_response};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::clock::{now, rfc3339};
 use crate::engine::EngineError;
-use crate::model::{Lease, LeaseState};
+use crate::model::{Lease, LeaseState, MountPath};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -90,9 +91,10 @@ pub async fn enable_mount(
     Path(path): Path<String>,
     input: Input,
 ) -> ApiResult {
-    Ok(vault::written(
-        state.engine.enable_mount(&path, input.fields).await?,
-    ))
+    let path = MountPath::parse(&path).map_err(ApiError::bad_request)?;
+    let (request, warnings) = forms::mount(path, input.fields)?;
+    state.engine.enable_mount(request).await?;
+    Ok(vault::written(warnings))
 }
 
 pub async fn disable_mount(
@@ -100,6 +102,7 @@ pub async fn disable_mount(
     _caller: Caller,
     Path(path): Path<String>,
 ) -> ApiResult {
+    let path = MountPath::parse(&path).map_err(ApiError::bad_request)?;
     state.engine.disable_mount(&path).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

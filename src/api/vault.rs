@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::canonical::{self, RequestQuery};
 use super::error::ApiError;
-use crate::fields::Fields;
+use super::fields::Fields;
 
 /// Bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

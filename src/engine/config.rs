@@ -1,34 +1,68 @@
 //! Configuration of a mount: enabling and disabling it, `config/lease`, and its roles.
 
-use serde_json::{Value, json};
-
 use super::role::Role;
 use super::{DEFAULT_LEASE_MAX, DEFAULT_LEASE_TTL, Engine, EngineError, Result};
 use crate::clock::now;
 use crate::duration::Ttl;
-use crate::fields::Fields;
 use crate::model::{MountPath, RoleName};
 use crate::store::MountRecord;
+
+/// `sys/mounts/{path}`: what a new mount is.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub path: MountPath,
+    /// The secrets engine type; only `aws` is served.
+    pub kind: String,
+    pub description: String,
+    pub default_lease_ttl: Option<Ttl>,
+    pub max_lease_ttl: Option<Ttl>,
+}
+
+impl MountRequest {
+    /// An `aws` mount at `path` with no description and the default TTLs.
+    pub fn aws(path: MountPath) -> Self {
+        MountRequest {
+            path,
+            kind: "aws".into(),
+            description: String::new(),
+            default_lease_ttl: None,
+            max_lease_ttl: None,
+        }
+    }
+}
+
+/// A write to `{mount}/config/lease`: a field left out keeps its value.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseConfigUpdate {
+    pub lease: Option<Ttl>,
+    pub lease_max: Option<Ttl>,
+}
+
+/// `{mount}/config/lease` as it is in force: the mount's own values or the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseConfig {
+    pub lease: Ttl,
+    pub lease_max: Ttl,
+}
 
 impl Engine {
     // ---- mounts -------------------------------------------------------------------------
 
-    pub async fn enable_mount(&self, path: &str, mut input: Fields) -> Result<Vec<String>> {
-        let path = MountPath::parse(path).map_err(EngineError::Invalid)?;
-        let kind = input.string("type")?.unwrap_or_else(|| "aws".into());
+    pub async fn enable_mount(&self, request: MountRequest) -> Result<()> {
+        let MountRequest {
+            path,
+            kind,
+            description,
+            default_lease_ttl,
+            max_lease_ttl,
+        } = request;
         if kind != "aws" {
             return Err(EngineError::Invalid(format!(
                 "mount type {kind:?} is not supported; iamlease serves the \"aws\" secrets engine"
             )));
         }
-        let description = input.string("description")?.unwrap_or_default();
-        let mut config = match input.into_map().remove("config") {
-            Some(Value::Object(m)) => Fields::new(m),
-            None | Some(Value::Null) => Fields::default(),
-            Some(_) => return Err(EngineError::Invalid("config must be an object".into())),
-        };
-        let default_lease_ttl = config.ttl("default_lease_ttl")?.filter(|t| !t.is_zero());
-        let max_lease_ttl = config.ttl("max_lease_ttl")?.filter(|t| !t.is_zero());
+        let default_lease_ttl = default_lease_ttl.filter(|t| !t.is_zero());
+        let max_lease_ttl = max_lease_ttl.filter(|t| !t.is_zero());
         if let (Some(d), Some(m)) = (default_lease_ttl, max_lease_ttl)
             && d > m
         {
@@ -36,7 +70,6 @@ impl Engine {
                 "default_lease_ttl ({d}) must not exceed max_lease_ttl ({m})"
             )));
         }
-        let warnings = config.unknown_field_warnings();
         let record = MountRecord {
             path: path.clone(),
             kind,
@@ -52,7 +85,7 @@ impl Engine {
                 "path is already in use at {path}/"
             )));
         }
-        Ok(warnings)
+        Ok(())
     }
 
     pub async fn list_mounts(&self) -> Result<Vec<MountRecord>> {
@@ -66,31 +99,30 @@ impl Engine {
     }
 
     /// Revokes every lease of the mount in AWS, then forgets the mount, its roles and config.
-    pub async fn disable_mount(&self, path: &str) -> Result<()> {
-        let path = MountPath::parse(path).map_err(EngineError::Invalid)?;
-        if self.store.get_mount(&path).await?.is_none() {
+    pub async fn disable_mount(&self, path: &MountPath) -> Result<()> {
+        if self.store.get_mount(path).await?.is_none() {
             return Ok(());
         }
         self.revoke_prefix(&format!("{path}/")).await?;
-        self.store.delete_mount(&path).await?;
-        self.accounts.lock().expect("accounts lock").remove(&path);
+        self.store.delete_mount(path).await?;
+        self.accounts.lock().expect("accounts lock").remove(path);
         Ok(())
     }
 
-    // ---- config/lease ---------------------------------------------------------------
+    // ---- config/lease -------------------------------------------------------------------
 
     pub async fn write_lease_config(
         &self,
         mount: &MountPath,
-        mut input: Fields,
-    ) -> Result<Vec<String>> {
+        update: LeaseConfigUpdate,
+    ) -> Result<()> {
         let current = self.mount(mount).await?;
-        let lease = input
-            .ttl("lease")?
+        let lease = update
+            .lease
             .map(|t| t.as_secs() as i64)
             .or(current.lease_ttl);
-        let lease_max = input
-            .ttl("lease_max")?
+        let lease_max = update
+            .lease_max
             .map(|t| t.as_secs() as i64)
             .or(current.lease_max);
         if let (Some(l), Some(m)) = (lease, lease_max)
@@ -102,14 +134,13 @@ impl Engine {
                 Ttl::from_secs(m as u64)
             )));
         }
-        let warnings = input.unknown_field_warnings();
         self.store
             .set_mount_lease_config(mount, lease, lease_max)
             .await?;
-        Ok(warnings)
+        Ok(())
     }
 
-    pub async fn read_lease_config(&self, mount: &MountPath) -> Result<Value> {
+    pub async fn read_lease_config(&self, mount: &MountPath) -> Result<LeaseConfig> {
         let m = self.mount(mount).await?;
         let lease = m
             .lease_ttl
@@ -119,27 +150,33 @@ impl Engine {
             .lease_max
             .or(m.max_lease_ttl)
             .unwrap_or(DEFAULT_LEASE_MAX as i64);
-        Ok(json!({
-            "lease": Ttl::from_secs(lease as u64).to_go_string(),
-            "lease_max": Ttl::from_secs(max as u64).to_go_string(),
-        }))
+        Ok(LeaseConfig {
+            lease: Ttl::from_secs(lease as u64),
+            lease_max: Ttl::from_secs(max as u64),
+        })
     }
 
     // ---- roles --------------------------------------------------------------------------
 
-    pub async fn write_role(
+    /// Stores `role` (checked again here, so nothing invalid is ever stored) under `name`.
+    pub async fn write_role(&self, mount: &MountPath, name: &RoleName, role: &Role) -> Result<()> {
+        self.mount(mount).await?;
+        role.validate()?;
+        let body = serde_json::to_string(role).expect("role serialises");
+        self.store.put_role(mount, name, &body).await?;
+        Ok(())
+    }
+
+    /// The stored role, if any, that a write to `name` would update (the mount must exist).
+    pub async fn find_role(
         &self,
         mount: &MountPath,
         name: &str,
-        input: Fields,
-    ) -> Result<Vec<String>> {
+    ) -> Result<(RoleName, Option<Role>)> {
         self.mount(mount).await?;
         let name = RoleName::parse(name).map_err(EngineError::Invalid)?;
-        let existing = self.load_role(mount, &name).await?;
-        let (role, warnings) = Role::parse(existing.as_ref(), input)?;
-        let body = serde_json::to_string(&role).expect("role serialises");
-        self.store.put_role(mount, &name, &body).await?;
-        Ok(warnings)
+        let role = self.load_role(mount, &name).await?;
+        Ok((name, role))
     }
 
     pub(super) async fn load_role(
@@ -155,18 +192,13 @@ impl Engine {
         }
     }
 
-    pub(super) async fn role(&self, mount: &MountPath, name: &str) -> Result<(RoleName, Role)> {
-        self.mount(mount).await?;
-        let name = RoleName::parse(name).map_err(EngineError::Invalid)?;
-        let role = self.load_role(mount, &name).await?.ok_or_else(|| {
+    /// The role `name` of `mount`; `NotFound` when the mount or the role does not exist.
+    pub async fn read_role(&self, mount: &MountPath, name: &str) -> Result<(RoleName, Role)> {
+        let (name, role) = self.find_role(mount, name).await?;
+        let role = role.ok_or_else(|| {
             EngineError::NotFound(format!("role \"{name}\" does not exist in {mount}/"))
         })?;
         Ok((name, role))
-    }
-
-    pub async fn read_role(&self, mount: &MountPath, name: &str) -> Result<Value> {
-        let (name, role) = self.role(mount, name).await?;
-        Ok(role.to_read_data(mount, &name))
     }
 
     pub async fn list_roles(&self, mount: &MountPath) -> Result<Vec<String>> {

@@ -15,7 +15,6 @@ use crate::aws::{
 };
 use crate::clock::{now, rfc3339};
 use crate::duration::Ttl;
-use crate::fields::Fields;
 use crate::model::{CredentialType, Lease, MountPath, RoleName};
 use crate::seal::Secret;
 use crate::store::MountRecord;
@@ -36,24 +35,17 @@ pub struct IssueRequest {
     pub mfa_code: Option<Secret>,
     /// `iam_user`: answer only once AWS accepts the new key (IAM is eventually consistent).
     pub wait_ready: bool,
+    /// Which path asked: `sts/` serves only STS credential types.
+    pub via: IssuePath,
 }
 
-impl IssueRequest {
-    pub fn parse(fields: &mut Fields) -> Result<Self> {
-        Ok(IssueRequest {
-            ttl: fields.ttl("ttl")?.filter(|t| !t.is_zero()),
-            role_arn: fields
-                .non_empty_string("role_arn")?
-                .map(|s| s.trim().to_owned()),
-            role_session_name: fields
-                .non_empty_string("role_session_name")?
-                .map(|s| s.trim().to_owned()),
-            mfa_code: fields
-                .non_empty_string("mfa_code")?
-                .map(|s| Secret::new(s.trim())),
-            wait_ready: fields.bool("wait_ready")?.unwrap_or(false),
-        })
-    }
+/// The two paths that issue: `{mount}/creds/{role}` serves every role, `{mount}/sts/{role}`
+/// only roles whose credentials come from STS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IssuePath {
+    #[default]
+    Creds,
+    Sts,
 }
 
 impl IssueRequest {
@@ -122,7 +114,12 @@ impl Engine {
         caller: &Caller,
     ) -> Result<IssuedCredential> {
         let mount_record = self.mount(mount).await?;
-        let (role_name, role) = self.role(mount, role_name).await?;
+        let (role_name, role) = self.read_role(mount, role_name).await?;
+        if request.via == IssuePath::Sts && role.credential_type == CredentialType::IamUser {
+            return Err(EngineError::Invalid(format!(
+                "role {role_name} issues iam_user credentials; read {mount}/creds/{role_name} instead of {mount}/sts/{role_name}"
+            )));
+        }
         request.check_applies_to(&role_name, &role)?;
         if let Some(max) = role.max_leases {
             // Counted before the lease row is written, so concurrent issues can overshoot the
@@ -562,8 +559,6 @@ fn check_role_session_name(name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
-
     use super::*;
 
     const DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
@@ -581,37 +576,65 @@ mod tests {
         }
     }
 
-    fn role(default_ttl: Option<u64>, max_ttl: Option<u64>) -> Role {
-        let mut f = serde_json::Map::new();
-        f.insert("credential_type".into(), "iam_user".into());
-        f.insert(
-            "policy_arns".into(),
-            "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
-        );
-        if let Some(d) = default_ttl {
-            f.insert("default_ttl".into(), d.into());
+    /// A role of type `t` with nothing set, for tests to fill in; `valid` checks the result.
+    fn blank(t: CredentialType) -> Role {
+        Role {
+            credential_type: t,
+            policy_arns: Vec::new(),
+            policy_document: None,
+            iam_groups: Vec::new(),
+            iam_tags: Default::default(),
+            user_path: None,
+            permissions_boundary_arn: None,
+            username_template: None,
+            default_ttl: None,
+            max_ttl: None,
+            role_arns: Vec::new(),
+            default_sts_ttl: None,
+            max_sts_ttl: None,
+            session_tags: Default::default(),
+            external_id: None,
+            mfa_serial_number: None,
+            key_map: Default::default(),
+            max_leases: None,
         }
-        if let Some(m) = max_ttl {
-            f.insert("max_ttl".into(), m.into());
-        }
-        Role::parse(None, Fields::new(f)).unwrap().0
     }
 
-    fn sts_role(fields: Value) -> Role {
-        Role::parse(None, Fields::new(fields.as_object().unwrap().clone()))
-            .unwrap()
-            .0
+    fn valid(role: Role) -> Role {
+        role.validate().unwrap();
+        role
+    }
+
+    fn role(default_ttl: Option<u64>, max_ttl: Option<u64>) -> Role {
+        valid(Role {
+            policy_arns: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+            default_ttl: default_ttl.map(Ttl::from_secs),
+            max_ttl: max_ttl.map(Ttl::from_secs),
+            ..blank(CredentialType::IamUser)
+        })
+    }
+
+    fn assumed(arns: &[&str]) -> Role {
+        valid(Role {
+            role_arns: arns.iter().map(|a| (*a).to_owned()).collect(),
+            ..blank(CredentialType::AssumedRole)
+        })
     }
 
     #[test]
     fn sts_ttl_resolution_and_limits() {
         let n = RoleName::parse("r").unwrap();
         let arn = "arn:aws:iam::123456789012:role/a";
-        let assumed = sts_role(json!({"credential_type": "assumed_role", "role_arns": arn}));
-        let fed = sts_role(json!({"credential_type": "federation_token", "policy_document": DOC}));
-        let capped = sts_role(
-            json!({"credential_type": "session_token", "default_sts_ttl": "20m", "max_sts_ttl": "30m"}),
-        );
+        let assumed = assumed(&[arn]);
+        let fed = valid(Role {
+            policy_document: Some(DOC.into()),
+            ..blank(CredentialType::FederationToken)
+        });
+        let capped = valid(Role {
+            default_sts_ttl: Some(Ttl::from_secs(20 * 60)),
+            max_sts_ttl: Some(Ttl::from_secs(30 * 60)),
+            ..blank(CredentialType::SessionToken)
+        });
         let secs = |s| Some(Ttl::from_secs(s));
         assert_eq!(Engine::sts_ttl(&n, &assumed, None).unwrap(), 3600);
         assert_eq!(Engine::sts_ttl(&n, &capped, None).unwrap(), 1200);
@@ -637,8 +660,8 @@ mod tests {
             "arn:aws:iam::123456789012:role/a",
             "arn:aws:iam::123456789012:role/b",
         );
-        let one = sts_role(json!({"credential_type": "assumed_role", "role_arns": [a]}));
-        let two = sts_role(json!({"credential_type": "assumed_role", "role_arns": [a, b]}));
+        let one = assumed(&[a]);
+        let two = assumed(&[a, b]);
         assert_eq!(choose_role_arn(&n, &one, None).unwrap(), a);
         assert_eq!(choose_role_arn(&n, &one, Some(a)).unwrap(), a);
         assert!(choose_role_arn(&n, &one, Some(b)).is_err());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::{Engine, EngineError, REVOKE_CONCURRENCY, Result, aws_failed};
+use crate::audit::LeaseEvent;
 use crate::aws::AwsAccount;
 use crate::clock::{now, rfc3339};
 use crate::duration::Ttl;
@@ -208,11 +209,13 @@ impl Engine {
     /// Audits a lease that is gone from the store, as expired or revoked.
     pub(super) fn audit_revoked(&self, lease: &Lease) {
         let expired = lease.expire_time <= now();
-        self.audit_lease(
-            if expired { "expired" } else { "revoked" },
-            lease,
-            serde_json::json!({"username": lease.username}),
-        );
+        let username = lease.username.as_deref();
+        let event = if expired {
+            LeaseEvent::Expired { username }
+        } else {
+            LeaseEvent::Revoked { username }
+        };
+        self.audit_lease(event, lease);
     }
 
     /// The AWS side of a revocation, timed and counted.
@@ -256,10 +259,14 @@ impl Engine {
         let attempt = lease.attempts + 1;
         let delay = revoke_backoff_secs(attempt, self.settings.revoke_max_backoff.as_secs());
         tracing::warn!(lease_id = %lease.id, attempt, retry_in_secs = delay, error = %e, "revocation failed; will retry");
+        let error = e.to_string();
         self.audit_lease(
-            "revoke_failed",
+            LeaseEvent::RevokeFailed {
+                attempt,
+                retry_in_secs: delay,
+                error: &error,
+            },
             lease,
-            serde_json::json!({"attempt": attempt, "retry_in_secs": delay, "error": e.to_string()}),
         );
         self.store
             .fail_lease(&lease.id, &e.to_string(), now() + delay as i64)

@@ -15,8 +15,11 @@ mod setup;
 pub mod sweep;
 pub mod template;
 
-pub use issue::{IssueRequest, IssuedCredential};
+pub use config::{LeaseConfig, LeaseConfigUpdate, MountRequest};
+pub use issue::{IssuePath, IssueRequest, IssuedCredential};
 pub use lease::Renewed;
+pub use root::{RootConfigUpdate, RootConfigView};
+pub use setup::{CallerIdentity, SetupPlan, SetupRequest};
 
 pub use reaper::{run_reaper, run_sweeper};
 
@@ -24,9 +27,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::audit::LeaseEvent;
 use crate::aws::{AwsAccount, AwsError};
 use crate::duration::Ttl;
-use crate::fields::FieldError;
 use crate::model::{Lease, MountPath};
 use crate::seal::{SealError, Sealer};
 use crate::store::{Store, StoreError};
@@ -57,12 +60,6 @@ pub enum EngineError {
     /// A cap was reached (a role's `max_leases`); the same request can succeed later.
     #[error("{0}")]
     LimitReached(String),
-}
-
-impl From<FieldError> for EngineError {
-    fn from(e: FieldError) -> Self {
-        EngineError::Invalid(e.0)
-    }
 }
 
 impl From<SealError> for EngineError {
@@ -124,15 +121,9 @@ impl Engine {
         let _ = self.audit.set(log);
     }
 
-    pub(super) fn audit_lease(&self, event: &str, lease: &Lease, extra: serde_json::Value) {
+    pub(super) fn audit_lease(&self, event: LeaseEvent<'_>, lease: &Lease) {
         if let Some(log) = self.audit.get() {
-            log.lease_event(
-                event,
-                &lease.id,
-                lease.mount.as_str(),
-                lease.role.as_str(),
-                extra,
-            );
+            log.lease_event(event, &lease.id, lease.mount.as_str(), lease.role.as_str());
         }
     }
 

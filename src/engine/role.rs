@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::template::{
     DEFAULT_FEDERATION_TEMPLATE, DEFAULT_SESSION_TEMPLATE, DEFAULT_USERNAME_TEMPLATE, NameKind,
     NameTemplate,
 };
+use super::{EngineError, Result};
 use crate::duration::Ttl;
-use crate::fields::{FieldError, Fields};
 use crate::model::{CredentialType, MountPath, RoleName};
 
 /// STS limits, checked before any call is made.
@@ -48,70 +48,14 @@ pub struct Role {
 }
 
 impl Role {
-    /// Validates a role write. `existing` is the stored role when this write updates it: fields
-    /// the request leaves out keep their value, as in Vault.
-    pub fn parse(
-        existing: Option<&Role>,
-        mut input: Fields,
-    ) -> Result<(Role, Vec<String>), FieldError> {
-        if let Some(old) = existing {
-            let mut merged = Fields::new(old.to_fields());
-            merged.overlay(input);
-            input = merged;
-        }
-        let credential_type = match input.list("credential_type")? {
-            Some(v) if v.len() == 1 => CredentialType::parse(&v[0]).map_err(FieldError)?,
-            Some(v) if v.len() > 1 => {
-                return Err(FieldError(
-                    "credential_type takes one value; write one role per credential type".into(),
-                ));
-            }
-            _ => {
-                return Err(FieldError(
-                    "credential_type is required: iam_user, assumed_role, federation_token or session_token".into(),
-                ));
-            }
-        };
-        let role = Role {
-            credential_type,
-            policy_arns: input.list("policy_arns")?.unwrap_or_default(),
-            policy_document: input.json_document("policy_document")?,
-            iam_groups: input.list("iam_groups")?.unwrap_or_default(),
-            iam_tags: input.tags("iam_tags")?.unwrap_or_default(),
-            user_path: input.non_empty_string("user_path")?,
-            permissions_boundary_arn: input.non_empty_string("permissions_boundary_arn")?,
-            username_template: input.non_empty_string("username_template")?,
-            default_ttl: input.ttl("default_ttl")?.filter(|t| !t.is_zero()),
-            max_ttl: input.ttl("max_ttl")?.filter(|t| !t.is_zero()),
-            role_arns: input.list("role_arns")?.unwrap_or_default(),
-            default_sts_ttl: input.ttl("default_sts_ttl")?.filter(|t| !t.is_zero()),
-            max_sts_ttl: input.ttl("max_sts_ttl")?.filter(|t| !t.is_zero()),
-            session_tags: input.tags("session_tags")?.unwrap_or_default(),
-            external_id: input.non_empty_string("external_id")?,
-            mfa_serial_number: input.non_empty_string("mfa_serial_number")?,
-            key_map: input.tags("key_map")?.unwrap_or_default(),
-            max_leases: match input.int("max_leases")? {
-                None | Some(0) => None,
-                Some(n) => Some(u32::try_from(n).map_err(|_| {
-                    FieldError(format!(
-                        "max_leases must be between 0 (no cap) and {}, got {n}",
-                        u32::MAX
-                    ))
-                })?),
-            },
-        };
-        role.validate()?;
-        // A merged update carries every stored field, so only a fresh write can hold unknowns
-        // worth reporting; either way they are whatever the parse above did not take.
-        Ok((role, input.unknown_field_warnings()))
-    }
-
-    fn validate(&self) -> Result<(), FieldError> {
+    /// Every rule a role must keep, across fields: checked on each write, so issuing never
+    /// meets a bad value.
+    pub fn validate(&self) -> Result<()> {
         use CredentialType::*;
         let t = self.credential_type;
         let only = |set: bool, field: &str, allowed: &str| {
             if set {
-                Err(FieldError(format!(
+                Err(EngineError::Invalid(format!(
                     "{field} is only valid for {allowed} roles, not {}",
                     t.as_str()
                 )))
@@ -155,7 +99,7 @@ impl Role {
                 || self.policy_document.is_some()
                 || !self.iam_groups.is_empty();
             if has_policy {
-                return Err(FieldError(
+                return Err(EngineError::Invalid(
                     "session_token roles take no policy_arns, policy_document or iam_groups: the session has the calling identity's permissions".into(),
                 ));
             }
@@ -171,7 +115,7 @@ impl Role {
             && self.policy_document.is_none()
             && self.iam_groups.is_empty()
         {
-            return Err(FieldError(format!(
+            return Err(EngineError::Invalid(format!(
                 "{} roles need at least one of policy_arns, policy_document or iam_groups",
                 t.as_str()
             )));
@@ -181,7 +125,7 @@ impl Role {
         }
         if t == AssumedRole {
             if self.role_arns.is_empty() {
-                return Err(FieldError(
+                return Err(EngineError::Invalid(
                     "assumed_role roles need role_arns: the ARN of at least one IAM role to assume"
                         .into(),
                 ));
@@ -207,13 +151,13 @@ impl Role {
                 && g.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
             if !ok {
-                return Err(FieldError(format!(
+                return Err(EngineError::Invalid(format!(
                     "iam_groups entry {g:?} is not a valid IAM group name (1 to 128 of A-Z a-z 0-9 + = , . @ _ -)"
                 )));
             }
         }
         check_tags(&self.iam_tags, "iam_tags", MAX_USER_TAGS)?;
-        crate::key_map::check(&self.key_map)?;
+        crate::key_map::check(&self.key_map).map_err(EngineError::Invalid)?;
         if let Some(path) = &self.user_path {
             check_iam_path(path)?;
         }
@@ -221,13 +165,13 @@ impl Role {
             check_policy_document(doc)?;
         }
         if let Some(template) = &self.username_template {
-            NameTemplate::parse(template, self.name_kind()).map_err(FieldError)?;
+            NameTemplate::parse(template, self.name_kind()).map_err(EngineError::Invalid)?;
         }
 
         if let (Some(d), Some(m)) = (self.default_ttl, self.max_ttl)
             && d > m
         {
-            return Err(FieldError(format!(
+            return Err(EngineError::Invalid(format!(
                 "default_ttl ({d}) must not exceed max_ttl ({m})"
             )));
         }
@@ -246,7 +190,7 @@ impl Role {
         if let (Some(d), Some(m)) = (self.default_sts_ttl, self.max_sts_ttl)
             && d > m
         {
-            return Err(FieldError(format!(
+            return Err(EngineError::Invalid(format!(
                 "default_sts_ttl ({d}) must not exceed max_sts_ttl ({m})"
             )));
         }
@@ -280,47 +224,6 @@ impl Role {
             .clone()
             .unwrap_or_else(|| default_user_path(mount, name))
     }
-
-    /// The role as the API reads it back: every field, defaults filled in, durations in seconds.
-    pub fn to_read_data(&self, mount: &MountPath, name: &RoleName) -> Value {
-        let secs = |t: Option<Ttl>| t.map_or(0, Ttl::as_secs);
-        let is_user = self.credential_type == CredentialType::IamUser;
-        json!({
-            "credential_type": self.credential_type.as_str(),
-            "credential_types": [self.credential_type.as_str()],
-            "policy_arns": self.policy_arns,
-            "policy_document": self.policy_document.clone().unwrap_or_default(),
-            "iam_groups": self.iam_groups,
-            "iam_tags": self.iam_tags,
-            "user_path": if is_user { self.user_path(mount, name) } else { String::new() },
-            "permissions_boundary_arn": self.permissions_boundary_arn.clone().unwrap_or_default(),
-            "username_template": if self.credential_type == CredentialType::SessionToken {
-                String::new()
-            } else {
-                self.name_template().as_str().to_owned()
-            },
-            "default_ttl": secs(self.default_ttl),
-            "max_ttl": secs(self.max_ttl),
-            "role_arns": self.role_arns,
-            "default_sts_ttl": secs(self.default_sts_ttl),
-            "max_sts_ttl": secs(self.max_sts_ttl),
-            "session_tags": self.session_tags,
-            "external_id": self.external_id.clone().unwrap_or_default(),
-            "mfa_serial_number": self.mfa_serial_number.clone().unwrap_or_default(),
-            "key_map": crate::key_map::resolve(&self.key_map)
-                .into_iter()
-                .collect::<BTreeMap<_, _>>(),
-            "max_leases": self.max_leases.unwrap_or(0),
-        })
-    }
-
-    /// The stored fields in request form, for merging an update onto.
-    fn to_fields(&self) -> serde_json::Map<String, Value> {
-        match serde_json::to_value(self).expect("role serialises") {
-            Value::Object(map) => map,
-            _ => unreachable!("a struct serialises to an object"),
-        }
-    }
 }
 
 pub fn default_user_path(mount: &MountPath, name: &RoleName) -> String {
@@ -328,37 +231,37 @@ pub fn default_user_path(mount: &MountPath, name: &RoleName) -> String {
 }
 
 /// IAM refuses a policy without statements at issue time; say so when the role is written.
-fn check_policy_document(doc: &str) -> Result<(), FieldError> {
+fn check_policy_document(doc: &str) -> Result<()> {
     if doc.len() > 6144 {
-        return Err(FieldError(format!(
+        return Err(EngineError::Invalid(format!(
             "policy_document is {} characters; IAM allows 6144 for an inline user policy",
             doc.len()
         )));
     }
     let value: Value = serde_json::from_str(doc)
-        .map_err(|e| FieldError(format!("policy_document is not valid JSON: {e}")))?;
+        .map_err(|e| EngineError::Invalid(format!("policy_document is not valid JSON: {e}")))?;
     let has_statement = match value.get("Statement") {
         Some(Value::Array(items)) => !items.is_empty(),
         Some(Value::Object(_)) => true,
         _ => false,
     };
     if !has_statement {
-        return Err(FieldError(
+        return Err(EngineError::Invalid(
             "policy_document needs a non-empty \"Statement\", e.g. {\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:ListBucket\",\"Resource\":\"*\"}]}".into(),
         ));
     }
     Ok(())
 }
 
-fn check_sts_ttl(field: &str, v: Ttl, max: u64) -> Result<(), FieldError> {
+fn check_sts_ttl(field: &str, v: Ttl, max: u64) -> Result<()> {
     if v.as_secs() < STS_MIN_TTL {
-        return Err(FieldError(format!(
+        return Err(EngineError::Invalid(format!(
             "{field} is {}s; AWS requires at least 900s (15m) for STS credentials",
             v.as_secs()
         )));
     }
     if v.as_secs() > max {
-        return Err(FieldError(format!(
+        return Err(EngineError::Invalid(format!(
             "{field} is {}s; AWS allows at most {max}s ({}) for this credential type",
             v.as_secs(),
             Ttl::from_secs(max)
@@ -368,7 +271,7 @@ fn check_sts_ttl(field: &str, v: Ttl, max: u64) -> Result<(), FieldError> {
 }
 
 /// AWS's rule for an External ID: 2 to 1224 characters of `[\w+=,.@:/-]`.
-pub fn check_external_id(id: &str) -> Result<(), FieldError> {
+pub fn check_external_id(id: &str) -> Result<()> {
     let ok = (2..=1224).contains(&id.len())
         && id
             .chars()
@@ -376,19 +279,19 @@ pub fn check_external_id(id: &str) -> Result<(), FieldError> {
     if ok {
         Ok(())
     } else {
-        Err(FieldError(
+        Err(EngineError::Invalid(
             "external_id must be 2 to 1224 characters of A-Z a-z 0-9 and + = , . @ : / - _".into(),
         ))
     }
 }
 
 /// An IAM role ARN (`arn:aws:iam::123456789012:role/NAME`), named `field` in errors.
-pub fn check_role_arn(arn: &str, field: &str) -> Result<(), FieldError> {
+pub fn check_role_arn(arn: &str, field: &str) -> Result<()> {
     check_arn(arn, field, "role/")
 }
 
 /// `arn:PARTITION:iam::ACCOUNT:RESOURCE…` where ACCOUNT is 12 digits (or `aws` for AWS-managed policies).
-fn check_arn(arn: &str, field: &str, resource_prefix: &str) -> Result<(), FieldError> {
+fn check_arn(arn: &str, field: &str, resource_prefix: &str) -> Result<()> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let ok = parts.len() == 6
         && parts[0] == "arn"
@@ -404,7 +307,7 @@ fn check_arn(arn: &str, field: &str, resource_prefix: &str) -> Result<(), FieldE
     if ok {
         Ok(())
     } else {
-        Err(FieldError(format!(
+        Err(EngineError::Invalid(format!(
             "{field} entry {arn:?} is not an IAM {} ARN (arn:aws:iam::123456789012:{}NAME)",
             resource_prefix.trim_end_matches('/'),
             resource_prefix
@@ -413,29 +316,29 @@ fn check_arn(arn: &str, field: &str, resource_prefix: &str) -> Result<(), FieldE
 }
 
 /// IAM's path rule: starts and ends with `/`, at most 512 printable ASCII characters.
-pub fn check_iam_path(path: &str) -> Result<(), FieldError> {
+pub fn check_iam_path(path: &str) -> Result<()> {
     if !path.starts_with('/') || !path.ends_with('/') {
-        return Err(FieldError(format!(
+        return Err(EngineError::Invalid(format!(
             "user_path {path:?} must start and end with '/', e.g. /iamlease/dev/"
         )));
     }
     if path.len() > 512 {
-        return Err(FieldError(format!(
+        return Err(EngineError::Invalid(format!(
             "user_path is {} characters; IAM allows 512",
             path.len()
         )));
     }
     if let Some(c) = path.chars().find(|c| !('\u{21}'..='\u{7e}').contains(c)) {
-        return Err(FieldError(format!(
+        return Err(EngineError::Invalid(format!(
             "user_path {path:?} contains {c:?}; IAM paths use printable ASCII without spaces"
         )));
     }
     Ok(())
 }
 
-fn check_tags(tags: &BTreeMap<String, String>, field: &str, max: usize) -> Result<(), FieldError> {
+fn check_tags(tags: &BTreeMap<String, String>, field: &str, max: usize) -> Result<()> {
     if tags.len() > max {
-        return Err(FieldError(format!(
+        return Err(EngineError::Invalid(format!(
             "{field} has {} tags; at most {max} are allowed",
             tags.len()
         )));
@@ -443,151 +346,21 @@ fn check_tags(tags: &BTreeMap<String, String>, field: &str, max: usize) -> Resul
     let tag_char = |c: char| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c);
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 || !k.chars().all(tag_char) {
-            return Err(FieldError(format!(
+            return Err(EngineError::Invalid(format!(
                 "{field} key {k:?} must be 1 to 128 letters, digits, spaces or _ . : / = + - @"
             )));
         }
         let lower = k.to_ascii_lowercase();
         if lower.starts_with("aws:") || lower.starts_with("iamlease:") {
-            return Err(FieldError(format!(
+            return Err(EngineError::Invalid(format!(
                 "{field} key {k:?} uses a reserved prefix (aws: and iamlease: belong to AWS and to us)"
             )));
         }
         if v.chars().count() > 256 || !v.chars().all(tag_char) {
-            return Err(FieldError(format!(
+            return Err(EngineError::Invalid(format!(
                 "{field} value for {k:?} must be at most 256 letters, digits, spaces or _ . : / = + - @"
             )));
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(v: Value) -> Result<Role, String> {
-        Role::parse(None, Fields::new(v.as_object().unwrap().clone()))
-            .map(|(r, _)| r)
-            .map_err(|e| e.0)
-    }
-
-    const ARN: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
-
-    #[test]
-    fn iam_user_role_round_trips_through_update() {
-        let r =
-            parse(json!({"credential_type": "iam_user", "policy_arns": ARN, "default_ttl": "1h"}))
-                .unwrap();
-        assert_eq!(r.policy_arns, [ARN]);
-        // An update that sets only max_ttl keeps the rest.
-        let (r2, warnings) = Role::parse(
-            Some(&r),
-            Fields::new(json!({"max_ttl": "2h"}).as_object().unwrap().clone()),
-        )
-        .unwrap();
-        assert!(warnings.is_empty(), "{warnings:?}");
-        assert_eq!(r2.policy_arns, [ARN]);
-        assert_eq!(r2.default_ttl.unwrap().as_secs(), 3600);
-        assert_eq!(r2.max_ttl.unwrap().as_secs(), 7200);
-    }
-
-    #[test]
-    fn field_rules_by_type() {
-        let e = parse(json!({"credential_type": "iam_user", "policy_arns": ARN, "role_arns": "arn:aws:iam::123456789012:role/x"})).unwrap_err();
-        assert!(
-            e.contains("role_arns is only valid for assumed_role"),
-            "{e}"
-        );
-        let e = parse(json!({"credential_type": "session_token", "policy_arns": ARN})).unwrap_err();
-        assert!(e.contains("session_token roles take no"), "{e}");
-        let e = parse(json!({"credential_type": "federation_token", "policy_arns": ARN, "default_sts_ttl": 899})).unwrap_err();
-        assert!(
-            e.contains("default_sts_ttl is 899s") && e.contains("900"),
-            "{e}"
-        );
-        let e = parse(json!({"credential_type": "assumed_role", "role_arns": "arn:aws:iam::123456789012:role/x", "max_sts_ttl": "13h"})).unwrap_err();
-        assert!(e.contains("43200"), "{e}");
-        let e = parse(json!({"credential_type": "iam_user"})).unwrap_err();
-        assert!(e.contains("at least one of policy_arns"), "{e}");
-        let e = parse(json!({"policy_arns": ARN})).unwrap_err();
-        assert!(e.contains("credential_type is required"), "{e}");
-        let e = parse(json!({"credential_type": "iam_user", "policy_arns": ARN, "default_ttl": "2h", "max_ttl": "1h"})).unwrap_err();
-        assert!(
-            e.contains("default_ttl (2h0m0s) must not exceed max_ttl (1h0m0s)"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn arns_paths_groups_and_tags_are_checked() {
-        let base = |extra: Value| {
-            let mut v = json!({"credential_type": "iam_user", "policy_arns": ARN});
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            parse(v)
-        };
-        assert!(
-            base(json!({"policy_arns": "ReadOnlyAccess"}))
-                .unwrap_err()
-                .contains("not an IAM policy ARN")
-        );
-        assert!(
-            base(json!({"user_path": "iamlease"}))
-                .unwrap_err()
-                .contains("must start and end with '/'")
-        );
-        assert!(
-            base(json!({"user_path": "/a b/"}))
-                .unwrap_err()
-                .contains("' '")
-        );
-        assert!(
-            base(json!({"iam_groups": "bad group"}))
-                .unwrap_err()
-                .contains("iam_groups")
-        );
-        assert!(
-            base(json!({"iam_tags": {"aws:x": "y"}}))
-                .unwrap_err()
-                .contains("reserved prefix")
-        );
-        assert!(
-            base(json!({"iam_tags": {"iamlease:role": "y"}}))
-                .unwrap_err()
-                .contains("reserved prefix")
-        );
-        assert!(
-            base(json!({"username_template": "{{role}}"}))
-                .unwrap_err()
-                .contains("{{random}}")
-        );
-        assert!(
-            base(json!({"permissions_boundary_arn": "arn:aws:iam::123456789012:policy/b"})).is_ok()
-        );
-        assert!(base(json!({"user_path": "/team/dev/", "iam_tags": ["team=x"]})).is_ok());
-    }
-
-    #[test]
-    fn names_are_validated() {
-        assert!(MountPath::parse("aws").is_ok());
-        assert_eq!(MountPath::parse("aws/").unwrap().as_str(), "aws");
-        assert!(MountPath::parse("sys").unwrap_err().contains("reserved"));
-        assert!(MountPath::parse("a/b").is_err());
-        assert!(RoleName::parse("dev.team_1-x").is_ok());
-        assert!(RoleName::parse("dev/x").is_err());
-        assert!(RoleName::parse("").is_err());
-    }
-
-    #[test]
-    fn read_data_fills_defaults() {
-        let r = parse(json!({"credential_type": "iam_user", "policy_arns": ARN})).unwrap();
-        let m = MountPath::parse("aws").unwrap();
-        let n = RoleName::parse("dev").unwrap();
-        let d = r.to_read_data(&m, &n);
-        assert_eq!(d["user_path"], "/iamlease/aws/dev/");
-        assert_eq!(d["username_template"], DEFAULT_USERNAME_TEMPLATE);
-        assert_eq!(d["default_ttl"], 0);
-    }
 }

@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::role::{check_external_id, check_role_arn};
 use super::{Engine, EngineError, Result, aws_failed};
 use crate::aws::{AwsAccount, RetryMode};
-use crate::fields::Fields;
 use crate::model::MountPath;
+use crate::seal::Secret;
 
 /// How long rotate-root waits for a new root key to authenticate before giving up on it.
 const NEW_ROOT_KEY_WAIT: Duration = Duration::from_secs(30);
@@ -79,12 +78,41 @@ pub(super) fn root_context(mount: &MountPath) -> String {
     format!("root_config:{mount}")
 }
 
+/// A write to `{mount}/config/root`. A field left out keeps its value; an empty `access_key`
+/// forgets the static keys (back to the default credential chain), and an empty endpoint,
+/// `role_arn` or `external_id` unsets it, as in Vault.
+#[derive(Debug, Clone, Default)]
+pub struct RootConfigUpdate {
+    pub access_key: Option<String>,
+    pub secret_key: Option<Secret>,
+    pub region: Option<String>,
+    pub iam_endpoint: Option<String>,
+    pub sts_endpoint: Option<String>,
+    pub max_retries: Option<i64>,
+    pub retry_mode: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// `{mount}/config/root` as it reads back: never the secret key; defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootConfigView {
+    pub access_key: String,
+    pub region: String,
+    pub iam_endpoint: String,
+    pub sts_endpoint: String,
+    pub max_retries: i64,
+    pub retry_mode: RetryMode,
+    pub role_arn: String,
+    pub external_id: String,
+}
+
 impl Engine {
     pub async fn write_root_config(
         &self,
         mount: &MountPath,
-        mut input: Fields,
-    ) -> Result<Vec<String>> {
+        update: RootConfigUpdate,
+    ) -> Result<()> {
         self.mount(mount).await?;
         let existing = self.store.get_root_config(mount).await?;
         let mut config: RootConfig = match &existing {
@@ -94,13 +122,13 @@ impl Engine {
         };
         // An explicitly empty access_key forgets the static keys, so the mount falls back to
         // the default credential chain.
-        let (access_key, clear_keys) = match input.string("access_key")? {
+        let (access_key, clear_keys) = match update.access_key {
             Some(k) if k.trim().is_empty() => (None, true),
             Some(k) => (Some(k.trim().to_owned()), false),
             None => (None, false),
         };
-        let secret_key = input.non_empty_string("secret_key")?;
-        if let Some(region) = input.non_empty_string("region")? {
+        let secret_key = update.secret_key.filter(|s| !s.expose().trim().is_empty());
+        if let Some(region) = update.region.filter(|r| !r.trim().is_empty()) {
             if !region
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -111,15 +139,23 @@ impl Engine {
             }
             config.region = Some(region);
         }
-        for (key, slot) in [
-            ("iam_endpoint", &mut config.iam_endpoint),
-            ("sts_endpoint", &mut config.sts_endpoint),
+        for (key, slot, given) in [
+            (
+                "iam_endpoint",
+                &mut config.iam_endpoint,
+                update.iam_endpoint,
+            ),
+            (
+                "sts_endpoint",
+                &mut config.sts_endpoint,
+                update.sts_endpoint,
+            ),
         ] {
-            if let Some(raw) = input.string(key)? {
+            if let Some(raw) = given {
                 *slot = endpoint(key, &raw, &self.settings.allowed_aws_endpoints)?;
             }
         }
-        if let Some(n) = input.int("max_retries")? {
+        if let Some(n) = update.max_retries {
             if !(-1..=20).contains(&n) {
                 return Err(EngineError::Invalid(format!(
                     "max_retries is {n}; use -1 for the SDK default or 0 to 20"
@@ -127,7 +163,7 @@ impl Engine {
             }
             config.max_retries = Some(n);
         }
-        if let Some(mode) = input.non_empty_string("retry_mode")? {
+        if let Some(mode) = update.retry_mode.filter(|m| !m.trim().is_empty()) {
             config.retry_mode = Some(match mode.trim() {
                 "standard" => RetryMode::Standard,
                 "adaptive" => RetryMode::Adaptive,
@@ -139,14 +175,14 @@ impl Engine {
             });
         }
         // An empty string unsets either of these, as in Vault.
-        if let Some(arn) = input.string("role_arn")? {
+        if let Some(arn) = update.role_arn {
             let arn = arn.trim().to_owned();
             if !arn.is_empty() {
                 check_role_arn(&arn, "role_arn")?;
             }
             config.role_arn = Some(arn).filter(|a| !a.is_empty());
         }
-        if let Some(id) = input.string("external_id")? {
+        if let Some(id) = update.external_id {
             let id = id.trim().to_owned();
             if !id.is_empty() {
                 check_external_id(&id)?;
@@ -159,9 +195,10 @@ impl Engine {
             ));
         }
         let sealed = match (&access_key, &secret_key) {
-            (Some(_), Some(secret)) => {
-                Some(self.sealer.seal(&root_context(mount), secret.as_bytes())?)
-            }
+            (Some(_), Some(secret)) => Some(
+                self.sealer
+                    .seal(&root_context(mount), secret.expose().as_bytes())?,
+            ),
             (None, None) if clear_keys => None,
             (None, None) => existing.and_then(|r| r.secret_sealed),
             _ => {
@@ -173,32 +210,31 @@ impl Engine {
         if access_key.is_some() || clear_keys {
             config.access_key = access_key;
         }
-        let warnings = input.unknown_field_warnings();
         let text = serde_json::to_string(&config).expect("config serialises");
         self.store
             .put_root_config(mount, &text, sealed.as_deref())
             .await?;
-        Ok(warnings)
+        Ok(())
     }
 
     /// The root config without its secret key.
-    pub async fn read_root_config(&self, mount: &MountPath) -> Result<Value> {
+    pub async fn read_root_config(&self, mount: &MountPath) -> Result<RootConfigView> {
         self.mount(mount).await?;
         let record = self.store.get_root_config(mount).await?.ok_or_else(|| {
             EngineError::NotFound(format!("{mount}/config/root has not been written"))
         })?;
         let c: RootConfig = serde_json::from_str(&record.config)
             .map_err(|e| EngineError::Internal(format!("stored root config: {e}")))?;
-        Ok(json!({
-            "access_key": c.access_key.unwrap_or_default(),
-            "region": c.region.unwrap_or_else(|| "us-east-1".into()),
-            "iam_endpoint": c.iam_endpoint.unwrap_or_default(),
-            "sts_endpoint": c.sts_endpoint.unwrap_or_default(),
-            "max_retries": c.max_retries.unwrap_or(-1),
-            "retry_mode": c.retry_mode.unwrap_or_default(),
-            "role_arn": c.role_arn.unwrap_or_default(),
-            "external_id": c.external_id.unwrap_or_default(),
-        }))
+        Ok(RootConfigView {
+            access_key: c.access_key.unwrap_or_default(),
+            region: c.region.unwrap_or_else(|| "us-east-1".into()),
+            iam_endpoint: c.iam_endpoint.unwrap_or_default(),
+            sts_endpoint: c.sts_endpoint.unwrap_or_default(),
+            max_retries: c.max_retries.unwrap_or(-1),
+            retry_mode: c.retry_mode.unwrap_or_default(),
+            role_arn: c.role_arn.unwrap_or_default(),
+            external_id: c.external_id.unwrap_or_default(),
+        })
     }
 
     /// Replaces the root config's access key with a new one for the same IAM user and deletes

@@ -134,3 +134,19 @@ impl CredentialType {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(MountPath::parse("aws").is_ok());
+        assert_eq!(MountPath::parse("aws/").unwrap().as_str(), "aws");
+        assert!(MountPath::parse("sys").unwrap_err().contains("reserved"));
+        assert!(MountPath::parse("a/b").is_err());
+        assert!(RoleName::parse("dev.team_1-x").is_ok());
+        assert!(RoleName::parse("dev/x").is_err());
+        assert!(RoleName::parse("").is_err());
+    }
+}

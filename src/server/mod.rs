@@ -19,8 +19,7 @@ use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
 use crate::clock::now;
 use crate::config::{ConnectionLimits, MasterKeySource, Settings, TlsFiles};
-use crate::engine::{Engine, EngineError, EngineSettings, run_reaper, run_sweeper};
-use crate::fields::Fields;
+use crate::engine::{Engine, EngineError, EngineSettings, MountRequest, run_reaper, run_sweeper};
 use crate::seal::{MasterKey, SealError, Sealer};
 use crate::store::{self, Store, StoreError};
 use axum_server::tls_rustls::RustlsConfig;
@@ -144,7 +143,7 @@ impl Application {
                 };
                 let aws = crate::model::MountPath::parse("aws").expect("valid");
                 if store.get_mount(&aws).await?.is_none()
-                    && let Err(e) = engine.enable_mount("aws", Fields::default()).await
+                    && let Err(e) = engine.enable_mount(MountRequest::aws(aws.clone())).await
                     // Another replica on the same database mounted it meanwhile.
                     && store.get_mount(&aws).await?.is_none()
                 {

@@ -41,10 +41,6 @@ impl Fields {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.map.get(key).is_some_and(|v| !v.is_null())
-    }
-
     /// Overlays `other` on `self`: fields set in `other` replace ours (how a role update merges).
     pub fn overlay(&mut self, other: Fields) {
         for (k, v) in other.map {

@@ -1,0 +1,292 @@
+//! One description-only function per route, carrying its `#[utoipa::path]` annotation, so the
+//! handlers stay as they are.
+
+#![allow(dead_code)] // the path functions exist only to carry their annotations
+
+use super::schemas::*;
+
+// ---- paths: sys ----
+
+/// Health; answers without a token (HEAD too).
+#[utoipa::path(get, path = "/v1/sys/health", tag = "sys",
+    responses((status = 200, description = "ready", body = Health),
+              (status = 503, description = "the store is unreachable", body = Health)))]
+pub(super) fn health() {}
+
+/// Health for load balancers: the status alone, no body.
+#[utoipa::path(head, path = "/v1/sys/health", tag = "sys", operation_id = "health_head",
+    responses((status = 200, description = "ready"),
+              (status = 503, description = "the store is unreachable")))]
+pub(super) fn health_head() {}
+
+/// This document; answers without a token.
+#[utoipa::path(get, path = "/v1/sys/openapi.json", tag = "sys",
+    responses((status = 200, description = "the OpenAPI document", body = Object)))]
+pub(super) fn openapi_json() {}
+
+/// Every mount, keyed `"{path}/"`, both under `data` and at the top level.
+#[utoipa::path(get, path = "/v1/sys/mounts", tag = "sys",
+    responses((status = 200, description = "mounts", body = Envelope)))]
+pub(super) fn list_mounts() {}
+
+#[utoipa::path(get, path = "/v1/sys/mounts/{path}", tag = "sys",
+    params(("path" = String, Path, description = "mount path")),
+    responses((status = 200, description = "the mount", body = Envelope)))]
+pub(super) fn read_mount() {}
+
+/// Mounts an `aws` engine (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/sys/mounts/{path}", tag = "sys",
+    params(("path" = String, Path, description = "mount path, one segment")),
+    request_body = MountBody,
+    responses((status = 204, description = "mounted"),
+              (status = 200, description = "mounted, with warnings", body = Envelope)))]
+pub(super) fn enable_mount() {}
+
+/// Revokes every lease of the mount, then removes it (needs `sudo`).
+#[utoipa::path(delete, path = "/v1/sys/mounts/{path}", tag = "sys",
+    params(("path" = String, Path, description = "mount path")),
+    responses((status = 204, description = "unmounted")))]
+pub(super) fn disable_mount() {}
+
+#[utoipa::path(get, path = "/v1/sys/metrics", tag = "sys",
+    params(("format" = Option<String>, Query, description = "`prometheus`")),
+    responses((status = 200, description = "Prometheus text format", body = String,
+               content_type = "text/plain; version=0.0.4")))]
+pub(super) fn metrics() {}
+
+/// HMAC-SHA256 of a value under the audit key, as the audit log writes it.
+#[utoipa::path(method(post, put), path = "/v1/sys/audit-hash", tag = "sys",
+    request_body = AuditHashBody,
+    responses((status = 200, description = "`data.hash`", body = Envelope)))]
+pub(super) fn audit_hash() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/audit-hash/{device}", tag = "sys",
+    params(("device" = String, Path, description = "audit device (any; there is one)")),
+    request_body = AuditHashBody,
+    responses((status = 200, description = "`data.hash`", body = Envelope)))]
+pub(super) fn audit_hash_device() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/leases/lookup", tag = "sys",
+    request_body = LeaseIdBody,
+    responses((status = 200, description = "`data`: id, issue_time, expire_time, last_renewal, renewable, ttl", body = Envelope)))]
+pub(super) fn lookup_lease() {}
+
+#[utoipa::path(get, path = "/v1/sys/leases/lookup", tag = "sys",
+    params(("list" = bool, Query, description = "must be true (or use LIST)"),
+           ("state" = Option<String>, Query, description = "only leases in this state, e.g. `failed`")),
+    responses((status = 200, description = "mount prefixes", body = ListEnvelope)))]
+pub(super) fn list_leases_root() {}
+
+#[utoipa::path(get, path = "/v1/sys/leases/lookup/{prefix}", tag = "sys",
+    params(("prefix" = String, Path, description = "lease id prefix, e.g. `aws/creds/dev/`"),
+           ("list" = bool, Query, description = "must be true (or use LIST)"),
+           ("state" = Option<String>, Query, description = "only leases in this state, e.g. `failed`")),
+    responses((status = 200, description = "keys under the prefix", body = ListEnvelope)))]
+pub(super) fn list_leases() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/leases/renew", tag = "sys",
+    request_body = RenewBody,
+    responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
+pub(super) fn renew_lease() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/leases/renew/{lease_id}", tag = "sys",
+    params(("lease_id" = String, Path, description = "lease id")),
+    request_body(content = RenewBody, description = "optional"),
+    responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
+pub(super) fn renew_lease_by_path() {}
+
+/// Revokes (deleting the IAM user first); an unknown lease is already revoked.
+#[utoipa::path(method(post, put), path = "/v1/sys/leases/revoke", tag = "sys",
+    request_body = RevokeBody,
+    responses((status = 204, description = "revoked"),
+              (status = 202, description = "`sync: false`: revocation queued")))]
+pub(super) fn revoke_lease() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/leases/revoke/{lease_id}", tag = "sys",
+    params(("lease_id" = String, Path, description = "lease id")),
+    request_body(content = RevokeBody, description = "optional"),
+    responses((status = 204, description = "revoked"),
+              (status = 202, description = "`sync: false`: revocation queued")))]
+pub(super) fn revoke_lease_by_path() {}
+
+/// Revokes every lease under a prefix (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/sys/leases/revoke-prefix/{prefix}", tag = "sys",
+    params(("prefix" = String, Path, description = "lease id prefix (a directory)")),
+    responses((status = 204, description = "revoked")))]
+pub(super) fn revoke_prefix() {}
+
+/// Forgets leases without AWS clean-up: the operator's escape hatch (needs `sudo`, audited).
+#[utoipa::path(method(post, put), path = "/v1/sys/leases/revoke-force/{prefix}", tag = "sys",
+    params(("prefix" = String, Path, description = "lease id prefix (a directory)")),
+    responses((status = 204, description = "forgotten")))]
+pub(super) fn revoke_force() {}
+
+// ---- paths: auth ----
+
+#[utoipa::path(method(get, post), path = "/v1/auth/token/lookup-self", tag = "auth",
+    responses((status = 200, description = "the calling token: accessor, policies, ttl, display_name", body = Envelope)))]
+pub(super) fn token_lookup_self() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/create", tag = "auth",
+    request_body = TokenCreateBody,
+    responses((status = 200, description = "`auth`: client_token, accessor, policies, lease_duration", body = Envelope)))]
+pub(super) fn token_create() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/lookup", tag = "auth",
+    request_body = TokenLookupBody,
+    responses((status = 200, description = "the token", body = Envelope)))]
+pub(super) fn token_lookup() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/lookup-accessor", tag = "auth",
+    request_body = AccessorBody,
+    responses((status = 200, description = "the token", body = Envelope)))]
+pub(super) fn token_lookup_accessor() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/renew-self", tag = "auth",
+    request_body(content = TokenCreateBody, description = "optional `increment`"),
+    responses((status = 200, description = "`auth` with the new lease_duration", body = Envelope)))]
+pub(super) fn token_renew_self() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/revoke-self", tag = "auth",
+    responses((status = 204, description = "revoked")))]
+pub(super) fn token_revoke_self() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/revoke-accessor", tag = "auth",
+    request_body = AccessorBody,
+    responses((status = 204, description = "revoked")))]
+pub(super) fn token_revoke_accessor() {}
+
+#[utoipa::path(get, path = "/v1/sys/policies/acl", tag = "auth",
+    params(("list" = Option<bool>, Query, description = "LIST form")),
+    responses((status = 200, description = "policy names", body = Envelope)))]
+pub(super) fn list_policies() {}
+
+#[utoipa::path(get, path = "/v1/sys/policies/acl/{name}", tag = "auth",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 200, description = "`name`, `policy`", body = Envelope)))]
+pub(super) fn read_policy() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/policies/acl/{name}", tag = "auth",
+    params(("name" = String, Path, description = "policy name")),
+    request_body = PolicyBody,
+    responses((status = 204, description = "written")))]
+pub(super) fn write_policy() {}
+
+#[utoipa::path(delete, path = "/v1/sys/policies/acl/{name}", tag = "auth",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 204, description = "deleted")))]
+pub(super) fn delete_policy() {}
+
+/// Vault's older policy path, the same as `sys/policies/acl`.
+#[utoipa::path(get, path = "/v1/sys/policy", tag = "auth",
+    responses((status = 200, description = "policy names", body = Envelope)))]
+pub(super) fn list_policies_legacy() {}
+
+#[utoipa::path(get, path = "/v1/sys/policy/{name}", tag = "auth",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 200, description = "`name`, `rules`", body = Envelope)))]
+pub(super) fn read_policy_legacy() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/policy/{name}", tag = "auth",
+    params(("name" = String, Path, description = "policy name")),
+    request_body = PolicyBody,
+    responses((status = 204, description = "written")))]
+pub(super) fn write_policy_legacy() {}
+
+#[utoipa::path(delete, path = "/v1/sys/policy/{name}", tag = "auth",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 204, description = "deleted")))]
+pub(super) fn delete_policy_legacy() {}
+
+// ---- paths: an aws mount ----
+
+#[utoipa::path(get, path = "/v1/{mount}/config/root", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    responses((status = 200, description = "the root config, without `secret_key`", body = Envelope)))]
+pub(super) fn read_root_config() {}
+
+#[utoipa::path(method(post, put), path = "/v1/{mount}/config/root", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    request_body = RootConfigBody,
+    responses((status = 204, description = "written"),
+              (status = 200, description = "written, with warnings", body = Envelope)))]
+pub(super) fn write_root_config() {}
+
+/// A new access key for the stored root user; the old one is deleted in AWS.
+#[utoipa::path(method(post, put), path = "/v1/{mount}/config/rotate-root", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    responses((status = 200, description = "`data.access_key`", body = Envelope)))]
+pub(super) fn rotate_root() {}
+
+/// What the server needs in AWS: the least-privilege policy and trust policy.
+#[utoipa::path(get, path = "/v1/{mount}/setup", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    responses((status = 200, description = "the setup plan", body = Envelope)))]
+pub(super) fn setup_plan() {}
+
+/// `sts:GetCallerIdentity` with the mount's root config.
+#[utoipa::path(method(post, put), path = "/v1/{mount}/config/check", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    responses((status = 200, description = "`data.arn`", body = Envelope)))]
+pub(super) fn config_check() {}
+
+#[utoipa::path(get, path = "/v1/{mount}/config/lease", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    responses((status = 200, description = "`lease`, `lease_max`, Go-style", body = Envelope)))]
+pub(super) fn read_lease_config() {}
+
+#[utoipa::path(method(post, put), path = "/v1/{mount}/config/lease", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    request_body = LeaseConfigBody,
+    responses((status = 204, description = "written"),
+              (status = 200, description = "written, with warnings", body = Envelope)))]
+pub(super) fn write_lease_config() {}
+
+#[utoipa::path(get, path = "/v1/{mount}/roles", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("list" = bool, Query, description = "must be true (or use LIST)")),
+    responses((status = 200, description = "role names", body = ListEnvelope)))]
+pub(super) fn list_roles() {}
+
+#[utoipa::path(get, path = "/v1/{mount}/roles/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "role name", example = "dev")),
+    responses((status = 200, description = "the role; durations in seconds", body = Envelope)))]
+pub(super) fn read_role() {}
+
+#[utoipa::path(method(post, put), path = "/v1/{mount}/roles/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "role name", example = "dev")),
+    request_body = RoleBody,
+    responses((status = 204, description = "written"),
+              (status = 200, description = "written, with warnings", body = Envelope)))]
+pub(super) fn write_role() {}
+
+#[utoipa::path(delete, path = "/v1/{mount}/roles/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "role name", example = "dev")),
+    responses((status = 204, description = "deleted")))]
+pub(super) fn delete_role() {}
+
+/// Issues a credential: top-level `lease_id`, `lease_duration`, `renewable`; `data` holds
+/// `access_key`, `secret_key`, `security_token`, `arn`, `region` (and `username` for IAM users).
+#[utoipa::path(method(get, post, put), path = "/v1/{mount}/creds/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "role name", example = "dev")),
+    request_body(content = CredsBody, description = "optional"),
+    responses((status = 200, description = "the credential, shown once", body = Envelope)))]
+pub(super) fn issue_creds() {}
+
+#[utoipa::path(method(post, put), path = "/v1/{mount}/sts/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "role name", example = "dev")),
+    request_body(content = CredsBody, description = "optional"),
+    responses((status = 200, description = "STS credentials, not renewable", body = Envelope)))]
+pub(super) fn issue_sts() {}
+
+/// Finds (and unless `dry_run`, deletes) IAM users with our tags but no live lease (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/{mount}/sweep", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    request_body(content = SweepBody, description = "optional"),
+    responses((status = 200, description = "the sweep report", body = Envelope)))]
+pub(super) fn sweep() {}

@@ -1,0 +1,258 @@
+//! The Vault wire shapes the OpenAPI document names: envelopes, bodies, and Vault's lenient
+//! field types (durations, lists, tags).
+
+#![allow(dead_code)] // the types exist only to carry their schemas
+
+use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+/// Vault's response envelope. `data` holds the answer; credential and renewal answers fill
+/// `lease_id`, `renewable` and `lease_duration`; token answers fill `auth`.
+#[derive(ToSchema)]
+pub(super) struct Envelope {
+    request_id: String,
+    lease_id: String,
+    renewable: bool,
+    lease_duration: i64,
+    #[schema(value_type = Option<Object>)]
+    data: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    wrap_info: Option<Value>,
+    warnings: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    auth: Option<Value>,
+    mount_type: Option<String>,
+}
+
+/// The envelope of a LIST: `data.keys`.
+#[derive(ToSchema)]
+pub(super) struct ListEnvelope {
+    request_id: String,
+    lease_id: String,
+    renewable: bool,
+    lease_duration: i64,
+    data: ListData,
+    warnings: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct ListData {
+    keys: Vec<String>,
+}
+
+/// Every error: `{"errors": ["a reason a person can act on"]}` (empty for an empty LIST).
+#[derive(ToSchema)]
+pub(super) struct ErrorBody {
+    errors: Vec<String>,
+}
+
+/// `sys/health`, unwrapped as in Vault.
+#[derive(ToSchema)]
+pub(super) struct Health {
+    initialized: bool,
+    sealed: bool,
+    standby: bool,
+    performance_standby: bool,
+    /// Unix seconds.
+    server_time_utc: i64,
+    version: String,
+    cluster_name: String,
+}
+
+/// Seconds, or a Go-style duration (`"1h"`, `"90m"`, `"1h30m"`).
+pub(super) struct Duration;
+
+impl PartialSchema for Duration {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some("seconds, or a Go-style duration such as \"1h30m\""))
+            .into()
+    }
+}
+impl ToSchema for Duration {}
+
+/// A JSON array of strings, or one comma-separated string.
+pub(super) struct StringList;
+
+impl PartialSchema for StringList {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some("a JSON array, or a comma-separated string"))
+            .into()
+    }
+}
+impl ToSchema for StringList {}
+
+/// A map of strings, or `["key=value", …]`.
+pub(super) struct Tags;
+
+impl PartialSchema for Tags {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String))),
+            )
+            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some("a map, or a list of \"key=value\" strings"))
+            .into()
+    }
+}
+impl ToSchema for Tags {}
+
+/// `sys/mounts/{path}`: only `aws` engines exist.
+#[derive(ToSchema)]
+pub(super) struct MountBody {
+    #[schema(rename = "type")]
+    kind: String,
+    description: Option<String>,
+    config: Option<MountConfig>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct MountConfig {
+    #[schema(value_type = Option<Duration>)]
+    default_lease_ttl: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    max_lease_ttl: Option<Value>,
+}
+
+/// How the mount reaches AWS. `secret_key` is sealed at rest and never read back.
+#[derive(ToSchema)]
+pub(super) struct RootConfigBody {
+    access_key: Option<String>,
+    secret_key: Option<String>,
+    region: Option<String>,
+    iam_endpoint: Option<String>,
+    sts_endpoint: Option<String>,
+    max_retries: Option<i64>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct LeaseConfigBody {
+    #[schema(value_type = Option<Duration>)]
+    lease: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    lease_max: Option<Value>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(super) enum CredentialType {
+    IamUser,
+    AssumedRole,
+    FederationToken,
+    SessionToken,
+}
+
+/// A role. A write merges with the stored role; `null` means "not set".
+#[derive(ToSchema)]
+pub(super) struct RoleBody {
+    credential_type: Option<CredentialType>,
+    #[schema(value_type = Option<StringList>)]
+    policy_arns: Option<Value>,
+    policy_document: Option<String>,
+    #[schema(value_type = Option<StringList>)]
+    iam_groups: Option<Value>,
+    #[schema(value_type = Option<Tags>)]
+    iam_tags: Option<Value>,
+    user_path: Option<String>,
+    permissions_boundary_arn: Option<String>,
+    username_template: Option<String>,
+    #[schema(value_type = Option<Duration>)]
+    default_ttl: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    max_ttl: Option<Value>,
+    #[schema(value_type = Option<StringList>)]
+    role_arns: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    default_sts_ttl: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    max_sts_ttl: Option<Value>,
+    #[schema(value_type = Option<Tags>)]
+    session_tags: Option<Value>,
+    external_id: Option<String>,
+    mfa_serial_number: Option<String>,
+    #[schema(value_type = Option<Tags>)]
+    key_map: Option<Value>,
+    max_leases: Option<i64>,
+}
+
+/// A credential request; every field is optional.
+#[derive(ToSchema)]
+pub(super) struct CredsBody {
+    #[schema(value_type = Option<Duration>)]
+    ttl: Option<Value>,
+    role_arn: Option<String>,
+    role_session_name: Option<String>,
+    mfa_code: Option<String>,
+    wait_ready: Option<bool>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct LeaseIdBody {
+    lease_id: String,
+}
+
+#[derive(ToSchema)]
+pub(super) struct RenewBody {
+    lease_id: Option<String>,
+    #[schema(value_type = Option<Duration>)]
+    increment: Option<Value>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct RevokeBody {
+    lease_id: Option<String>,
+    /// Wait for the AWS clean-up (default true).
+    sync: Option<bool>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct TokenCreateBody {
+    #[schema(value_type = Option<StringList>)]
+    policies: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    ttl: Option<Value>,
+    display_name: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct TokenLookupBody {
+    token: String,
+}
+
+#[derive(ToSchema)]
+pub(super) struct AccessorBody {
+    accessor: String,
+}
+
+/// Vault's HCL (or its JSON form).
+#[derive(ToSchema)]
+pub(super) struct PolicyBody {
+    policy: String,
+}
+
+#[derive(ToSchema)]
+pub(super) struct AuditHashBody {
+    input: String,
+}
+
+#[derive(ToSchema)]
+pub(super) struct SweepBody {
+    /// List what would be deleted without deleting it.
+    dry_run: Option<bool>,
+}

@@ -1,0 +1,105 @@
+//! The engine's typed answers shaped as Vault's response data: field names, defaults shown
+//! as Vault shows them (empty strings, 0 for "unset", durations as seconds or Go strings).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::duration::Ttl;
+use crate::engine::role::Role;
+use crate::engine::{CallerIdentity, LeaseConfig, RootConfigView, SetupPlan};
+use crate::model::{CredentialType, MountPath, RoleName};
+
+/// A role as the API reads it back: every field, defaults filled in, durations in seconds.
+pub fn role(role: &Role, mount: &MountPath, name: &RoleName) -> Value {
+    let secs = |t: Option<Ttl>| t.map_or(0, Ttl::as_secs);
+    let is_user = role.credential_type == CredentialType::IamUser;
+    json!({
+        "credential_type": role.credential_type.as_str(),
+        "credential_types": [role.credential_type.as_str()],
+        "policy_arns": role.policy_arns,
+        "policy_document": role.policy_document.clone().unwrap_or_default(),
+        "iam_groups": role.iam_groups,
+        "iam_tags": role.iam_tags,
+        "user_path": if is_user { role.user_path(mount, name) } else { String::new() },
+        "permissions_boundary_arn": role.permissions_boundary_arn.clone().unwrap_or_default(),
+        "username_template": if role.credential_type == CredentialType::SessionToken {
+            String::new()
+        } else {
+            role.name_template().as_str().to_owned()
+        },
+        "default_ttl": secs(role.default_ttl),
+        "max_ttl": secs(role.max_ttl),
+        "role_arns": role.role_arns,
+        "default_sts_ttl": secs(role.default_sts_ttl),
+        "max_sts_ttl": secs(role.max_sts_ttl),
+        "session_tags": role.session_tags,
+        "external_id": role.external_id.clone().unwrap_or_default(),
+        "mfa_serial_number": role.mfa_serial_number.clone().unwrap_or_default(),
+        "key_map": crate::key_map::resolve(&role.key_map)
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        "max_leases": role.max_leases.unwrap_or(0),
+    })
+}
+
+/// `{mount}/config/root`, never with the secret key.
+pub fn root_config(c: &RootConfigView) -> Value {
+    json!({
+        "access_key": c.access_key,
+        "region": c.region,
+        "iam_endpoint": c.iam_endpoint,
+        "sts_endpoint": c.sts_endpoint,
+        "max_retries": c.max_retries,
+        "retry_mode": c.retry_mode,
+        "role_arn": c.role_arn,
+        "external_id": c.external_id,
+    })
+}
+
+/// `{mount}/config/lease`, durations as Go prints them (`768h0m0s`), as Vault answers.
+pub fn lease_config(c: &LeaseConfig) -> Value {
+    json!({
+        "lease": c.lease.to_go_string(),
+        "lease_max": c.lease_max.to_go_string(),
+    })
+}
+
+pub fn setup_plan(p: &SetupPlan) -> Value {
+    json!({
+        "principal_arn": p.principal_arn,
+        "external_id": p.external_id,
+        "path_prefix": p.path_prefix,
+        "policy": p.policy,
+        "trust_policy": p.trust_policy,
+        "commands": p.commands,
+        "notes": p.notes,
+    })
+}
+
+pub fn caller_identity(c: &CallerIdentity) -> Value {
+    json!({ "arn": c.arn, "account": c.account })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fields::Fields;
+    use crate::engine::template::DEFAULT_USERNAME_TEMPLATE;
+
+    const ARN: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+
+    #[test]
+    fn read_data_fills_defaults() {
+        let input = json!({"credential_type": "iam_user", "policy_arns": ARN});
+        let r = crate::api::forms::role(None, Fields::new(input.as_object().unwrap().clone()))
+            .unwrap()
+            .0;
+        let m = MountPath::parse("aws").unwrap();
+        let n = RoleName::parse("dev").unwrap();
+        let d = role(&r, &m, &n);
+        assert_eq!(d["user_path"], "/iamlease/aws/dev/");
+        assert_eq!(d["username_template"], DEFAULT_USERNAME_TEMPLATE);
+        assert_eq!(d["default_ttl"], 0);
+    }
+}
