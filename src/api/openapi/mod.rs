@@ -258,12 +258,12 @@ mod tests {
         assert_eq!(
             documented.difference(&routed).collect::<Vec<_>>(),
             Vec::<&(String, &str)>::new(),
-            "documented in openapi.rs but not in the route table"
+            "documented in openapi/paths.rs but not in the route table"
         );
         assert_eq!(
             routed.difference(&documented).collect::<Vec<_>>(),
             Vec::<&(String, &str)>::new(),
-            "in the route table but not documented in openapi.rs"
+            "in the route table but not documented in openapi/paths.rs"
         );
         // The public routes are the table's.
         for r in super::super::routes::Routes::get().iter() {
