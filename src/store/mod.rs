@@ -51,6 +51,18 @@ pub trait Store: Send + Sync + 'static {
     /// Writes `value` unless `key` already has one; returns whether it wrote.
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
 
+    /// The configuration's epoch: one number in the database that strictly increases with
+    /// every insert, update or delete of a mount (its lease config included), a role or a root
+    /// config, in the same transaction as the change, whichever replica made it (database
+    /// triggers). Leases, tokens, policies and meta do not move it. One primary-key read.
+    ///
+    /// The rule for anything that caches those records: read the epoch *before* reading the
+    /// records, tag the cache with that epoch, and treat the cache as valid only while
+    /// `config_epoch()` still returns the same value. Reading it *after* the records could tag
+    /// stale data with a new epoch: a change committed between the two reads would be missed
+    /// until the next one.
+    async fn config_epoch(&self) -> Result<i64>;
+
     /// Returns false when the path is already mounted.
     async fn insert_mount(&self, mount: &MountRecord) -> Result<bool>;
     async fn get_mount(&self, path: &MountPath) -> Result<Option<MountRecord>>;

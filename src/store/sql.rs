@@ -246,6 +246,13 @@ where
         Ok(B::rows_affected(&done) == 1)
     }
 
+    async fn config_epoch(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT value FROM config_epoch WHERE id = 1")
+            .fetch_one(self.pool())
+            .await
+            .map_err(B::map_err)
+    }
+
     async fn insert_mount(&self, m: &MountRecord) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO mounts (path, kind, description, default_lease_ttl, max_lease_ttl, lease_ttl, lease_max, created_at)
