@@ -2,9 +2,12 @@
 //! database: SQLite (embedded, one server) and PostgreSQL (several replicas on one database).
 //!
 //! Every state change of a lease is one conditional statement, so two actors (a request and
-//! the reaper, or two servers) can never both believe they moved the same lease.
+//! the reaper, or two servers) can never both believe they moved the same lease. The
+//! statements are written once (`sql.rs`); `sqlite.rs` and `postgres.rs` hold only what the
+//! two databases do differently.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 pub use postgres::{PostgresStore, is_postgres_url};
@@ -47,6 +50,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Writes `value` unless `key` already has one; returns whether it wrote.
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
+
+    /// The configuration's epoch: one number in the database that strictly increases with
+    /// every insert, update or delete of a mount (its lease config included), a role or a root
+    /// config, in the same transaction as the change, whichever replica made it (database
+    /// triggers). Leases, tokens, policies and meta do not move it. One primary-key read.
+    ///
+    /// The rule for anything that caches those records: read the epoch *before* reading the
+    /// records, tag the cache with that epoch, and treat the cache as valid only while
+    /// `config_epoch()` still returns the same value. Reading it *after* the records could tag
+    /// stale data with a new epoch: a change committed between the two reads would be missed
+    /// until the next one.
+    async fn config_epoch(&self) -> Result<i64>;
 
     /// Returns false when the path is already mounted.
     async fn insert_mount(&self, mount: &MountRecord) -> Result<bool>;
@@ -98,12 +113,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Moves an `active` lease's expiry. False when the lease is not active.
     async fn renew_lease(&self, id: &str, expire_time: i64, now: i64) -> Result<bool>;
-    /// Claims one lease for revocation (`pending`, `active` or `failed` → `revoking` until
-    /// `deadline`). `None` when it does not exist or is being revoked by someone else.
     /// Run once at start-up, before the reaper: makes leases that a crashed process was in the
     /// middle of (`pending`, `revoking`) due at once when this store can know that no other
     /// live process still owns them. Returns how many it found.
     async fn recover_abandoned(&self, now: i64) -> Result<u64>;
+    /// Claims one lease for revocation (`pending`, `active` or `failed` → `revoking` until
+    /// `deadline`). `None` when it does not exist or is being revoked by someone else.
     async fn claim_lease(&self, id: &str, now: i64, deadline: i64) -> Result<Option<Lease>>;
     /// Claims up to `limit` leases whose `due_at` has passed, oldest first.
     async fn claim_due(&self, now: i64, deadline: i64, limit: i64) -> Result<Vec<Lease>>;

@@ -1,5 +1,7 @@
 //! The embedded store: SQLite in WAL mode with `synchronous = FULL`, so a committed intent
-//! record survives a power loss, not only a process crash.
+//! record survives a power loss, not only a process crash. What only SQLite does lives here:
+//! opening the file (0600, in a 0700 directory), the one-server-per-file lock, its error
+//! codes, start-up recovery and batch deletes; every other statement is `sql.rs`'s.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -9,29 +11,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{Row, migrate::Migrator};
 
-use super::{
-    LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
-    prefix_upper_bound,
-};
-use crate::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
+use super::sql;
+use super::{Result, StoreError};
+use crate::model::Lease;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-const LEASE_COLUMNS: &str = "id, mount, role, credential_type, state, username, access_key_id, \
-     issue_time, expire_time, max_expire_time, last_renewal, ttl, renewable, due_at, attempts, last_error, \
-     token_accessor";
-
-/// Both hit an index (`leases_in_flight_due_at`, `leases_due_at`; a test checks the plans), so
-/// start-up and each reaper pass cost the same with a thousand or a million active leases.
+/// Searches the partial index `leases_in_flight_due_at` (a test checks the plan, as for
+/// `sql::DUE_IDS`), so start-up costs the same with a thousand or a million active leases.
 const RECOVER_ABANDONED_SQL: &str =
-    "UPDATE leases SET due_at = ?1 WHERE state IN ('pending', 'revoking') AND due_at > ?1";
-const DUE_IDS_SQL: &str = "SELECT id FROM leases WHERE due_at <= ?1 ORDER BY due_at LIMIT ?3";
+    "UPDATE leases SET due_at = $1 WHERE state IN ('pending', 'revoking') AND due_at > $1";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -87,10 +82,9 @@ impl SqliteStore {
     /// Inserts many leases in one transaction through one prepared statement (imports and the
     /// lease-scale benchmark), where a commit per row would be bound by fsync.
     pub async fn insert_leases_bulk(&self, leases: &[Lease]) -> Result<()> {
-        let sql = insert_lease_sql();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         for l in leases {
-            bind_lease(sqlx::query(&sql), l)
+            sql::bind_lease(sqlx::query(sql::INSERT_LEASE), l)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -105,8 +99,6 @@ impl SqliteStore {
     }
 }
 
-/// Takes the one-server-per-database lock, or says who to stop. In-memory databases have
-/// nothing to share, so they need none.
 /// The database holds sealed secrets, token hashes and every lease: only its owner may read it.
 /// The file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files the
 /// database's mode), and files an older version left readable are tightened.
@@ -135,6 +127,8 @@ fn make_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Takes the one-server-per-database lock, or says who to stop. In-memory databases have
+/// nothing to share, so they need none.
 fn lock_database(path: &Path) -> Result<Option<File>> {
     let name = path.to_string_lossy();
     if name.is_empty() || name.contains(":memory:") || name.contains("mode=memory") {
@@ -195,441 +189,27 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn insert_lease_sql() -> String {
-    format!(
-        "INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-    )
-}
-
-fn bind_lease<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    l: &'q Lease,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(&l.id)
-        .bind(l.mount.as_str())
-        .bind(l.role.as_str())
-        .bind(l.credential_type.as_str())
-        .bind(l.state.as_str())
-        .bind(&l.username)
-        .bind(&l.access_key_id)
-        .bind(l.issue_time)
-        .bind(l.expire_time)
-        .bind(l.max_expire_time)
-        .bind(l.last_renewal)
-        .bind(l.ttl)
-        .bind(l.renewable as i64)
-        .bind(l.due_at)
-        .bind(l.attempts)
-        .bind(&l.last_error)
-        .bind(&l.token_accessor)
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
-fn lease_from_row(row: &SqliteRow) -> Result<Lease> {
-    let get_str = |c: &str| row.try_get::<String, _>(c).map_err(|e| corrupt(c, e));
-    let get_i64 = |c: &str| row.try_get::<i64, _>(c).map_err(|e| corrupt(c, e));
-    let get_opt_str = |c: &str| {
-        row.try_get::<Option<String>, _>(c)
-            .map_err(|e| corrupt(c, e))
-    };
-    let state = get_str("state")?;
-    let ctype = get_str("credential_type")?;
-    Ok(Lease {
-        id: get_str("id")?,
-        mount: MountPath::parse(&get_str("mount")?).map_err(|e| corrupt("mount", e))?,
-        role: RoleName::parse(&get_str("role")?).map_err(|e| corrupt("role", e))?,
-        credential_type: serde_json::from_value::<CredentialType>(serde_json::Value::String(
-            ctype.clone(),
-        ))
-        .map_err(|e| corrupt("credential_type", e))?,
-        state: LeaseState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
-        username: get_opt_str("username")?,
-        access_key_id: get_opt_str("access_key_id")?,
-        issue_time: get_i64("issue_time")?,
-        expire_time: get_i64("expire_time")?,
-        max_expire_time: get_i64("max_expire_time")?,
-        last_renewal: row
-            .try_get::<Option<i64>, _>("last_renewal")
-            .map_err(|e| corrupt("last_renewal", e))?,
-        ttl: get_i64("ttl")?,
-        renewable: get_i64("renewable")? != 0,
-        due_at: get_i64("due_at")?,
-        attempts: get_i64("attempts")?,
-        last_error: get_opt_str("last_error")?,
-        token_accessor: get_opt_str("token_accessor")?,
-    })
-}
-
-fn token_from_row(r: &SqliteRow) -> Result<TokenRecord> {
-    let policies: String = r.try_get("policies").map_err(|e| corrupt("policies", e))?;
-    Ok(TokenRecord {
-        hash: r.try_get("hash").map_err(|e| corrupt("hash", e))?,
-        accessor: r.try_get("accessor").map_err(|e| corrupt("accessor", e))?,
-        policies: serde_json::from_str(&policies).map_err(|e| corrupt("policies", e))?,
-        display_name: r
-            .try_get("display_name")
-            .map_err(|e| corrupt("display_name", e))?,
-        created_at: r
-            .try_get("created_at")
-            .map_err(|e| corrupt("created_at", e))?,
-        expire_at: r
-            .try_get("expire_at")
-            .map_err(|e| corrupt("expire_at", e))?,
-        ttl: r.try_get("ttl").map_err(|e| corrupt("ttl", e))?,
-    })
-}
-
-fn mount_from_row(row: &SqliteRow) -> Result<MountRecord> {
-    let opt = |c: &str| row.try_get::<Option<i64>, _>(c).map_err(|e| corrupt(c, e));
-    Ok(MountRecord {
-        path: MountPath::parse(
-            &row.try_get::<String, _>("path")
-                .map_err(|e| corrupt("path", e))?,
-        )
-        .map_err(|e| corrupt("path", e))?,
-        kind: row.try_get("kind").map_err(|e| corrupt("kind", e))?,
-        description: row
-            .try_get("description")
-            .map_err(|e| corrupt("description", e))?,
-        default_lease_ttl: opt("default_lease_ttl")?,
-        max_lease_ttl: opt("max_lease_ttl")?,
-        lease_ttl: opt("lease_ttl")?,
-        lease_max: opt("lease_max")?,
-        created_at: row
-            .try_get("created_at")
-            .map_err(|e| corrupt("created_at", e))?,
-    })
-}
-
 #[async_trait]
-impl Store for SqliteStore {
+impl sql::Backend for SqliteStore {
+    type Db = Sqlite;
+
+    /// None: SQLite runs one writer at a time, so a claim's UPDATE already excludes others.
+    const CLAIM_ROW_LOCKS: &'static str = "";
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn map_err(e: sqlx::Error) -> StoreError {
+        map_err(e)
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
     async fn close(&self) {
         SqliteStore::close(self).await;
-    }
-
-    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
-        let done =
-            sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-                .bind(key)
-                .bind(value)
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn insert_mount(&self, m: &MountRecord) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO mounts (path, kind, description, default_lease_ttl, max_lease_ttl, lease_ttl, lease_max, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
-        )
-        .bind(m.path.as_str())
-        .bind(&m.kind)
-        .bind(&m.description)
-        .bind(m.default_lease_ttl)
-        .bind(m.max_lease_ttl)
-        .bind(m.lease_ttl)
-        .bind(m.lease_max)
-        .bind(m.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn get_mount(&self, path: &MountPath) -> Result<Option<MountRecord>> {
-        sqlx::query("SELECT * FROM mounts WHERE path = ?1")
-            .bind(path.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(mount_from_row)
-            .transpose()
-    }
-
-    async fn list_mounts(&self) -> Result<Vec<MountRecord>> {
-        sqlx::query("SELECT * FROM mounts ORDER BY path")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(mount_from_row)
-            .collect()
-    }
-
-    async fn set_mount_lease_config(
-        &self,
-        path: &MountPath,
-        lease_ttl: Option<i64>,
-        lease_max: Option<i64>,
-    ) -> Result<bool> {
-        let done = sqlx::query("UPDATE mounts SET lease_ttl = ?2, lease_max = ?3 WHERE path = ?1")
-            .bind(path.as_str())
-            .bind(lease_ttl)
-            .bind(lease_max)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_mount(&self, path: &MountPath) -> Result<bool> {
-        // Roles and root config go with it (ON DELETE CASCADE).
-        let done = sqlx::query("DELETE FROM mounts WHERE path = ?1")
-            .bind(path.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn put_root_config(
-        &self,
-        mount: &MountPath,
-        config: &str,
-        secret_sealed: Option<&[u8]>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO root_configs (mount, config, secret_sealed, version) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (mount) DO UPDATE SET config = excluded.config,
-                 secret_sealed = excluded.secret_sealed, version = root_configs.version + 1",
-        )
-        .bind(mount.as_str())
-        .bind(config)
-        .bind(secret_sealed)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn get_root_config(&self, mount: &MountPath) -> Result<Option<RootConfigRecord>> {
-        let row =
-            sqlx::query("SELECT config, secret_sealed, version FROM root_configs WHERE mount = ?1")
-                .bind(mount.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
-        row.map(|r| {
-            Ok(RootConfigRecord {
-                config: r.try_get("config").map_err(|e| corrupt("config", e))?,
-                secret_sealed: r
-                    .try_get("secret_sealed")
-                    .map_err(|e| corrupt("secret_sealed", e))?,
-                version: r.try_get("version").map_err(|e| corrupt("version", e))?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn put_role(&self, mount: &MountPath, name: &RoleName, body: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO roles (mount, name, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (mount, name) DO UPDATE SET body = excluded.body",
-        )
-        .bind(mount.as_str())
-        .bind(name.as_str())
-        .bind(body)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn get_role(&self, mount: &MountPath, name: &RoleName) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT body FROM roles WHERE mount = ?1 AND name = ?2")
-            .bind(mount.as_str())
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn list_roles(&self, mount: &MountPath) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT name FROM roles WHERE mount = ?1 ORDER BY name")
-            .bind(mount.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn delete_role(&self, mount: &MountPath, name: &RoleName) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM roles WHERE mount = ?1 AND name = ?2")
-            .bind(mount.as_str())
-            .bind(name.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at, ttl)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING",
-        )
-        .bind(&t.hash)
-        .bind(&t.accessor)
-        .bind(serde_json::to_string(&t.policies).expect("strings serialise"))
-        .bind(&t.display_name)
-        .bind(t.created_at)
-        .bind(t.expire_at)
-        .bind(t.ttl)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
-        sqlx::query("SELECT * FROM tokens WHERE hash = ?1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(token_from_row)
-            .transpose()
-    }
-
-    async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>> {
-        sqlx::query("SELECT * FROM tokens WHERE accessor = ?1")
-            .bind(accessor)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(token_from_row)
-            .transpose()
-    }
-
-    async fn delete_token(&self, accessor: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM tokens WHERE accessor = ?1")
-            .bind(accessor)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn set_token_expiry(&self, accessor: &str, expire_at: i64) -> Result<()> {
-        sqlx::query("UPDATE tokens SET expire_at = ?2 WHERE accessor = ?1")
-            .bind(accessor)
-            .bind(expire_at)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn put_policy(&self, name: &str, body: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO policies (name, body) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET body = excluded.body",
-        )
-        .bind(name)
-        .bind(body)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn get_policy(&self, name: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT body FROM policies WHERE name = ?1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn list_policies(&self) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT name FROM policies ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn delete_policy(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM policies WHERE name = ?1")
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn has_tokens(&self) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tokens)")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(n != 0)
-    }
-
-    async fn insert_lease(&self, l: &Lease) -> Result<()> {
-        bind_lease(sqlx::query(&insert_lease_sql()), l)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn get_lease(&self, id: &str) -> Result<Option<Lease>> {
-        sqlx::query(&format!("SELECT {LEASE_COLUMNS} FROM leases WHERE id = ?1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(lease_from_row)
-            .transpose()
-    }
-
-    async fn activate_lease(
-        &self,
-        id: &str,
-        access_key_id: Option<&str>,
-        due_at: i64,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE leases SET state = 'active', access_key_id = ?2, due_at = ?3
-             WHERE id = ?1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(access_key_id)
-        .bind(due_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn renew_lease(&self, id: &str, expire_time: i64, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE leases SET expire_time = ?2, due_at = ?2, last_renewal = ?3
-             WHERE id = ?1 AND state = 'active'",
-        )
-        .bind(id)
-        .bind(expire_time)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn recover_abandoned(&self, now: i64) -> Result<u64> {
@@ -643,132 +223,22 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn claim_lease(&self, id: &str, now: i64, deadline: i64) -> Result<Option<Lease>> {
-        sqlx::query(&format!(
-            "UPDATE leases SET state = 'revoking', due_at = ?3
-             WHERE id = ?1 AND (state != 'revoking' OR due_at <= ?2)
-             RETURNING {LEASE_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(now)
-        .bind(deadline)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?
-        .as_ref()
-        .map(lease_from_row)
-        .transpose()
-    }
-
-    async fn claim_due(&self, now: i64, deadline: i64, limit: i64) -> Result<Vec<Lease>> {
-        sqlx::query(&format!(
-            "UPDATE leases SET state = 'revoking', due_at = ?2
-             WHERE id IN ({DUE_IDS_SQL})
-             RETURNING {LEASE_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(deadline)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(lease_from_row)
-        .collect()
-    }
-
-    async fn fail_lease(&self, id: &str, error: &str, retry_at: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE leases SET state = 'failed', last_error = ?2, due_at = ?3, attempts = attempts + 1
-             WHERE id = ?1 AND state = 'revoking'",
-        )
-        .bind(id)
-        .bind(error)
-        .bind(retry_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn delete_lease(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM leases WHERE id = ?1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
     async fn delete_leases(&self, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
         let ids = serde_json::to_string(ids).map_err(|e| StoreError::Other(e.to_string()))?;
-        sqlx::query("DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?1))")
+        sqlx::query("DELETE FROM leases WHERE id IN (SELECT value FROM json_each($1))")
             .bind(ids)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
         Ok(())
     }
-
-    async fn list_lease_ids(
-        &self,
-        prefix: &str,
-        state: Option<&str>,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT id FROM leases WHERE id >= ?1 AND id < ?2 AND id > ?4
-             AND (?3 IS NULL OR state = ?3) ORDER BY id LIMIT ?5",
-        )
-        .bind(prefix)
-        .bind(prefix_upper_bound(prefix))
-        .bind(state)
-        .bind(after.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)
-    }
-
-    async fn count_leases_with_prefix(&self, prefix: &str) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM leases WHERE id >= ?1 AND id < ?2")
-            .bind(prefix)
-            .bind(prefix_upper_bound(prefix))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn lease_stats(&self, now: i64) -> Result<LeaseStats> {
-        let counts = sqlx::query_as::<_, (String, String, String, i64)>(
-            "SELECT mount, role, state, COUNT(*) FROM leases GROUP BY mount, role, state",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        // One step down the due_at index. A lease being revoked has its claim deadline as
-        // due_at, so it counts only once its claimant is presumed dead.
-        let oldest_overdue = sqlx::query_scalar::<_, i64>(
-            "SELECT due_at FROM leases WHERE due_at <= ?1 ORDER BY due_at LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(LeaseStats {
-            counts,
-            oldest_overdue,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{LeaseState, MountPath, RoleName};
+    use crate::store::Store;
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -921,11 +391,11 @@ mod tests {
         let (_d, s) = store().await;
         for (sql, index) in [
             (RECOVER_ABANDONED_SQL, "leases_in_flight_due_at"),
-            (DUE_IDS_SQL, "leases_due_at"),
+            (sql::DUE_IDS, "leases_due_at"),
         ] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
-            let params = if sql.contains("?3") { 3 } else { 1 };
+            let params = if sql.contains("$3") { 3 } else { 1 };
             for p in 0..params {
                 query = query.bind(p);
             }

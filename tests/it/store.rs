@@ -1,12 +1,13 @@
 //! The store's coordination guarantees, checked on whichever store the suite runs against
 //! (SQLite, or PostgreSQL with `IAMLEASE_TEST_STORAGE`): two handles on one database, as two
-//! replicas have, never both claim a lease, and prefix listings are exact.
+//! replicas have, never both claim a lease, prefix listings are exact, and every configuration
+//! write moves the config epoch that the other handle reads.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use iamlease::model::{Lease, LeaseState, MountPath, RoleName};
-use iamlease::store::{self, Store};
+use iamlease::store::{self, MountRecord, Store, TokenRecord};
 
 use crate::support::storage;
 
@@ -138,6 +139,97 @@ async fn prefix_listings_are_exact_and_byte_ordered() {
             .unwrap()
             .is_empty()
     );
+    a.close().await;
+    b.close().await;
+}
+
+/// Reads the epoch through `store` and checks that it grew since `seen`.
+async fn assert_epoch_moved(store: &dyn Store, seen: &mut i64, after: &str) {
+    let now = store.config_epoch().await.unwrap();
+    assert!(
+        now > *seen,
+        "the config epoch did not grow after {after}: {seen} then {now}"
+    );
+    *seen = now;
+}
+
+/// A cache of mounts, roles and root configs is valid only while `config_epoch` stays put, so
+/// every kind of configuration write must move it, as the other replica sees it; lease and
+/// token writes (every request makes some) must not, or every cache would always be cold.
+#[tokio::test]
+async fn the_config_epoch_grows_with_every_config_write_and_only_then() {
+    let (_db, a, b) = two_handles().await;
+    let mount = MountPath::parse("aws").unwrap();
+    let role = RoleName::parse("dev").unwrap();
+    let mut seen = b.config_epoch().await.unwrap();
+    assert_eq!(a.config_epoch().await.unwrap(), seen);
+
+    let record = MountRecord {
+        path: mount.clone(),
+        kind: "aws".into(),
+        description: String::new(),
+        default_lease_ttl: None,
+        max_lease_ttl: None,
+        lease_ttl: None,
+        lease_max: None,
+        created_at: 1,
+    };
+    assert!(a.insert_mount(&record).await.unwrap());
+    assert_epoch_moved(&*b, &mut seen, "insert_mount").await;
+    assert!(
+        a.set_mount_lease_config(&mount, Some(60), Some(120))
+            .await
+            .unwrap()
+    );
+    assert_epoch_moved(&*b, &mut seen, "set_mount_lease_config").await;
+    a.put_role(&mount, &role, "{}").await.unwrap();
+    assert_epoch_moved(&*b, &mut seen, "put_role (new)").await;
+    a.put_role(&mount, &role, r#"{"ttl":60}"#).await.unwrap();
+    assert_epoch_moved(&*b, &mut seen, "put_role (changed)").await;
+    a.put_root_config(&mount, "{}", Some(b"sealed"))
+        .await
+        .unwrap();
+    assert_epoch_moved(&*b, &mut seen, "put_root_config (new)").await;
+    a.put_root_config(&mount, r#"{"region":"eu-west-1"}"#, None)
+        .await
+        .unwrap();
+    assert_epoch_moved(&*b, &mut seen, "put_root_config (changed)").await;
+
+    // Lease and token writes leave it alone.
+    let id = "aws/creds/dev/epoch";
+    a.insert_lease(&lease(id, 100)).await.unwrap();
+    assert!(a.renew_lease(id, 200, 50).await.unwrap());
+    assert!(a.claim_lease(id, 60, 400).await.unwrap().is_some());
+    a.fail_lease(id, "boom", 500).await.unwrap();
+    a.delete_lease(id).await.unwrap();
+    a.insert_lease(&lease("aws/creds/dev/epoch2", 100))
+        .await
+        .unwrap();
+    a.delete_leases(&["aws/creds/dev/epoch2".into()])
+        .await
+        .unwrap();
+    let token = TokenRecord {
+        hash: vec![7; 32],
+        accessor: "epoch-accessor".into(),
+        policies: vec!["default".into()],
+        display_name: "token".into(),
+        created_at: 1,
+        expire_at: Some(100),
+        ttl: Some(99),
+    };
+    a.insert_token(&token).await.unwrap();
+    a.set_token_expiry(&token.accessor, 200).await.unwrap();
+    assert!(a.delete_token(&token.accessor).await.unwrap());
+    assert_eq!(
+        b.config_epoch().await.unwrap(),
+        seen,
+        "lease and token writes moved the config epoch"
+    );
+
+    assert!(a.delete_role(&mount, &role).await.unwrap());
+    assert_epoch_moved(&*b, &mut seen, "delete_role").await;
+    assert!(a.delete_mount(&mount).await.unwrap());
+    assert_epoch_moved(&*b, &mut seen, "delete_mount").await;
     a.close().await;
     b.close().await;
 }
