@@ -1,6 +1,7 @@
 //! The SDK client cache: one `AwsAccount` per mount, rebuilt when its root config's version
 //! changes, so a rotated or rewritten key is used by the next call.
 
+use super::cache::Snapshot;
 use super::root::{RootConfig, root_context};
 use super::{Engine, EngineError, Result};
 use crate::aws::{AwsAccount, ConnectionSettings};
@@ -9,8 +10,15 @@ use crate::seal::Secret;
 use crate::store::RootConfigRecord;
 
 impl Engine {
+    /// The mount's SDK clients, from the root config as it is now.
     pub(super) async fn account(&self, mount: &MountPath) -> Result<AwsAccount> {
-        let record = self.store.get_root_config(mount).await?.ok_or_else(|| {
+        let at = self.snapshot().await?;
+        self.account_at(at, mount).await
+    }
+
+    /// The mount's SDK clients, from the root config as of `at`.
+    pub(super) async fn account_at(&self, at: Snapshot, mount: &MountPath) -> Result<AwsAccount> {
+        let record = self.root_config_at(at, mount).await?.ok_or_else(|| {
             EngineError::Invalid(format!(
                 "{mount}/ has no AWS connection yet: write {mount}/config/root first"
             ))

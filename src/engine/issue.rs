@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::cache::Snapshot;
 use super::role::{ASSUME_ROLE_MAX_TTL, FEDERATION_MAX_TTL, Role, STS_MIN_TTL};
 use super::template::{self, RenderContext};
 use super::{
@@ -113,8 +114,14 @@ impl Engine {
         request: IssueRequest,
         caller: &Caller,
     ) -> Result<IssuedCredential> {
-        let mount_record = self.mount(mount).await?;
-        let (role_name, role) = self.read_role(mount, role_name).await?;
+        // One epoch read for the mount, the role and the root config: all three come from
+        // memory while no replica has changed any configuration.
+        let at = self.snapshot().await?;
+        let mount_record = self.mount_at(at, mount).await?;
+        let role_name = RoleName::parse(role_name).map_err(EngineError::Invalid)?;
+        let role = self.role_at(at, mount, &role_name).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("role \"{role_name}\" does not exist in {mount}/"))
+        })?;
         if request.via == IssuePath::Sts && role.credential_type == CredentialType::IamUser {
             return Err(EngineError::Invalid(format!(
                 "role {role_name} issues iam_user credentials; read {mount}/creds/{role_name} instead of {mount}/sts/{role_name}"
@@ -136,11 +143,11 @@ impl Engine {
         }
         match role.credential_type {
             CredentialType::IamUser => {
-                self.issue_iam_user(&mount_record, &role_name, &role, request, caller)
+                self.issue_iam_user(at, &mount_record, &role_name, &role, request, caller)
                     .await
             }
             _ => {
-                self.issue_sts(&mount_record, &role_name, &role, request, caller)
+                self.issue_sts(at, &mount_record, &role_name, &role, request, caller)
                     .await
             }
         }
@@ -190,6 +197,7 @@ impl Engine {
     /// needs cleaning up if we crash in between: STS credentials expire on their own.
     pub(super) async fn issue_sts(
         &self,
+        at: Snapshot,
         mount: &MountRecord,
         role_name: &RoleName,
         role: &Role,
@@ -262,7 +270,7 @@ impl Engine {
             }
         };
 
-        let account = self.account(&mount.path).await?;
+        let account = self.account_at(at, &mount.path).await?;
         let issued = match &call {
             Call::AssumeRole(spec) => account.assume_role(spec).await,
             Call::FederationToken(spec) => account.get_federation_token(spec).await,
@@ -346,6 +354,7 @@ impl Engine {
 
     pub(super) async fn issue_iam_user(
         &self,
+        at: Snapshot,
         mount: &MountRecord,
         role_name: &RoleName,
         role: &Role,
@@ -353,7 +362,7 @@ impl Engine {
         caller: &Caller,
     ) -> Result<IssuedCredential> {
         let (ttl, max_ttl) = Self::lease_ttls(mount, role_name, role, request.ttl)?;
-        let account = self.account(&mount.path).await?;
+        let account = self.account_at(at, &mount.path).await?;
         let issued_at = now();
         let username = role.name_template().render(&RenderContext {
             role: role_name.as_str(),

@@ -5,6 +5,7 @@
 //! knows nothing of HTTP.
 
 mod accounts;
+mod cache;
 mod config;
 mod issue;
 pub mod lease;
@@ -101,6 +102,8 @@ pub struct Engine {
     settings: EngineSettings,
     /// SDK clients per mount, tagged with the root-config version they were built from.
     accounts: Mutex<HashMap<MountPath, (i64, AwsAccount)>>,
+    /// Mounts, roles and root configs, valid while the store's config epoch stands still.
+    config: cache::ConfigCache,
     /// Where lease events the server does on its own (reaper revocations) are audited.
     audit: std::sync::OnceLock<Arc<crate::audit::AuditLog>>,
 }
@@ -112,6 +115,7 @@ impl Engine {
             sealer,
             settings,
             accounts: Mutex::new(HashMap::new()),
+            config: cache::ConfigCache::default(),
             audit: std::sync::OnceLock::new(),
         }
     }

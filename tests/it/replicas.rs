@@ -391,3 +391,146 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
         );
     }
 }
+
+/// Each replica serves mounts, roles and root configs from memory (`engine/cache.rs`); a
+/// change or deletion made on the other replica must be in force on the very next request.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
+async fn a_replica_never_serves_a_role_or_root_config_the_other_changed_or_deleted() {
+    let server = storage::postgres_server().expect(
+        "a_replica_never_serves_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
+    );
+    let db = storage::create_database(&server).await;
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let logs = tempfile::tempdir().unwrap();
+    let (a, b) = tokio::join!(
+        Replica::start("cache-a", &db, &key, logs.path()),
+        Replica::start("cache-b", &db, &key, logs.path()),
+    );
+    let m = moto();
+    let iam = m.iam();
+    let mount = random_name("cache");
+    let root = json!({
+        "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
+        "iam_endpoint": m.url, "sts_endpoint": m.url,
+    });
+    let role = |path: &str| json!({"credential_type": "iam_user", "policy_document": DOC, "user_path": path});
+    let ok = |(s, v): (StatusCode, Value), what: &str| {
+        assert!(s.is_success(), "{what}: {s} {v}");
+        v
+    };
+    ok(
+        b.call(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            json!({"type": "aws"}),
+        )
+        .await,
+        "mount",
+    );
+    ok(
+        b.call("POST", &format!("{mount}/config/root"), root.clone())
+            .await,
+        "root config",
+    );
+    let first_path = format!("/{mount}/first/");
+    ok(
+        b.call("POST", &format!("{mount}/roles/dev"), role(&first_path))
+            .await,
+        "role",
+    );
+    let user_path = |user: String| {
+        let iam = iam.clone();
+        async move {
+            iam.get_user()
+                .user_name(user)
+                .send()
+                .await
+                .unwrap()
+                .user
+                .unwrap()
+                .path
+        }
+    };
+    // A reads mount, role and root config once and keeps them.
+    let (_, user) = a.issue(&mount, "10m").await;
+    assert_eq!(user_path(user).await, first_path);
+    let (_, user) = a.issue(&mount, "10m").await;
+    assert_eq!(user_path(user).await, first_path);
+
+    // B changes the role: A's next issue follows it.
+    let second_path = format!("/{mount}/second/");
+    ok(
+        b.call("POST", &format!("{mount}/roles/dev"), role(&second_path))
+            .await,
+        "role change",
+    );
+    let (_, user) = a.issue(&mount, "10m").await;
+    assert_eq!(
+        user_path(user).await,
+        second_path,
+        "A issued from the role as it was before B changed it"
+    );
+
+    // B deletes the role: A refuses at once.
+    ok(
+        b.call("DELETE", &format!("{mount}/roles/dev"), json!(null))
+            .await,
+        "role delete",
+    );
+    let (s, v) = a
+        .call("POST", &format!("{mount}/creds/dev"), json!({}))
+        .await;
+    assert!(
+        s.is_client_error(),
+        "A issued from a role B had deleted: {s} {v}"
+    );
+
+    // B breaks the root config (a wrong secret key): A's next issue signs with it, so AWS
+    // refuses, and nothing is left behind.
+    ok(
+        b.call("POST", &format!("{mount}/roles/dev"), role(&second_path))
+            .await,
+        "role again",
+    );
+    a.issue(&mount, "10m").await;
+    let mut wrong = root.clone();
+    wrong["secret_key"] = json!("not-the-secret-key-at-all");
+    ok(
+        b.call("POST", &format!("{mount}/config/root"), wrong).await,
+        "wrong root config",
+    );
+    let (s, v) = a
+        .call("POST", &format!("{mount}/creds/dev"), json!({}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_GATEWAY,
+        "A still signed with the root config B had replaced: {v}"
+    );
+
+    // B puts the right one back; A issues again. Then B disables the mount: A answers 404.
+    ok(
+        b.call("POST", &format!("{mount}/config/root"), root).await,
+        "root config again",
+    );
+    a.issue(&mount, "10m").await;
+    ok(
+        b.call("DELETE", &format!("sys/mounts/{mount}"), json!(null))
+            .await,
+        "unmount",
+    );
+    let (s, v) = a
+        .call("POST", &format!("{mount}/creds/dev"), json!({}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "A issued from a mount B had disabled: {v}"
+    );
+    // Disabling revoked every lease of the mount: no user is left under its paths.
+    for prefix in [first_path, second_path] {
+        let users = iam.list_users().path_prefix(&prefix).send().await.unwrap();
+        assert!(users.users().is_empty(), "left under {prefix}: {users:?}");
+    }
+}
