@@ -1070,10 +1070,17 @@ async fn acl(opts: &Opts) {
         .await
         .unwrap();
     let now = iamlease::clock::now();
-    let (token, _) =
-        iamlease::auth::create_token(&store, vec!["big".into()], "bench", Some(3600), now)
-            .await
-            .unwrap();
+    let spec = iamlease::auth::TokenSpec {
+        policies: vec!["big".into()],
+        display_name: "bench".into(),
+        ttl: Some(3600),
+        renewable: true,
+        path: "auth/token/create".into(),
+        ..iamlease::auth::TokenSpec::root()
+    };
+    let (token, _) = iamlease::auth::create_token(&store, spec, now)
+        .await
+        .unwrap();
     let mut cached = Vec::new();
     let mut parsed = Vec::new();
     for _ in 0..iters {

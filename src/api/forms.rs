@@ -8,7 +8,8 @@ use super::error::ApiError;
 use super::fields::{FieldError, Fields};
 use crate::engine::role::Role;
 use crate::engine::{
-    IssuePath, IssueRequest, LeaseConfigUpdate, MountRequest, RootConfigUpdate, SetupRequest,
+    IssuePath, IssueRequest, LeaseConfigUpdate, MountRequest, MountTune, RootConfigUpdate,
+    SetupRequest,
 };
 use crate::model::{CredentialType, MountPath};
 use crate::seal::Secret;
@@ -31,6 +32,16 @@ pub fn mount(path: MountPath, mut input: Fields) -> Result<(MountRequest, Vec<St
         max_lease_ttl: config.ttl("max_lease_ttl")?,
     };
     Ok((request, config.unknown_field_warnings()))
+}
+
+/// `sys/mounts/{path}/tune`: `description`, `default_lease_ttl`, `max_lease_ttl`.
+pub fn mount_tune(mut input: Fields) -> Result<(MountTune, Vec<String>), ApiError> {
+    let tune = MountTune {
+        description: input.string("description")?,
+        default_lease_ttl: input.ttl("default_lease_ttl")?,
+        max_lease_ttl: input.ttl("max_lease_ttl")?,
+    };
+    Ok((tune, input.unknown_field_warnings()))
 }
 
 /// `{mount}/config/root`.

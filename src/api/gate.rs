@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::routes::{Access, Operation, Route, Routes, Verb};
 use super::vault::{MAX_BODY_BYTES, token_header};
 use super::{AppState, limits};
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, Use};
 use crate::clock::now;
 
 /// Set by the pre-routing step when the method was Vault's `LIST`.
@@ -128,8 +128,23 @@ async fn decide_and_run(state: AppState, request_id: String, req: Request, next:
         }
     }
 
+    // A token with `num_uses` spends one on every request it is allowed to make; after its
+    // last, it is revoked (with its children and leases) once the answer is ready.
+    let uses = match (&decision, &caller) {
+        (Decision::Allowed, Some(c)) if refusal.is_none() => {
+            match auth::spend_use(state.engine.store(), c).await {
+                Ok(u) => u,
+                Err(e) => return ApiError::from(e).into_response(),
+            }
+        }
+        _ => Use::Granted,
+    };
+    let last_use = (uses == Use::Last).then(|| caller.as_ref().map(|c| c.accessor.clone()));
     let response = match (refusal, decision) {
         (Some(refused), _) => refused.into_response(),
+        (None, Decision::Allowed) if uses == Use::Exhausted => {
+            ApiError::forbidden("permission denied: the token has no uses left").into_response()
+        }
         (None, Decision::Allowed | Decision::NoRoute) => {
             if let Some(c) = caller {
                 parts.extensions.insert(c);
@@ -140,6 +155,14 @@ async fn decide_and_run(state: AppState, request_id: String, req: Request, next:
         }
         (None, Decision::Denied(message)) => ApiError::forbidden(message).into_response(),
     };
+    if let Some(Some(accessor)) = last_use {
+        match auth::revoke(state.engine.store(), &accessor, now(), false).await {
+            Ok(done) if done.leases > 0 => state.engine.wake_reaper(),
+            Ok(_) => {}
+            // It has no uses left, so it can no longer act; its expiry revokes it later.
+            Err(e) => tracing::warn!(error = %e, "revoking a token after its last use failed"),
+        }
+    }
     match (&log, line) {
         (Some(log), Some(line)) => audit::write_response(log, line, response).await,
         _ => response,

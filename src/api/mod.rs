@@ -14,6 +14,7 @@ mod router;
 mod routes;
 mod secrets;
 mod setup;
+mod status;
 mod sys;
 mod telemetry;
 mod token;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Served over TLS: cookies are `Secure` and responses carry HSTS.
     pub https: bool,
+    /// The store is PostgreSQL (else SQLite), as `sys/seal-status` reports it.
+    pub postgres: bool,
+    /// When this server started serving (Unix seconds), as `sys/leader` reports it.
+    pub started_at: i64,
 }
 
 /// Every route's path pattern and the methods it serves (`LIST` where it lists), from the one

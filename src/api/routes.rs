@@ -10,7 +10,7 @@ use axum::handler::Handler;
 use axum::routing::MethodRouter;
 
 use super::AppState;
-use super::{openapi, secrets, setup, sys, telemetry, token};
+use super::{openapi, secrets, setup, status, sys, telemetry, token};
 use crate::auth::policy::Capability;
 
 /// What a request does, as Vault's ACL sees it. It comes from the route and the method only.
@@ -246,10 +246,19 @@ impl Route {
 fn table() -> Vec<Route> {
     vec![
         Route::new("/v1/sys/health")
-            .read(sys::health)
-            .head(sys::health)
+            .read(status::health)
+            .head(status::health)
             .public()
             .unaudited(),
+        Route::new("/v1/sys/seal-status")
+            .read(status::seal_status)
+            .public()
+            .unaudited(),
+        Route::new("/v1/sys/leader")
+            .read(status::leader)
+            .public()
+            .unaudited(),
+        Route::new("/v1/sys/auth").read(status::list_auth),
         Route::new("/v1/sys/openapi.json")
             .read(openapi::serve)
             .public(),
@@ -260,6 +269,10 @@ fn table() -> Vec<Route> {
             .unaudited(),
         Route::new("/v1/sys/audit-hash").write(telemetry::audit_hash),
         Route::new("/v1/sys/audit-hash/{device}").write(telemetry::audit_hash),
+        Route::new("/v1/sys/mounts/{path}/tune")
+            .read(sys::read_tune)
+            .write(sys::write_tune)
+            .sudo(Sudo::ForChanges),
         Route::new("/v1/sys/mounts/{path}")
             .read(sys::read_mount)
             .write(sys::enable_mount)
@@ -286,6 +299,19 @@ fn table() -> Vec<Route> {
             .write(sys::revoke_prefix)
             .sudo(Sudo::Always)
             .keeps_slash(),
+        // Vault's older lease paths, still what some clients call.
+        Route::new("/v1/sys/renew").write(sys::renew_lease),
+        Route::new("/v1/sys/renew/{*lease_id}")
+            .write(sys::renew_lease_by_path)
+            .lease("lease_id"),
+        Route::new("/v1/sys/revoke").write(sys::revoke_lease),
+        Route::new("/v1/sys/revoke/{*lease_id}")
+            .write(sys::revoke_lease_by_path)
+            .lease("lease_id"),
+        Route::new("/v1/sys/revoke-prefix/{*prefix}")
+            .write(sys::revoke_prefix)
+            .sudo(Sudo::Always)
+            .keeps_slash(),
         Route::new("/v1/sys/leases/revoke-force/{*prefix}")
             .write(sys::revoke_force)
             .sudo(Sudo::Always)
@@ -294,11 +320,18 @@ fn table() -> Vec<Route> {
             .read(token::lookup_self)
             .post(token::lookup_self),
         Route::new("/v1/auth/token/create").write(token::create),
+        Route::new("/v1/auth/token/create-orphan").write(token::create_orphan),
         Route::new("/v1/auth/token/lookup").write(token::lookup),
         Route::new("/v1/auth/token/lookup-accessor").write(token::lookup_accessor),
+        Route::new("/v1/auth/token/renew").write(token::renew),
         Route::new("/v1/auth/token/renew-self").write(token::renew_self),
+        Route::new("/v1/auth/token/renew-accessor").write(token::renew_accessor),
+        Route::new("/v1/auth/token/revoke").write(token::revoke),
         Route::new("/v1/auth/token/revoke-self").write(token::revoke_self),
         Route::new("/v1/auth/token/revoke-accessor").write(token::revoke_accessor),
+        Route::new("/v1/auth/token/revoke-orphan")
+            .write(token::revoke_orphan)
+            .sudo(Sudo::Always),
         Route::new("/v1/sys/policies/acl").list(token::list_policies),
         Route::new("/v1/sys/policies/acl/{name}")
             .read(token::read_policy)
@@ -335,6 +368,7 @@ fn table() -> Vec<Route> {
             .write(secrets::sweep)
             .sudo(Sudo::Always),
         Route::mount("/v1/{mount}/sts/{name}")
+            .read(secrets::issue_sts)
             .write(secrets::issue_sts)
             .role("name"),
     ]

@@ -1,4 +1,4 @@
-//! `sys/` routes (health, mounts, leases) and `auth/token/lookup-self`.
+//! `sys/` routes for mounts and leases (health and the other status routes are `status.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,82 +7,63 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::forms;
+use super::{forms, views};
 use super::vault::{self, Input, json_response};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::clock::{now, rfc3339};
 use crate::engine::EngineError;
 use crate::model::{Lease, LeaseState, MountPath};
+use crate::store::MountRecord;
 
 type ApiResult = Result<Response, ApiError>;
-
-pub async fn health(State(state): State<AppState>) -> Response {
-    // A server whose store cannot be read is not ready: the tables every request and the
-    // reaper need are each touched once (index lookups, so the probe stays cheap).
-    let store = state.engine.store();
-    let ready = store.has_tokens().await.is_ok()
-        && store.list_lease_ids("", None, None, 1).await.is_ok()
-        && store.list_mounts().await.is_ok();
-    let body = json!({
-        "initialized": true,
-        "sealed": false,
-        "standby": false,
-        "performance_standby": false,
-        "server_time_utc": now(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "cluster_name": "iamlease",
-    });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    json_response(status, &body)
-}
 
 pub async fn list_mounts(State(state): State<AppState>, _caller: Caller) -> ApiResult {
     let mut mounts = Map::new();
     for m in state.engine.list_mounts().await? {
-        mounts.insert(
-            format!("{}/", m.path),
-            json!({
-                "type": m.kind,
-                "description": m.description,
-                "accessor": format!("{}_{}", m.kind, m.path),
-                "config": {
-                    "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
-                    "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
-                    "force_no_cache": false,
-                },
-                "options": null,
-                "local": false,
-                "seal_wrap": false,
-            }),
-        );
+        mounts.insert(format!("{}/", m.path), views::mount(&m));
     }
     // Vault puts the mounts both at the top level (older clients) and under `data`.
     Ok(vault::read_flat(mounts))
 }
 
+async fn find_mount(state: &AppState, path: &str) -> Result<MountRecord, ApiError> {
+    let mounts = state.engine.list_mounts().await?;
+    mounts
+        .into_iter()
+        .find(|m| m.path.as_str() == path.trim_matches('/'))
+        .ok_or_else(|| ApiError::not_found(format!("no secrets engine is mounted at {path}/")))
+}
+
+/// `GET sys/mounts/{path}`: the same entry the list shows.
 pub async fn read_mount(
     State(state): State<AppState>,
     _caller: Caller,
     Path(path): Path<String>,
 ) -> ApiResult {
-    let mounts = state.engine.list_mounts().await?;
-    let m = mounts
-        .into_iter()
-        .find(|m| m.path.as_str() == path.trim_matches('/'))
-        .ok_or_else(|| ApiError::not_found(format!("no secrets engine is mounted at {path}/")))?;
-    Ok(vault::read(json!({
-        "type": m.kind,
-        "description": m.description,
-        "config": {
-            "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
-            "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
-        },
-    })))
+    Ok(vault::read(views::mount(&find_mount(&state, &path).await?)))
+}
+
+/// `GET sys/mounts/{path}/tune`.
+pub async fn read_tune(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> ApiResult {
+    Ok(vault::read(views::mount_tune(&find_mount(&state, &path).await?)))
+}
+
+/// `POST sys/mounts/{path}/tune`: `default_lease_ttl`, `max_lease_ttl`, `description`.
+pub async fn write_tune(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    input: Input,
+) -> ApiResult {
+    let path = MountPath::parse(&path).map_err(ApiError::bad_request)?;
+    let (tune, warnings) = forms::mount_tune(input.fields)?;
+    state.engine.tune_mount(&path, tune).await?;
+    Ok(vault::written(warnings))
 }
 
 pub async fn enable_mount(

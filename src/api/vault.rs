@@ -78,7 +78,12 @@ pub fn leased(
 
 /// An `auth` response (token create and renew), as Vault shapes it.
 pub fn auth_response(auth: Value) -> Response {
-    let mut body = envelope(Value::Null, Vec::new());
+    auth_response_with(auth, Vec::new())
+}
+
+/// An `auth` answer with warnings (unknown request fields).
+pub fn auth_response_with(auth: Value, warnings: Vec<String>) -> Response {
+    let mut body = envelope(Value::Null, warnings);
     body.insert("auth".into(), auth);
     json_response(StatusCode::OK, &body)
 }

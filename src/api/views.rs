@@ -9,6 +9,11 @@ use crate::duration::Ttl;
 use crate::engine::role::Role;
 use crate::engine::{CallerIdentity, LeaseConfig, RootConfigView, SetupPlan};
 use crate::model::{CredentialType, MountPath, RoleName};
+use crate::seal::token_hash;
+use crate::store::MountRecord;
+
+/// What Vault answers for a mount TTL left at the system default (32 days).
+const DEFAULT_MOUNT_TTL: i64 = 768 * 3600;
 
 /// A role as the API reads it back: every field, defaults filled in, durations in seconds.
 pub fn role(role: &Role, mount: &MountPath, name: &RoleName) -> Value {
@@ -40,6 +45,43 @@ pub fn role(role: &Role, mount: &MountPath, name: &RoleName) -> Value {
             .into_iter()
             .collect::<BTreeMap<_, _>>(),
         "max_leases": role.max_leases.unwrap_or(0),
+    })
+}
+
+/// A mount as `sys/mounts` lists it and `sys/mounts/{path}` reads it, with every field
+/// Vault's typed clients expect. Its `uuid` and `accessor` are derived from the path and the
+/// creation time, so they are stable and the same on every replica.
+pub fn mount(m: &MountRecord) -> Value {
+    let digest = token_hash(&format!("mount:{}:{}", m.path, m.created_at));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    json!({
+        "type": m.kind,
+        "description": m.description,
+        "accessor": format!("{}_{}", m.kind, &hex[..8]),
+        "uuid": format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]),
+        "config": {
+            "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
+            "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
+            "force_no_cache": false,
+        },
+        "options": null,
+        "local": false,
+        "seal_wrap": false,
+        "external_entropy_access": false,
+        "plugin_version": "",
+        "running_plugin_version": format!("v{}+builtin.iamlease", env!("CARGO_PKG_VERSION")),
+        "running_sha256": "",
+        "deprecation_status": "supported",
+    })
+}
+
+/// `sys/mounts/{path}/tune` as it reads back.
+pub fn mount_tune(m: &MountRecord) -> Value {
+    json!({
+        "description": m.description,
+        "default_lease_ttl": m.default_lease_ttl.unwrap_or(DEFAULT_MOUNT_TTL),
+        "max_lease_ttl": m.max_lease_ttl.unwrap_or(DEFAULT_MOUNT_TTL),
+        "force_no_cache": false,
     })
 }
 

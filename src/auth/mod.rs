@@ -4,14 +4,19 @@
 
 mod acl_cache;
 pub mod policy;
+mod token;
+
+pub use token::{
+    TokenRequest, TokenSpec, Use, create_child, create_token, insert_token, lookup_accessor,
+    renew, revoke, spend_use,
+};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
-use crate::duration::Ttl;
-use crate::seal::{ALNUM, random_string, token_hash};
+use crate::seal::token_hash;
 use crate::store::{Store, StoreError, TokenRecord};
 use policy::{Acl, DEFAULT_POLICY, DEFAULT_POLICY_HCL, Policy, ROOT_POLICY};
 
@@ -33,9 +38,8 @@ pub struct Caller {
     pub accessor: String,
     pub display_name: String,
     pub policies: Vec<String>,
-    pub expire_at: Option<i64>,
-    pub created_at: i64,
-    pub ttl: Option<i64>,
+    /// Everything stored about the token (its hash included, never the token itself).
+    pub token: TokenRecord,
     /// Shared: parsed once per set of policy texts (`acl_cache.rs`).
     pub acl: Arc<Acl>,
 }
@@ -44,45 +48,6 @@ impl Caller {
     pub fn is_root(&self) -> bool {
         self.acl.is_root()
     }
-}
-
-const TOKEN_PREFIX: &str = "ilt_";
-/// Vault's default maximum token TTL (32 days).
-const MAX_TOKEN_TTL: i64 = 768 * 3600;
-
-/// Makes a new token, stores its hash and returns the token itself (shown once, never stored).
-pub async fn create_token(
-    store: &Arc<dyn Store>,
-    policies: Vec<String>,
-    display_name: &str,
-    ttl_secs: Option<i64>,
-    now: i64,
-) -> Result<(String, TokenRecord), StoreError> {
-    let token = format!("{TOKEN_PREFIX}{}", random_string(40, ALNUM));
-    let record = insert_token(store, &token, policies, display_name, ttl_secs, now).await?;
-    Ok((token, record))
-}
-
-/// Stores the hash of a token chosen by the operator (`--dev-root-token`). Idempotent.
-pub async fn insert_token(
-    store: &Arc<dyn Store>,
-    token: &str,
-    policies: Vec<String>,
-    display_name: &str,
-    ttl_secs: Option<i64>,
-    now: i64,
-) -> Result<TokenRecord, StoreError> {
-    let record = TokenRecord {
-        hash: token_hash(token),
-        accessor: random_string(24, ALNUM),
-        policies,
-        display_name: display_name.to_owned(),
-        created_at: now,
-        expire_at: ttl_secs.map(|t| now + t),
-        ttl: ttl_secs,
-    };
-    store.insert_token(&record).await?;
-    Ok(record)
 }
 
 /// The caller behind `token`, or `None` when it is unknown or expired.
@@ -101,21 +66,23 @@ pub async fn authenticate(
     let Some(record) = store.find_token(&hash).await? else {
         return Ok(None);
     };
-    if !bool::from(record.hash.ct_eq(&hash)) || record.expire_at.is_some_and(|e| e <= now) {
+    // A token whose last use is spent (`num_uses` -1) is dead even before its revocation lands.
+    if !bool::from(record.hash.ct_eq(&hash))
+        || record.expire_at.is_some_and(|e| e <= now)
+        || record.num_uses < 0
+    {
         return Ok(None);
     }
     caller_from(store, record).await.map(Some)
 }
 
-async fn caller_from(store: &Arc<dyn Store>, record: TokenRecord) -> Result<Caller, AuthError> {
+pub(crate) async fn caller_from(store: &Arc<dyn Store>, record: TokenRecord) -> Result<Caller, AuthError> {
     let acl = acl_for(store, &record.policies).await?;
     Ok(Caller {
-        accessor: record.accessor,
-        display_name: record.display_name,
-        policies: record.policies,
-        expire_at: record.expire_at,
-        created_at: record.created_at,
-        ttl: record.ttl,
+        accessor: record.accessor.clone(),
+        display_name: record.display_name.clone(),
+        policies: record.policies.clone(),
+        token: record,
         acl,
     })
 }
@@ -143,107 +110,6 @@ async fn acl_for(store: &Arc<dyn Store>, names: &[String]) -> Result<Arc<Acl>, A
         .map(|(name, text)| acl_cache::PolicyText { name, text })
         .collect();
     Ok(acl_cache::acl_of(&texts))
-}
-
-/// What `auth/token/create` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct TokenRequest {
-    pub policies: Vec<String>,
-    pub ttl: Option<Ttl>,
-    pub display_name: Option<String>,
-    pub no_default_policy: bool,
-}
-
-/// Creates a child token. A non-root parent can only hand out policies it holds itself and a
-/// lifetime within its own, as in Vault.
-pub async fn create_child(
-    store: &Arc<dyn Store>,
-    parent: &Caller,
-    request: TokenRequest,
-    now: i64,
-) -> Result<(String, TokenRecord), AuthError> {
-    let mut policies: BTreeSet<String> = request
-        .policies
-        .iter()
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if !parent.is_root() {
-        let held: BTreeSet<&str> = parent.policies.iter().map(String::as_str).collect();
-        if let Some(extra) = policies
-            .iter()
-            .find(|p| p.as_str() != DEFAULT_POLICY && !held.contains(p.as_str()))
-        {
-            return Err(AuthError::Forbidden(format!(
-                "permission denied: cannot give a child token policy {extra:?}, which the parent token does not have"
-            )));
-        }
-    }
-    if policies.is_empty() {
-        // A token without policies inherits its parent's, as in Vault.
-        policies.extend(parent.policies.iter().cloned());
-    }
-    if !request.no_default_policy && !policies.contains(ROOT_POLICY) {
-        policies.insert(DEFAULT_POLICY.to_owned());
-    }
-    let mut ttl = request
-        .ttl
-        .map(|t| t.as_secs() as i64)
-        .filter(|t| *t > 0)
-        .unwrap_or(MAX_TOKEN_TTL)
-        .min(MAX_TOKEN_TTL);
-    if let Some(parent_expiry) = parent.expire_at {
-        ttl = ttl.min((parent_expiry - now).max(1));
-    }
-    let ttl = if policies.contains(ROOT_POLICY) && request.ttl.is_none() {
-        None
-    } else {
-        Some(ttl)
-    };
-    let display_name = match request.display_name.as_deref().map(str::trim) {
-        Some(name) if !name.is_empty() => format!("token-{name}"),
-        _ => "token".to_owned(),
-    };
-    Ok(create_token(
-        store,
-        policies.into_iter().collect(),
-        &display_name,
-        ttl,
-        now,
-    )
-    .await?)
-}
-
-/// Extends the caller's token by `increment` (or its original TTL), up to 32 days after creation.
-pub async fn renew(
-    store: &Arc<dyn Store>,
-    caller: &Caller,
-    increment: Option<Ttl>,
-    now: i64,
-) -> Result<Option<i64>, AuthError> {
-    let Some(ttl) = caller.ttl else {
-        return Ok(None); // a token without a TTL never expires
-    };
-    let increment = increment
-        .map(|t| t.as_secs() as i64)
-        .filter(|t| *t > 0)
-        .unwrap_or(ttl);
-    let expire_at = (now + increment).min(caller.created_at + MAX_TOKEN_TTL);
-    store.set_token_expiry(&caller.accessor, expire_at).await?;
-    Ok(Some(expire_at))
-}
-
-pub async fn lookup_accessor(store: &Arc<dyn Store>, accessor: &str) -> Result<Caller, AuthError> {
-    let record = store
-        .find_token_by_accessor(accessor.trim())
-        .await?
-        .ok_or_else(|| AuthError::NotFound(format!("no token has accessor {accessor:?}")))?;
-    caller_from(store, record).await
-}
-
-pub async fn revoke_accessor(store: &Arc<dyn Store>, accessor: &str) -> Result<(), AuthError> {
-    store.delete_token(accessor.trim()).await?;
-    Ok(())
 }
 
 fn policy_name(raw: &str) -> Result<String, AuthError> {

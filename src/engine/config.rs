@@ -31,6 +31,14 @@ impl MountRequest {
     }
 }
 
+/// `sys/mounts/{path}/tune`: a field left out keeps its value; a zero TTL means the default.
+#[derive(Debug, Clone, Default)]
+pub struct MountTune {
+    pub description: Option<String>,
+    pub default_lease_ttl: Option<Ttl>,
+    pub max_lease_ttl: Option<Ttl>,
+}
+
 /// A write to `{mount}/config/lease`: a field left out keeps its value.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseConfigUpdate {
@@ -85,6 +93,31 @@ impl Engine {
                 "path is already in use at {path}/"
             )));
         }
+        Ok(())
+    }
+
+    pub async fn tune_mount(&self, path: &MountPath, tune: MountTune) -> Result<()> {
+        let mut m = self.mount(path).await?;
+        if let Some(d) = tune.description {
+            m.description = d;
+        }
+        let secs = |t: Ttl| (!t.is_zero()).then_some(t.as_secs() as i64);
+        if let Some(t) = tune.default_lease_ttl {
+            m.default_lease_ttl = secs(t);
+        }
+        if let Some(t) = tune.max_lease_ttl {
+            m.max_lease_ttl = secs(t);
+        }
+        if let (Some(d), Some(max)) = (m.default_lease_ttl, m.max_lease_ttl)
+            && d > max
+        {
+            return Err(EngineError::Invalid(format!(
+                "default_lease_ttl ({}) must not exceed max_lease_ttl ({})",
+                Ttl::from_secs(d as u64),
+                Ttl::from_secs(max as u64)
+            )));
+        }
+        self.store.tune_mount(&m).await?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use crate::aws::{
 };
 use crate::clock::{now, rfc3339};
 use crate::duration::Ttl;
-use crate::model::{CredentialType, Lease, MountPath, RoleName};
+use crate::model::{CredentialType, Lease, MountPath, RoleName, lease_id_under};
 use crate::seal::Secret;
 use crate::store::MountRecord;
 
@@ -120,7 +120,8 @@ impl Engine {
         let mount_record = self.mount_at(at, mount).await?;
         let role_name = RoleName::parse(role_name).map_err(EngineError::Invalid)?;
         let role = self.role_at(at, mount, &role_name).await?.ok_or_else(|| {
-            EngineError::NotFound(format!("role \"{role_name}\" does not exist in {mount}/"))
+            // Vault's AWS engine answers a 400 here (a 404 is for reading a missing role).
+            EngineError::Invalid(format!("Role \"{role_name}\" not found in {mount}/"))
         })?;
         if request.via == IssuePath::Sts && role.credential_type == CredentialType::IamUser {
             return Err(EngineError::Invalid(format!(
@@ -134,7 +135,11 @@ impl Engine {
             let held = self
                 .store
                 .count_leases_with_prefix(&format!("{mount}/creds/{role_name}/"))
-                .await?;
+                .await?
+                + self
+                    .store
+                    .count_leases_with_prefix(&format!("{mount}/sts/{role_name}/"))
+                    .await?;
             if held >= i64::from(max) {
                 return Err(EngineError::LimitReached(format!(
                     "role {role_name} already has {held} leases, its max_leases; revoke one or wait for one to expire"
@@ -204,6 +209,10 @@ impl Engine {
         request: IssueRequest,
         caller: &Caller,
     ) -> Result<IssuedCredential> {
+        let via = match request.via {
+            IssuePath::Creds => "creds",
+            IssuePath::Sts => "sts",
+        };
         let ttl = Self::sts_ttl(role_name, role, request.ttl)?;
         let render = |issued_at| {
             role.name_template().render(&RenderContext {
@@ -294,6 +303,7 @@ impl Engine {
             issued_at,
             expiration,
         )
+        .with_id(lease_id_under(&mount.path, via, role_name))
         .with_token_accessor(caller.accessor.clone());
         self.store.insert_lease(&lease).await?;
         tracing::info!(

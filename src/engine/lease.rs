@@ -87,7 +87,9 @@ impl Engine {
             .map(|t| t.as_secs() as i64)
             .unwrap_or(lease.ttl);
         let wanted = now.saturating_add(increment);
-        let new_expire = wanted.min(lease.max_expire_time).max(lease.expire_time);
+        // Vault's rule: the new TTL is the increment from now (shorter than what is left, if
+        // asked), capped by the lease's maximum.
+        let new_expire = wanted.min(lease.max_expire_time);
         let mut warnings = Vec::new();
         if wanted > lease.max_expire_time {
             warnings.push(format!(

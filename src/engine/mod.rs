@@ -16,7 +16,7 @@ mod setup;
 pub mod sweep;
 pub mod template;
 
-pub use config::{LeaseConfig, LeaseConfigUpdate, MountRequest};
+pub use config::{LeaseConfig, LeaseConfigUpdate, MountRequest, MountTune};
 pub use issue::{IssuePath, IssueRequest, IssuedCredential};
 pub use lease::Renewed;
 pub use root::{RootConfigUpdate, RootConfigView};
@@ -104,6 +104,8 @@ pub struct Engine {
     accounts: Mutex<HashMap<MountPath, (i64, AwsAccount)>>,
     /// Mounts, roles and root configs, valid while the store's config epoch stands still.
     config: cache::ConfigCache,
+    /// Wakes the reaper before its next tick (a token revocation made leases due).
+    reaper_wake: tokio::sync::Notify,
     /// Where lease events the server does on its own (reaper revocations) are audited.
     audit: std::sync::OnceLock<Arc<crate::audit::AuditLog>>,
 }
@@ -116,6 +118,7 @@ impl Engine {
             settings,
             accounts: Mutex::new(HashMap::new()),
             config: cache::ConfigCache::default(),
+            reaper_wake: tokio::sync::Notify::new(),
             audit: std::sync::OnceLock::new(),
         }
     }
@@ -129,6 +132,11 @@ impl Engine {
         if let Some(log) = self.audit.get() {
             log.lease_event(event, &lease.id, lease.mount.as_str(), lease.role.as_str());
         }
+    }
+
+    /// Asks the reaper for a pass now rather than at its next tick.
+    pub fn wake_reaper(&self) {
+        self.reaper_wake.notify_one();
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

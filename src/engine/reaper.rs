@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use futures::StreamExt;
 
-use super::{Engine, REAP_BATCH, REVOKE_CONCURRENCY, Result};
+use super::{Engine, EngineError, REAP_BATCH, REVOKE_CONCURRENCY, Result};
 use crate::clock::now;
 use crate::model::Lease;
 
@@ -26,6 +26,8 @@ pub async fn run_reaper(
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
+            // A token revocation made leases due: revoke them now, not at the next tick.
+            _ = engine.reaper_wake.notified() => {}
             _ = shutdown.changed() => {
                 tracing::debug!("reaper stopped");
                 return;
@@ -63,7 +65,7 @@ impl Engine {
     /// A crash before that commit leaves them `revoking`; recovery revokes them again, and
     /// AWS's NoSuchEntity counts as done, so nothing is lost or left behind.
     pub async fn reap_due(&self) -> Result<usize> {
-        let mut handled = 0;
+        let mut handled = self.revoke_expired_tokens().await?;
         loop {
             let now = now();
             let batch = self
@@ -102,6 +104,25 @@ impl Engine {
             }
             if !full {
                 return Ok(handled);
+            }
+        }
+    }
+
+    /// Tokens whose TTL has run out are revoked as `revoke` would: with their descendants, and
+    /// their leases made due (revoked below in this same pass). Returns how many it revoked.
+    async fn revoke_expired_tokens(&self) -> Result<usize> {
+        let mut revoked = 0;
+        loop {
+            let now = now();
+            let expired = self.store.expired_tokens(now, REAP_BATCH).await?;
+            for accessor in &expired {
+                crate::auth::revoke(&self.store, accessor, now, false)
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("revoking an expired token: {e}")))?;
+            }
+            revoked += expired.len();
+            if (expired.len() as i64) < REAP_BATCH {
+                return Ok(revoked);
             }
         }
     }

@@ -98,7 +98,13 @@ pub struct Lease {
 
 /// `{mount}/creds/{role}/{random}`, as Vault shapes lease ids.
 pub fn new_lease_id(mount: &MountPath, role: &RoleName) -> String {
-    format!("{mount}/creds/{role}/{}", random_string(24, ALNUM))
+    lease_id_under(mount, "creds", role)
+}
+
+/// `{mount}/{path}/{role}/{random}`: a lease is named after the path that issued it (`creds`
+/// or `sts`), as in Vault, so a revoke-prefix on that path finds it.
+pub fn lease_id_under(mount: &MountPath, path: &str, role: &RoleName) -> String {
+    format!("{mount}/{path}/{role}/{}", random_string(24, ALNUM))
 }
 
 impl Lease {

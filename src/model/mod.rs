@@ -6,6 +6,6 @@ mod lease;
 mod names;
 mod records;
 
-pub use lease::{Lease, LeaseState, new_lease_id};
+pub use lease::{Lease, LeaseState, lease_id_under, new_lease_id};
 pub use names::{CredentialType, MountPath, RoleName};
-pub use records::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord};
+pub use records::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord, TokenRevocation};

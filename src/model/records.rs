@@ -1,5 +1,7 @@
 //! The rows the store keeps for mounts, root configurations and tokens, and lease counts.
 
+use std::collections::BTreeMap;
+
 use super::names::MountPath;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,30 @@ pub struct TokenRecord {
     pub expire_at: Option<i64>,
     /// The TTL the token was created with; `None` for tokens that never expire.
     pub ttl: Option<i64>,
+    /// The token that created this one; `None` for root tokens and orphans. Revoking a token
+    /// revokes its descendants and every lease any of them holds.
+    pub parent_accessor: Option<String>,
+    /// Created without a parent (`create-orphan`, `no_parent`) or left by `revoke-orphan`.
+    pub orphan: bool,
+    /// Uses left; 0 is unlimited. The token is revoked after its last use.
+    pub num_uses: i64,
+    /// A periodic token: each renewal sets its TTL to this, with no maximum.
+    pub period: Option<i64>,
+    /// A hard limit on the token's life from its creation, whatever renewals ask.
+    pub explicit_max_ttl: Option<i64>,
+    /// Vault's `meta`: free-form key/value pairs, shown by lookups and in the audit log.
+    pub meta: BTreeMap<String, String>,
+    pub renewable: bool,
+    /// The path that created it (`auth/token/create`, `auth/token/create-orphan`).
+    pub path: String,
+}
+
+/// What a token revocation did: the tokens gone at once, and how many leases it made due
+/// for the reaper to revoke in AWS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenRevocation {
+    pub tokens: u64,
+    pub leases: u64,
 }
 
 /// What the metrics endpoint reports about leases, computed by the store in two queries.

@@ -72,6 +72,8 @@ pub struct Application {
     audit_hasher: AuditHasher,
     limits: crate::api::Limits,
     tls: Option<(TlsFiles, RustlsConfig)>,
+    /// The store is PostgreSQL.
+    postgres: bool,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
     /// Dev mode's temporary directory, removed when the server stops.
@@ -131,12 +133,12 @@ impl Application {
             Some(dev) => {
                 let token = match &dev.root_token {
                     Some(t) => {
-                        auth::insert_token(&dyn_store, t, vec!["root".into()], "root", None, now())
+                        auth::insert_token(&dyn_store, t, auth::TokenSpec::root(), now())
                             .await?;
                         t.clone()
                     }
                     None => {
-                        auth::create_token(&dyn_store, vec!["root".into()], "root", None, now())
+                        auth::create_token(&dyn_store, auth::TokenSpec::root(), now())
                             .await?
                             .0
                     }
@@ -152,7 +154,7 @@ impl Application {
                 Some(token)
             }
             None if !dyn_store.has_tokens().await? => Some(
-                auth::create_token(&dyn_store, vec!["root".into()], "root", None, now())
+                auth::create_token(&dyn_store, auth::TokenSpec::root(), now())
                     .await?
                     .0,
             ),
@@ -195,6 +197,7 @@ impl Application {
             audit_hasher,
             limits: crate::api::Limits::from_settings(settings),
             tls,
+            postgres: store::is_postgres_url(&storage),
             initial_root_token,
             _temp_dir: temp_dir,
         })
@@ -248,6 +251,8 @@ impl Application {
                 audit_hasher: self.audit_hasher.clone(),
                 limits: self.limits.clone(),
                 https: self.tls.is_some(),
+                postgres: self.postgres,
+                started_at: now(),
             },
             crate::ui::routes(),
         );

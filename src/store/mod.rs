@@ -7,6 +7,7 @@
 //! two databases do differently.
 
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{Lease, MountPath, RoleName};
-pub use crate::model::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord};
+pub use crate::model::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord, TokenRevocation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,6 +74,8 @@ pub trait Store: Send + Sync + 'static {
         lease_ttl: Option<i64>,
         lease_max: Option<i64>,
     ) -> Result<bool>;
+    /// `sys/mounts/{path}/tune`: the mount's description and TTLs, as `m` has them.
+    async fn tune_mount(&self, m: &MountRecord) -> Result<bool>;
     /// Deletes the mount with its roles and root config. Its leases must be gone first.
     async fn delete_mount(&self, path: &MountPath) -> Result<bool>;
 
@@ -92,7 +95,25 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
     async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
     async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>>;
-    async fn delete_token(&self, accessor: &str) -> Result<bool>;
+    /// Revokes a token and all its descendants in one transaction: the tokens are gone when it
+    /// commits, and every `pending` or `active` lease any of them holds is made due at `now`, so
+    /// the reaper revokes it in AWS with its usual retries. With `orphan_children`, only the
+    /// token itself goes; its children become orphans (`revoke-orphan`). Bounded: one
+    /// statement per table over indexes, however many leases the tree holds. An unknown
+    /// accessor revokes nothing.
+    async fn revoke_token_tree(
+        &self,
+        accessor: &str,
+        now: i64,
+        orphan_children: bool,
+    ) -> Result<TokenRevocation>;
+    /// Takes one use of a token with `num_uses`; returns the uses left, `Some(-1)` when that was
+    /// its last (the token is used up: revoke it), or `None` when it has no use left to take or
+    /// no limit. A used-up token never authenticates again.
+    async fn use_token(&self, accessor: &str) -> Result<Option<i64>>;
+    /// Up to `limit` tokens whose `expire_at` has passed or whose uses are spent (for the
+    /// reaper to revoke).
+    async fn expired_tokens(&self, now: i64, limit: i64) -> Result<Vec<String>>;
     async fn set_token_expiry(&self, accessor: &str, expire_at: i64) -> Result<()>;
     async fn has_tokens(&self) -> Result<bool>;
 
@@ -104,7 +125,8 @@ pub trait Store: Send + Sync + 'static {
     /// The intent record: committed durably before the first AWS call for the lease.
     async fn insert_lease(&self, lease: &Lease) -> Result<()>;
     async fn get_lease(&self, id: &str) -> Result<Option<Lease>>;
-    /// `pending` → `active`. False when someone else claimed the lease meanwhile.
+    /// `pending` → `active`. False when someone else claimed the lease meanwhile. A lease whose
+    /// token was revoked while it was being issued becomes due at once, not at `due_at`.
     async fn activate_lease(
         &self,
         id: &str,

@@ -6,13 +6,14 @@
 
 use async_trait::async_trait;
 use sqlx::query::Query;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
+use super::rows::{Columns, lease_from_row, mount_from_row, root_config_from_row, token_from_row};
 use super::{
     LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
-    prefix_upper_bound,
+    TokenRevocation, prefix_upper_bound,
 };
-use crate::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
+use crate::model::{Lease, MountPath, RoleName};
 
 /// Every column of `leases`, in the order `bind_lease` binds them (a macro, so the statements
 /// below can be `concat!`ed constants).
@@ -97,112 +98,6 @@ where
         .bind(l.attempts)
         .bind(l.last_error.as_deref())
         .bind(l.token_accessor.as_deref())
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
-/// A row's columns by name, in the types the schema stores; a value that does not decode is
-/// corrupt data. (SQLite keeps `renewable` as an integer, which its driver reads as a bool.)
-pub(super) trait Columns {
-    fn text(&self, column: &str) -> Result<String>;
-    fn opt_text(&self, column: &str) -> Result<Option<String>>;
-    fn int(&self, column: &str) -> Result<i64>;
-    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
-    fn flag(&self, column: &str) -> Result<bool>;
-    fn bytes(&self, column: &str) -> Result<Vec<u8>>;
-    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>>;
-}
-
-impl<R: Row> Columns for R
-where
-    for<'a> &'a str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    fn text(&self, c: &str) -> Result<String> {
-        self.try_get(c).map_err(|e| corrupt(c, e))
-    }
-    fn opt_text(&self, c: &str) -> Result<Option<String>> {
-        self.try_get(c).map_err(|e| corrupt(c, e))
-    }
-    fn int(&self, c: &str) -> Result<i64> {
-        self.try_get(c).map_err(|e| corrupt(c, e))
-    }
-    fn opt_int(&self, c: &str) -> Result<Option<i64>> {
-        self.try_get(c).map_err(|e| corrupt(c, e))
-    }
-    fn flag(&self, c: &str) -> Result<bool> {
-        self.try_get(c).map_err(|e| corrupt(c, e))
-    }
-    fn bytes(&self, c: &str) -> Result<Vec<u8>> {
-        self.try_get(c).map_err(|e| corrupt(c, e))
-    }
-    fn opt_bytes(&self, c: &str) -> Result<Option<Vec<u8>>> {
-        self.try_get(c).map_err(|e| corrupt(c, e))
-    }
-}
-
-pub(super) fn lease_from_row(row: &impl Columns) -> Result<Lease> {
-    let state = row.text("state")?;
-    let ctype = row.text("credential_type")?;
-    Ok(Lease {
-        id: row.text("id")?,
-        mount: MountPath::parse(&row.text("mount")?).map_err(|e| corrupt("mount", e))?,
-        role: RoleName::parse(&row.text("role")?).map_err(|e| corrupt("role", e))?,
-        credential_type: serde_json::from_value::<CredentialType>(serde_json::Value::String(ctype))
-            .map_err(|e| corrupt("credential_type", e))?,
-        state: LeaseState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
-        username: row.opt_text("username")?,
-        access_key_id: row.opt_text("access_key_id")?,
-        issue_time: row.int("issue_time")?,
-        expire_time: row.int("expire_time")?,
-        max_expire_time: row.int("max_expire_time")?,
-        last_renewal: row.opt_int("last_renewal")?,
-        ttl: row.int("ttl")?,
-        renewable: row.flag("renewable")?,
-        due_at: row.int("due_at")?,
-        attempts: row.int("attempts")?,
-        last_error: row.opt_text("last_error")?,
-        token_accessor: row.opt_text("token_accessor")?,
-    })
-}
-
-fn token_from_row(row: &impl Columns) -> Result<TokenRecord> {
-    let policies = row.text("policies")?;
-    Ok(TokenRecord {
-        hash: row.bytes("hash")?,
-        accessor: row.text("accessor")?,
-        policies: serde_json::from_str(&policies).map_err(|e| corrupt("policies", e))?,
-        display_name: row.text("display_name")?,
-        created_at: row.int("created_at")?,
-        expire_at: row.opt_int("expire_at")?,
-        ttl: row.opt_int("ttl")?,
-    })
-}
-
-fn mount_from_row(row: &impl Columns) -> Result<MountRecord> {
-    Ok(MountRecord {
-        path: MountPath::parse(&row.text("path")?).map_err(|e| corrupt("path", e))?,
-        kind: row.text("kind")?,
-        description: row.text("description")?,
-        default_lease_ttl: row.opt_int("default_lease_ttl")?,
-        max_lease_ttl: row.opt_int("max_lease_ttl")?,
-        lease_ttl: row.opt_int("lease_ttl")?,
-        lease_max: row.opt_int("lease_max")?,
-        created_at: row.int("created_at")?,
-    })
-}
-
-fn root_config_from_row(row: &impl Columns) -> Result<RootConfigRecord> {
-    Ok(RootConfigRecord {
-        config: row.text("config")?,
-        secret_sealed: row.opt_bytes("secret_sealed")?,
-        version: row.int("version")?,
-    })
 }
 
 #[async_trait]
@@ -309,6 +204,21 @@ where
         Ok(B::rows_affected(&done) == 1)
     }
 
+    async fn tune_mount(&self, m: &MountRecord) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE mounts SET description = $2, default_lease_ttl = $3, max_lease_ttl = $4
+             WHERE path = $1",
+        )
+        .bind(m.path.as_str())
+        .bind(m.description.as_str())
+        .bind(m.default_lease_ttl)
+        .bind(m.max_lease_ttl)
+        .execute(self.pool())
+        .await
+        .map_err(B::map_err)?;
+        Ok(B::rows_affected(&done) == 1)
+    }
+
     async fn delete_mount(&self, path: &MountPath) -> Result<bool> {
         // Roles and root config go with it (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM mounts WHERE path = $1")
@@ -393,9 +303,13 @@ where
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
         let policies = serde_json::to_string(&t.policies).expect("strings serialise");
+        let meta = serde_json::to_string(&t.meta).expect("strings serialise");
         sqlx::query(
-            "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at, ttl)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING",
+            "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at, ttl,
+                                 parent_accessor, orphan, num_uses, period, explicit_max_ttl, meta,
+                                 renewable, path)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (hash) DO NOTHING",
         )
         .bind(t.hash.as_slice())
         .bind(t.accessor.as_str())
@@ -404,6 +318,14 @@ where
         .bind(t.created_at)
         .bind(t.expire_at)
         .bind(t.ttl)
+        .bind(t.parent_accessor.as_deref())
+        .bind(t.orphan)
+        .bind(t.num_uses)
+        .bind(t.period)
+        .bind(t.explicit_max_ttl)
+        .bind(meta.as_str())
+        .bind(t.renewable)
+        .bind(t.path.as_str())
         .execute(self.pool())
         .await
         .map_err(B::map_err)?;
@@ -432,13 +354,78 @@ where
             .transpose()
     }
 
-    async fn delete_token(&self, accessor: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM tokens WHERE accessor = $1")
-            .bind(accessor)
-            .execute(self.pool())
-            .await
-            .map_err(B::map_err)?;
-        Ok(B::rows_affected(&done) == 1)
+    async fn revoke_token_tree(
+        &self,
+        accessor: &str,
+        now: i64,
+        orphan_children: bool,
+    ) -> Result<TokenRevocation> {
+        // The token and, unless its children are orphaned, every descendant: parents are
+        // created before their children, so the links never form a cycle.
+        let tree = if orphan_children {
+            "WITH RECURSIVE tree(accessor) AS (SELECT accessor FROM tokens WHERE accessor = $1)"
+        } else {
+            "WITH RECURSIVE tree(accessor) AS (
+                 SELECT accessor FROM tokens WHERE accessor = $1
+                 UNION ALL
+                 SELECT t.accessor FROM tokens t JOIN tree ON t.parent_accessor = tree.accessor)"
+        };
+        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
+        let leases = sqlx::query(&format!(
+            "{tree} UPDATE leases SET due_at = $2
+             WHERE token_accessor IN (SELECT accessor FROM tree)
+               AND state IN ('pending', 'active') AND due_at > $2"
+        ))
+        .bind(accessor)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(B::map_err)?;
+        if orphan_children {
+            sqlx::query("UPDATE tokens SET parent_accessor = NULL, orphan = $2 WHERE parent_accessor = $1")
+                .bind(accessor)
+                .bind(true)
+                .execute(&mut *tx)
+                .await
+                .map_err(B::map_err)?;
+        }
+        let tokens = sqlx::query(&format!(
+            "{tree} DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree)"
+        ))
+        .bind(accessor)
+        .execute(&mut *tx)
+        .await
+        .map_err(B::map_err)?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(TokenRevocation {
+            tokens: B::rows_affected(&tokens),
+            leases: B::rows_affected(&leases),
+        })
+    }
+
+    async fn use_token(&self, accessor: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            // The last use leaves -1 (used up), never 0, which would mean unlimited.
+            "UPDATE tokens SET num_uses = CASE WHEN num_uses = 1 THEN -1 ELSE num_uses - 1 END
+             WHERE accessor = $1 AND num_uses > 0 RETURNING num_uses",
+        )
+        .bind(accessor)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(B::map_err)
+    }
+
+    async fn expired_tokens(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            // Expired, or used up (a revocation after the last use that did not land).
+            "SELECT accessor FROM tokens WHERE expire_at <= $1
+             UNION SELECT accessor FROM tokens WHERE num_uses < 0 LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .map_err(B::map_err)
     }
 
     async fn set_token_expiry(&self, accessor: &str, expire_at: i64) -> Result<()> {
@@ -525,7 +512,12 @@ where
         due_at: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE leases SET state = 'active', access_key_id = $2, due_at = $3
+            // A token revoked while its lease was being issued has already made the lease due
+            // (or is about to, in the same transaction that deletes it): then it stays due.
+            "UPDATE leases SET state = 'active', access_key_id = $2,
+                 due_at = CASE WHEN token_accessor IS NULL
+                                 OR EXISTS (SELECT 1 FROM tokens WHERE accessor = leases.token_accessor)
+                               THEN $3 ELSE issue_time END
              WHERE id = $1 AND state = 'pending'",
         )
         .bind(id)

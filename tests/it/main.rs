@@ -27,5 +27,6 @@ mod store;
 mod sts;
 mod sweep;
 mod tls;
+mod tokens;
 mod ui;
 mod wait_ready;

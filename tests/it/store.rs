@@ -216,10 +216,24 @@ async fn the_config_epoch_grows_with_every_config_write_and_only_then() {
         created_at: 1,
         expire_at: Some(100),
         ttl: Some(99),
+        parent_accessor: None,
+        orphan: false,
+        num_uses: 0,
+        period: None,
+        explicit_max_ttl: None,
+        meta: Default::default(),
+        renewable: true,
+        path: "auth/token/create".into(),
     };
     a.insert_token(&token).await.unwrap();
     a.set_token_expiry(&token.accessor, 200).await.unwrap();
-    assert!(a.delete_token(&token.accessor).await.unwrap());
+    assert_eq!(
+        a.revoke_token_tree(&token.accessor, 300, false)
+            .await
+            .unwrap()
+            .tokens,
+        1
+    );
     assert_eq!(
         b.config_epoch().await.unwrap(),
         seen,

@@ -51,7 +51,10 @@ pub async fn serve() -> Response {
         license(name = "see the repository")
     ),
     paths(
-        health, health_head, openapi_json, list_mounts, read_mount, enable_mount, disable_mount, metrics,
+        health, health_head, seal_status, leader, list_auth, openapi_json, list_mounts, read_mount,
+        read_mount_tune, tune_mount, enable_mount, disable_mount, metrics, renew_legacy,
+        renew_legacy_by_path, revoke_legacy, revoke_legacy_by_path, revoke_prefix_legacy,
+        token_create_orphan, token_renew, token_renew_accessor, token_revoke, token_revoke_orphan,
         audit_hash, audit_hash_device, lookup_lease, list_leases_root, list_leases, renew_lease,
         renew_lease_by_path, revoke_lease, revoke_lease_by_path, revoke_prefix, revoke_force,
         token_lookup_self, token_create, token_lookup, token_lookup_accessor, token_renew_self,
@@ -62,7 +65,8 @@ pub async fn serve() -> Response {
         delete_role, issue_creds, issue_sts, sweep
     ),
     components(schemas(
-        Envelope, ListEnvelope, ErrorBody, Health, MountBody, MountConfig, Duration, StringList,
+        Envelope, ListEnvelope, ErrorBody, Health, MountBody, MountConfig, MountTuneBody,
+        TokenRenewBody, Duration, StringList,
         Tags, RootConfigBody, LeaseConfigBody, RoleBody, CredentialType, CredsBody, LeaseIdBody,
         RenewBody, RevokeBody, TokenCreateBody, TokenLookupBody, AccessorBody, PolicyBody,
         AuditHashBody, SweepBody
@@ -111,7 +115,12 @@ const ERROR_STATUSES: &[(&str, &str)] = &[
 ];
 
 /// Routes that need no token.
-const PUBLIC: &[&str] = &["/v1/sys/health", "/v1/sys/openapi.json"];
+const PUBLIC: &[&str] = &[
+    "/v1/sys/health",
+    "/v1/sys/seal-status",
+    "/v1/sys/leader",
+    "/v1/sys/openapi.json",
+];
 
 impl Modify for VaultConventions {
     fn modify(&self, doc: &mut Document) {

@@ -19,6 +19,22 @@ pub(super) fn health() {}
               (status = 503, description = "the store is unreachable")))]
 pub(super) fn health_head() {}
 
+/// Vault's seal status; iamlease is never sealed. Answers without a token.
+#[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys",
+    responses((status = 200, description = "`sealed: false`, `type`, `t`, `n`, `version`, `cluster_id`", body = Object)))]
+pub(super) fn seal_status() {}
+
+/// Vault's leader status: no HA election, every replica is its own active node. Answers
+/// without a token.
+#[utoipa::path(get, path = "/v1/sys/leader", tag = "sys",
+    responses((status = 200, description = "`ha_enabled: false`, `is_self: true`", body = Object)))]
+pub(super) fn leader() {}
+
+/// The auth methods, keyed `"{path}/"` (`token/` always), under `data` and at the top level.
+#[utoipa::path(get, path = "/v1/sys/auth", tag = "sys",
+    responses((status = 200, description = "auth methods", body = Envelope)))]
+pub(super) fn list_auth() {}
+
 /// This document; answers without a token.
 #[utoipa::path(get, path = "/v1/sys/openapi.json", tag = "sys",
     responses((status = 200, description = "the OpenAPI document", body = Object)))]
@@ -33,6 +49,18 @@ pub(super) fn list_mounts() {}
     params(("path" = String, Path, description = "mount path")),
     responses((status = 200, description = "the mount", body = Envelope)))]
 pub(super) fn read_mount() {}
+
+#[utoipa::path(get, path = "/v1/sys/mounts/{path}/tune", tag = "sys",
+    params(("path" = String, Path, description = "mount path")),
+    responses((status = 200, description = "description, default_lease_ttl, max_lease_ttl, force_no_cache", body = Envelope)))]
+pub(super) fn read_mount_tune() {}
+
+/// Tunes a mount's description and TTLs (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/sys/mounts/{path}/tune", tag = "sys",
+    params(("path" = String, Path, description = "mount path")),
+    request_body = MountTuneBody,
+    responses((status = 204, description = "tuned")))]
+pub(super) fn tune_mount() {}
 
 /// Mounts an `aws` engine (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/sys/mounts/{path}", tag = "sys",
@@ -109,6 +137,35 @@ pub(super) fn revoke_lease() {}
               (status = 202, description = "`sync: false`: revocation queued")))]
 pub(super) fn revoke_lease_by_path() {}
 
+/// Vault's older form of `sys/leases/renew`.
+#[utoipa::path(method(post, put), path = "/v1/sys/renew", tag = "sys",
+    request_body = RenewBody,
+    responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
+pub(super) fn renew_legacy() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/renew/{lease_id}", tag = "sys",
+    params(("lease_id" = String, Path, description = "lease id")),
+    request_body(content = RenewBody, description = "optional"),
+    responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
+pub(super) fn renew_legacy_by_path() {}
+
+/// Vault's older form of `sys/leases/revoke`.
+#[utoipa::path(method(post, put), path = "/v1/sys/revoke", tag = "sys",
+    request_body = RevokeBody,
+    responses((status = 204, description = "revoked (or already gone)")))]
+pub(super) fn revoke_legacy() {}
+
+#[utoipa::path(method(post, put), path = "/v1/sys/revoke/{lease_id}", tag = "sys",
+    params(("lease_id" = String, Path, description = "lease id")),
+    responses((status = 204, description = "revoked (or already gone)")))]
+pub(super) fn revoke_legacy_by_path() {}
+
+/// Vault's older form of `sys/leases/revoke-prefix` (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/sys/revoke-prefix/{prefix}", tag = "sys",
+    params(("prefix" = String, Path, description = "lease id prefix (a directory)")),
+    responses((status = 204, description = "revoked")))]
+pub(super) fn revoke_prefix_legacy() {}
+
 /// Revokes every lease under a prefix (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/sys/leases/revoke-prefix/{prefix}", tag = "sys",
     params(("prefix" = String, Path, description = "lease id prefix (a directory)")),
@@ -131,6 +188,34 @@ pub(super) fn token_lookup_self() {}
     request_body = TokenCreateBody,
     responses((status = 200, description = "`auth`: client_token, accessor, policies, lease_duration", body = Envelope)))]
 pub(super) fn token_create() {}
+
+/// A token without a parent; its own path's policy decides who may (as in Vault).
+#[utoipa::path(method(post, put), path = "/v1/auth/token/create-orphan", tag = "auth",
+    request_body = TokenCreateBody,
+    responses((status = 200, description = "`auth`: client_token, accessor, policies, lease_duration, orphan", body = Envelope)))]
+pub(super) fn token_create_orphan() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/renew", tag = "auth",
+    request_body = TokenRenewBody,
+    responses((status = 200, description = "`auth` with the new lease_duration", body = Envelope)))]
+pub(super) fn token_renew() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/token/renew-accessor", tag = "auth",
+    request_body = AccessorBody,
+    responses((status = 200, description = "`auth` with the new lease_duration (`client_token` empty)", body = Envelope)))]
+pub(super) fn token_renew_accessor() {}
+
+/// Revokes a token, its descendants and every lease any of them holds.
+#[utoipa::path(method(post, put), path = "/v1/auth/token/revoke", tag = "auth",
+    request_body = TokenLookupBody,
+    responses((status = 204, description = "revoked; the leases follow through the reaper")))]
+pub(super) fn token_revoke() {}
+
+/// Revokes a token and its leases; its children become orphans (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/auth/token/revoke-orphan", tag = "auth",
+    request_body = TokenLookupBody,
+    responses((status = 204, description = "revoked")))]
+pub(super) fn token_revoke_orphan() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/token/lookup", tag = "auth",
     request_body = TokenLookupBody,
@@ -277,7 +362,7 @@ pub(super) fn delete_role() {}
     responses((status = 200, description = "the credential, shown once", body = Envelope)))]
 pub(super) fn issue_creds() {}
 
-#[utoipa::path(method(post, put), path = "/v1/{mount}/sts/{name}", tag = "aws",
+#[utoipa::path(method(get, post, put), path = "/v1/{mount}/sts/{name}", tag = "aws",
     params(("mount" = String, Path, description = "mount path", example = "aws"),
            ("name" = String, Path, description = "role name", example = "dev")),
     request_body(content = CredsBody, description = "optional"),

@@ -55,10 +55,15 @@ pub(super) struct Health {
     sealed: bool,
     standby: bool,
     performance_standby: bool,
+    /// Always `disabled` (no Vault Enterprise replication).
+    replication_performance_mode: String,
+    replication_dr_mode: String,
     /// Unix seconds.
     server_time_utc: i64,
     version: String,
+    enterprise: bool,
     cluster_name: String,
+    cluster_id: String,
 }
 
 /// Seconds, or a Go-style duration (`"1h"`, `"90m"`, `"1h30m"`).
@@ -122,6 +127,15 @@ pub(super) struct MountBody {
 
 #[derive(ToSchema)]
 pub(super) struct MountConfig {
+    #[schema(value_type = Option<Duration>)]
+    default_lease_ttl: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    max_lease_ttl: Option<Value>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct MountTuneBody {
+    description: Option<String>,
     #[schema(value_type = Option<Duration>)]
     default_lease_ttl: Option<Value>,
     #[schema(value_type = Option<Duration>)]
@@ -228,6 +242,29 @@ pub(super) struct TokenCreateBody {
     #[schema(value_type = Option<Duration>)]
     ttl: Option<Value>,
     display_name: Option<String>,
+    no_default_policy: Option<bool>,
+    /// Root or `sudo` only: a token without a parent.
+    no_parent: Option<bool>,
+    /// Uses before the token is revoked; 0 is unlimited.
+    num_uses: Option<i64>,
+    /// Root or `sudo` only: a periodic token, renewed by this much each time.
+    #[schema(value_type = Option<Duration>)]
+    period: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    explicit_max_ttl: Option<Value>,
+    #[schema(value_type = Option<Tags>)]
+    meta: Option<Value>,
+    renewable: Option<bool>,
+    /// `service` (the only type served).
+    #[serde(rename = "type")]
+    token_type: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct TokenRenewBody {
+    token: String,
+    #[schema(value_type = Option<Duration>)]
+    increment: Option<Value>,
 }
 
 #[derive(ToSchema)]

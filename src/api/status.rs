@@ -1,0 +1,148 @@
+//! The status routes clients and load balancers read before anything else, in Vault's shapes:
+//! `sys/health`, `sys/seal-status`, `sys/leader` (all without a token) and `sys/auth`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::vault::{self, json_response};
+use crate::auth::Caller;
+use crate::clock::{now, rfc3339};
+use crate::seal::random_string;
+use crate::store::Store;
+
+const CLUSTER_NAME: &str = "iamlease";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A random id in UUID form.
+fn uuid() -> String {
+    let hex = random_string(32, b"0123456789abcdef");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// The cluster's id: made once per store, so every replica on one database answers the same.
+async fn cluster_id(store: &dyn Store) -> Option<String> {
+    const KEY: &str = "cluster_id";
+    if let Ok(Some(id)) = store.get_meta(KEY).await {
+        return String::from_utf8(id).ok();
+    }
+    store.put_meta_if_absent(KEY, uuid().as_bytes()).await.ok()?;
+    let id = store.get_meta(KEY).await.ok()??;
+    String::from_utf8(id).ok()
+}
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    // A server whose store cannot be read is not ready: the tables every request and the
+    // reaper need are each touched once (index lookups, so the probe stays cheap).
+    let store = state.engine.store();
+    let ready = store.has_tokens().await.is_ok()
+        && store.list_lease_ids("", None, None, 1).await.is_ok()
+        && store.list_mounts().await.is_ok();
+    let body = json!({
+        "initialized": true,
+        "sealed": false,
+        "standby": false,
+        "performance_standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": now(),
+        "version": VERSION,
+        "enterprise": false,
+        "cluster_name": CLUSTER_NAME,
+        "cluster_id": cluster_id(store.as_ref()).await.unwrap_or_default(),
+        "echo_duration_ms": 0,
+        "clock_skew_ms": 0,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}
+
+/// `sys/seal-status`: iamlease is never sealed (its master key is loaded at start-up), so it
+/// answers as an unsealed single-key Vault does.
+pub async fn seal_status(State(state): State<AppState>) -> Response {
+    let store = state.engine.store();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "type": "shamir",
+            "initialized": true,
+            "sealed": false,
+            "t": 1,
+            "n": 1,
+            "progress": 0,
+            "nonce": "",
+            "version": VERSION,
+            "build_date": "",
+            "migration": false,
+            "cluster_name": CLUSTER_NAME,
+            "cluster_id": cluster_id(store.as_ref()).await.unwrap_or_default(),
+            "recovery_seal": false,
+            "storage_type": if state.postgres { "postgresql" } else { "sqlite" },
+        }),
+    )
+}
+
+/// `sys/leader`: no HA election (replicas share the database and all serve), so each one is
+/// its own active node.
+pub async fn leader(State(state): State<AppState>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "ha_enabled": false,
+            "is_self": true,
+            "active_time": rfc3339(state.started_at),
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+            "raft_committed_index": 0,
+            "raft_applied_index": 0,
+        }),
+    )
+}
+
+/// `sys/auth`: the auth methods; the token method is always there.
+pub async fn list_auth(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+    let id = cluster_id(state.engine.store().as_ref())
+        .await
+        .unwrap_or_default();
+    let mut methods = Map::new();
+    methods.insert(
+        "token/".into(),
+        json!({
+            "type": "token",
+            "description": "token based credentials",
+            "accessor": format!("auth_token_{}", &id.get(..8).unwrap_or("00000000")),
+            "uuid": id,
+            "config": {
+                "default_lease_ttl": 0,
+                "max_lease_ttl": 0,
+                "force_no_cache": false,
+                "token_type": "default-service",
+            },
+            "options": Value::Null,
+            "local": false,
+            "seal_wrap": false,
+            "external_entropy_access": false,
+            "plugin_version": "",
+            "running_plugin_version": format!("v{VERSION}+builtin.iamlease"),
+            "running_sha256": "",
+            "deprecation_status": "supported",
+        }),
+    );
+    Ok(vault::read_flat(methods))
+}

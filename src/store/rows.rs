@@ -1,0 +1,122 @@
+//! Row decoders shared by both stores: a row's columns in the types the schema stores, and
+//! each record built from them. A value that does not decode is corrupt data.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{MountRecord, Result, RootConfigRecord, StoreError, TokenRecord};
+use crate::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// A row's columns by name, in the types the schema stores; a value that does not decode is
+/// corrupt data. (SQLite keeps `renewable` as an integer, which its driver reads as a bool.)
+pub(super) trait Columns {
+    fn text(&self, column: &str) -> Result<String>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>>;
+    fn int(&self, column: &str) -> Result<i64>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
+    fn flag(&self, column: &str) -> Result<bool>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>>;
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>>;
+}
+
+impl<R: Row> Columns for R
+where
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, c: &str) -> Result<String> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+    fn opt_text(&self, c: &str) -> Result<Option<String>> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+    fn int(&self, c: &str) -> Result<i64> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+    fn opt_int(&self, c: &str) -> Result<Option<i64>> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+    fn flag(&self, c: &str) -> Result<bool> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+    fn bytes(&self, c: &str) -> Result<Vec<u8>> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+    fn opt_bytes(&self, c: &str) -> Result<Option<Vec<u8>>> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+}
+
+pub(super) fn lease_from_row(row: &impl Columns) -> Result<Lease> {
+    let state = row.text("state")?;
+    let ctype = row.text("credential_type")?;
+    Ok(Lease {
+        id: row.text("id")?,
+        mount: MountPath::parse(&row.text("mount")?).map_err(|e| corrupt("mount", e))?,
+        role: RoleName::parse(&row.text("role")?).map_err(|e| corrupt("role", e))?,
+        credential_type: serde_json::from_value::<CredentialType>(serde_json::Value::String(ctype))
+            .map_err(|e| corrupt("credential_type", e))?,
+        state: LeaseState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        username: row.opt_text("username")?,
+        access_key_id: row.opt_text("access_key_id")?,
+        issue_time: row.int("issue_time")?,
+        expire_time: row.int("expire_time")?,
+        max_expire_time: row.int("max_expire_time")?,
+        last_renewal: row.opt_int("last_renewal")?,
+        ttl: row.int("ttl")?,
+        renewable: row.flag("renewable")?,
+        due_at: row.int("due_at")?,
+        attempts: row.int("attempts")?,
+        last_error: row.opt_text("last_error")?,
+        token_accessor: row.opt_text("token_accessor")?,
+    })
+}
+
+pub(super) fn token_from_row(row: &impl Columns) -> Result<TokenRecord> {
+    let policies = row.text("policies")?;
+    let meta = row.text("meta")?;
+    Ok(TokenRecord {
+        hash: row.bytes("hash")?,
+        accessor: row.text("accessor")?,
+        policies: serde_json::from_str(&policies).map_err(|e| corrupt("policies", e))?,
+        display_name: row.text("display_name")?,
+        created_at: row.int("created_at")?,
+        expire_at: row.opt_int("expire_at")?,
+        ttl: row.opt_int("ttl")?,
+        parent_accessor: row.opt_text("parent_accessor")?,
+        orphan: row.flag("orphan")?,
+        num_uses: row.int("num_uses")?,
+        period: row.opt_int("period")?,
+        explicit_max_ttl: row.opt_int("explicit_max_ttl")?,
+        meta: serde_json::from_str(&meta).map_err(|e| corrupt("meta", e))?,
+        renewable: row.flag("renewable")?,
+        path: row.text("path")?,
+    })
+}
+
+pub(super) fn mount_from_row(row: &impl Columns) -> Result<MountRecord> {
+    Ok(MountRecord {
+        path: MountPath::parse(&row.text("path")?).map_err(|e| corrupt("path", e))?,
+        kind: row.text("kind")?,
+        description: row.text("description")?,
+        default_lease_ttl: row.opt_int("default_lease_ttl")?,
+        max_lease_ttl: row.opt_int("max_lease_ttl")?,
+        lease_ttl: row.opt_int("lease_ttl")?,
+        lease_max: row.opt_int("lease_max")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(super) fn root_config_from_row(row: &impl Columns) -> Result<RootConfigRecord> {
+    Ok(RootConfigRecord {
+        config: row.text("config")?,
+        secret_sealed: row.opt_bytes("secret_sealed")?,
+        version: row.int("version")?,
+    })
+}
