@@ -38,6 +38,9 @@ pub struct Caller {
     pub ttl: Option<i64>,
     /// Shared: parsed once per set of policy texts (`acl_cache.rs`).
     pub acl: Arc<Acl>,
+    /// The store's config epoch, read with the token in the same statement (before any
+    /// configuration this request reads), so an issue needs no read of its own for it.
+    pub config_epoch: Option<i64>,
 }
 
 impl Caller {
@@ -98,18 +101,22 @@ pub async fn authenticate(
         return Ok(None);
     }
     let hash = token_hash(token);
-    let Some(record) = store.find_token(&hash).await? else {
+    let (record, epoch) = store.find_token_and_epoch(&hash).await?;
+    let Some(record) = record else {
         return Ok(None);
     };
     if !bool::from(record.hash.ct_eq(&hash)) || record.expire_at.is_some_and(|e| e <= now) {
         return Ok(None);
     }
-    caller_from(store, record).await.map(Some)
+    let mut caller = caller_from(store, record).await?;
+    caller.config_epoch = Some(epoch);
+    Ok(Some(caller))
 }
 
 async fn caller_from(store: &Arc<dyn Store>, record: TokenRecord) -> Result<Caller, AuthError> {
     let acl = acl_for(store, &record.policies).await?;
     Ok(Caller {
+        config_epoch: None,
         accessor: record.accessor,
         display_name: record.display_name,
         policies: record.policies,

@@ -90,7 +90,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_role(&self, mount: &MountPath, name: &RoleName) -> Result<bool>;
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
-    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+    /// The token with this hash, if any, and the config epoch (`config_epoch`), in one
+    /// statement: what every request reads first, so an issue needs no second read before it
+    /// takes mount, role and root config from the engine's cache.
+    async fn find_token_and_epoch(&self, hash: &[u8]) -> Result<(Option<TokenRecord>, i64)>;
     async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>>;
     async fn delete_token(&self, accessor: &str) -> Result<bool>;
     async fn set_token_expiry(&self, accessor: &str, expire_at: i64) -> Result<()>;
