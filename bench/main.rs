@@ -271,6 +271,19 @@ impl Server {
         (status, body)
     }
 
+    /// `sys/metrics` as Prometheus text.
+    async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/v1/sys/metrics", self.address))
+            .header("X-Vault-Token", TOKEN)
+            .send()
+            .await
+            .expect("server answers")
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, body) = self.call(method, path, Some(body)).await;
         assert!(
@@ -297,6 +310,17 @@ impl Server {
         let _ = self.stop.take().unwrap().send(());
         self.handle.await.unwrap().unwrap();
     }
+}
+
+/// The mean of a Prometheus summary or histogram (`{name}_sum / {name}_count`) on the series
+/// whose labels contain `labels`.
+fn series_mean(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let value = |suffix: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{suffix}{{")) && l.contains(labels))
+            .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    Some(value("_sum")? / value("_count")?)
 }
 
 /// The floor for issue: the AWS calls our `iam_user` issue makes, made directly with the same SDK.
@@ -483,6 +507,33 @@ async fn issue(opts: &Opts) {
     );
     println!("|---|---|---|---|---|");
     row("issue (c=1)", &ours, &floor);
+    // Where our time goes, from the server's own histograms (means over every issue so far,
+    // the warm-up's included): the handler inside the gate, and `Engine::issue` inside that.
+    let text = server.metrics_text().await;
+    let mean_ms = |name: &str, labels: &str| {
+        series_mean(&text, name, labels).map_or("n/a".to_owned(), |s| format!("{:.2} ms", s * 1e3))
+    };
+    let floor_mean = floor.iter().map(Duration::as_secs_f64).sum::<f64>() / floor.len() as f64;
+    let ours_mean = ours.iter().map(Duration::as_secs_f64).sum::<f64>() / ours.len() as f64;
+    let aws_ms: f64 = ["CreateUser", "PutUserPolicy", "CreateAccessKey"]
+        .iter()
+        .filter_map(|op| {
+            series_mean(
+                &text,
+                "iamlease_aws_call_duration_seconds",
+                &format!("operation=\"{op}\""),
+            )
+        })
+        .sum::<f64>()
+        * 1e3;
+    println!(
+        "\nmeans at c=1: client-observed {:.2} ms; server handler {} (excludes HTTP, the gate and its token read); \
+         `Engine::issue` {}, of which its three AWS calls {aws_ms:.2} ms; raw SDK sequence {:.2} ms\n",
+        ours_mean * 1e3,
+        mean_ms("iamlease_http_request_duration_seconds", "creds"),
+        mean_ms("iamlease_issue_duration_seconds", "outcome=\"ok\""),
+        floor_mean * 1e3,
+    );
 
     let (mut ours, mut floor) = (Vec::new(), Vec::new());
     for (i, (lease, user)) in leases.iter().zip(&users).enumerate() {

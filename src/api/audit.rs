@@ -131,9 +131,11 @@ pub async fn write_response(audit: &AuditLog, request_line: Value, response: Res
     audit.hasher().redact(&mut body);
     // A token lookup answers the token itself as `data.id` (Vault's shape); elsewhere `id` is a
     // lease id, which the log must keep readable.
-    let token_path = request_line["request"]["path"]
-        .as_str()
-        .is_some_and(|p| p.trim_start_matches('/').trim_start_matches("v1/").starts_with("auth/token/"));
+    let token_path = request_line["request"]["path"].as_str().is_some_and(|p| {
+        p.trim_start_matches('/')
+            .trim_start_matches("v1/")
+            .starts_with("auth/token/")
+    });
     if token_path
         && let Some(id) = body.pointer_mut("/data/id")
         && let Some(text) = id.as_str().filter(|t| !t.is_empty())

@@ -36,7 +36,10 @@ async fn cluster_id(store: &dyn Store) -> Option<String> {
     if let Ok(Some(id)) = store.get_meta(KEY).await {
         return String::from_utf8(id).ok();
     }
-    store.put_meta_if_absent(KEY, uuid().as_bytes()).await.ok()?;
+    store
+        .put_meta_if_absent(KEY, uuid().as_bytes())
+        .await
+        .ok()?;
     let id = store.get_meta(KEY).await.ok()??;
     String::from_utf8(id).ok()
 }
@@ -116,7 +119,10 @@ pub async fn leader(State(state): State<AppState>) -> Response {
 }
 
 /// `sys/auth`: the auth methods; the token method is always there.
-pub async fn list_auth(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+pub async fn list_auth(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Response, ApiError> {
     let id = cluster_id(state.engine.store().as_ref())
         .await
         .unwrap_or_default();

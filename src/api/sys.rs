@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::vault::{self, Input};
 use super::{forms, views};
-use super::vault::{self, Input, json_response};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::clock::{now, rfc3339};
@@ -50,7 +50,9 @@ pub async fn read_tune(
     _caller: Caller,
     Path(path): Path<String>,
 ) -> ApiResult {
-    Ok(vault::read(views::mount_tune(&find_mount(&state, &path).await?)))
+    Ok(vault::read(views::mount_tune(
+        &find_mount(&state, &path).await?,
+    )))
 }
 
 /// `POST sys/mounts/{path}/tune`: `default_lease_ttl`, `max_lease_ttl`, `description`.

@@ -140,7 +140,10 @@ async fn create_with(s: AppState, caller: Caller, mut input: Input, orphan: bool
     let request = token_request(&caller, &mut input, orphan)?;
     let warnings = input.fields.unknown_field_warnings();
     let (token, record) = auth::create_child(s.engine.store(), &caller, request, now()).await?;
-    Ok(vault::auth_response_with(auth_data(&token, &record), warnings))
+    Ok(vault::auth_response_with(
+        auth_data(&token, &record),
+        warnings,
+    ))
 }
 
 pub async fn create(State(s): State<AppState>, caller: Caller, input: Input) -> ApiResult {

@@ -7,8 +7,8 @@ pub mod policy;
 mod token;
 
 pub use token::{
-    TokenRequest, TokenSpec, Use, create_child, create_token, insert_token, lookup_accessor,
-    renew, revoke, spend_use,
+    TokenRequest, TokenSpec, Use, create_child, create_token, insert_token, lookup_accessor, renew,
+    revoke, spend_use,
 };
 
 use std::collections::BTreeSet;
@@ -42,6 +42,9 @@ pub struct Caller {
     pub token: TokenRecord,
     /// Shared: parsed once per set of policy texts (`acl_cache.rs`).
     pub acl: Arc<Acl>,
+    /// The store's config epoch, read with the token in the same statement (before any
+    /// configuration this request reads), so an issue needs no read of its own for it.
+    pub config_epoch: Option<i64>,
 }
 
 impl Caller {
@@ -63,7 +66,8 @@ pub async fn authenticate(
         return Ok(None);
     }
     let hash = token_hash(token);
-    let Some(record) = store.find_token(&hash).await? else {
+    let (record, epoch) = store.find_token_and_epoch(&hash).await?;
+    let Some(record) = record else {
         return Ok(None);
     };
     // A token whose last use is spent (`num_uses` -1) is dead even before its revocation lands.
@@ -73,12 +77,18 @@ pub async fn authenticate(
     {
         return Ok(None);
     }
-    caller_from(store, record).await.map(Some)
+    let mut caller = caller_from(store, record).await?;
+    caller.config_epoch = Some(epoch);
+    Ok(Some(caller))
 }
 
-pub(crate) async fn caller_from(store: &Arc<dyn Store>, record: TokenRecord) -> Result<Caller, AuthError> {
+pub(crate) async fn caller_from(
+    store: &Arc<dyn Store>,
+    record: TokenRecord,
+) -> Result<Caller, AuthError> {
     let acl = acl_for(store, &record.policies).await?;
     Ok(Caller {
+        config_epoch: None,
         accessor: record.accessor.clone(),
         display_name: record.display_name.clone(),
         policies: record.policies.clone(),

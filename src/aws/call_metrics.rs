@@ -1,15 +1,28 @@
-//! Counts every AWS call by service, operation and outcome, from one SDK interceptor that both
-//! clients carry; error codes are counted where errors are interpreted (`AwsError::from_sdk`).
+//! Counts and times every AWS call by service, operation and outcome, from one SDK interceptor
+//! that both clients carry; error codes are counted where errors are interpreted
+//! (`AwsError::from_sdk`).
+
+use std::time::Instant;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 #[derive(Debug)]
 pub(crate) struct CallMetrics;
+
+/// When the call started, kept in the call's own config bag.
+#[derive(Debug, Clone, Copy)]
+struct CallStart(Instant);
+
+impl Storable for CallStart {
+    type Storer = StoreReplace<Self>;
+}
 
 fn names(cfg: &ConfigBag) -> (String, String) {
     cfg.load::<Metadata>().map_or_else(
@@ -21,6 +34,15 @@ fn names(cfg: &ConfigBag) -> (String, String) {
 impl Intercept for CallMetrics {
     fn name(&self) -> &'static str {
         "iamlease::CallMetrics"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(CallStart(Instant::now()));
+        Ok(())
     }
 
     /// Every attempt, retries included, with the HTTP status AWS answered (or `none`).
@@ -51,6 +73,11 @@ impl Intercept for CallMetrics {
             Some(Ok(_)) => "ok",
             _ => "error",
         };
+        if let Some(CallStart(started)) = cfg.load::<CallStart>() {
+            // Retries and backoff included: what the call cost the request that made it.
+            metrics::histogram!("iamlease_aws_call_duration_seconds", "service" => service.clone(), "operation" => operation.clone())
+                .record(started.elapsed().as_secs_f64());
+        }
         metrics::counter!("iamlease_aws_calls_total", "service" => service, "operation" => operation, "outcome" => outcome)
             .increment(1);
         Ok(())

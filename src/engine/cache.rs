@@ -65,6 +65,18 @@ impl Engine {
         Ok(Snapshot(epoch))
     }
 
+    /// The epoch a request already read with its token (`Caller::config_epoch`), else a
+    /// fresh read. Either way it was read before any of the records it will fetch.
+    pub(super) async fn snapshot_with(&self, known: Option<i64>) -> Result<Snapshot> {
+        match known {
+            Some(epoch) => {
+                self.config.advance(epoch);
+                Ok(Snapshot(epoch))
+            }
+            None => self.snapshot().await,
+        }
+    }
+
     /// The mount at `path` as of `at`; `NotFound` when nothing is mounted there.
     pub(super) async fn mount_at(
         &self,

@@ -114,9 +114,9 @@ impl Engine {
         request: IssueRequest,
         caller: &Caller,
     ) -> Result<IssuedCredential> {
-        // One epoch read for the mount, the role and the root config: all three come from
-        // memory while no replica has changed any configuration.
-        let at = self.snapshot().await?;
+        // One epoch (read with the caller's token) for the mount, the role and the root
+        // config: all three come from memory while no replica has changed any configuration.
+        let at = self.snapshot_with(caller.config_epoch).await?;
         let mount_record = self.mount_at(at, mount).await?;
         let role_name = RoleName::parse(role_name).map_err(EngineError::Invalid)?;
         let role = self.role_at(at, mount, &role_name).await?.ok_or_else(|| {

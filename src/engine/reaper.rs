@@ -118,7 +118,9 @@ impl Engine {
             for accessor in &expired {
                 crate::auth::revoke(&self.store, accessor, now, false)
                     .await
-                    .map_err(|e| EngineError::Internal(format!("revoking an expired token: {e}")))?;
+                    .map_err(|e| {
+                        EngineError::Internal(format!("revoking an expired token: {e}"))
+                    })?;
             }
             revoked += expired.len();
             if (expired.len() as i64) < REAP_BATCH {

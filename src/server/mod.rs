@@ -133,8 +133,7 @@ impl Application {
             Some(dev) => {
                 let token = match &dev.root_token {
                     Some(t) => {
-                        auth::insert_token(&dyn_store, t, auth::TokenSpec::root(), now())
-                            .await?;
+                        auth::insert_token(&dyn_store, t, auth::TokenSpec::root(), now()).await?;
                         t.clone()
                     }
                     None => {

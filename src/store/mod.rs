@@ -93,7 +93,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_role(&self, mount: &MountPath, name: &RoleName) -> Result<bool>;
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
-    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+    /// The token with this hash, if any, and the config epoch (`config_epoch`), in one
+    /// statement: what every request reads first, so an issue needs no second read before it
+    /// takes mount, role and root config from the engine's cache.
+    async fn find_token_and_epoch(&self, hash: &[u8]) -> Result<(Option<TokenRecord>, i64)>;
     async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>>;
     /// Revokes a token and all its descendants in one transaction: the tokens are gone when it
     /// commits, and every `pending` or `active` lease any of them holds is made due at `now`, so

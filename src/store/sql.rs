@@ -332,15 +332,21 @@ where
         Ok(())
     }
 
-    async fn find_token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
-        sqlx::query("SELECT * FROM tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(B::map_err)?
-            .as_ref()
-            .map(token_from_row)
-            .transpose()
+    async fn find_token_and_epoch(&self, hash: &[u8]) -> Result<(Option<TokenRecord>, i64)> {
+        let row = sqlx::query(
+            "SELECT e.value AS config_epoch, t.* FROM config_epoch e
+             LEFT JOIN tokens t ON t.hash = $1 WHERE e.id = 1",
+        )
+        .bind(hash)
+        .fetch_one(self.pool())
+        .await
+        .map_err(B::map_err)?;
+        let epoch = row.int("config_epoch")?;
+        let token = match row.opt_bytes("hash")? {
+            Some(_) => Some(token_from_row(&row)?),
+            None => None,
+        };
+        Ok((token, epoch))
     }
 
     async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>> {
@@ -382,12 +388,14 @@ where
         .await
         .map_err(B::map_err)?;
         if orphan_children {
-            sqlx::query("UPDATE tokens SET parent_accessor = NULL, orphan = $2 WHERE parent_accessor = $1")
-                .bind(accessor)
-                .bind(true)
-                .execute(&mut *tx)
-                .await
-                .map_err(B::map_err)?;
+            sqlx::query(
+                "UPDATE tokens SET parent_accessor = NULL, orphan = $2 WHERE parent_accessor = $1",
+            )
+            .bind(accessor)
+            .bind(true)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::map_err)?;
         }
         let tokens = sqlx::query(&format!(
             "{tree} DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree)"

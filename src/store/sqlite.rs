@@ -66,6 +66,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            // An embedded connection cannot drop the way a network one can; pinging it before
+            // every statement would be one more hop to its worker thread per statement.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(map_err)?;

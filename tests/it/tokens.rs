@@ -132,8 +132,16 @@ async fn revoking_a_token_revokes_its_children_and_every_lease_they_issued() {
     }
     assert!(works(&app, &bystander).await);
     // Their IAM users follow within seconds; the bystander's stays.
-    assert_gone_within(&doomed, Duration::from_secs(10), "leases of a revoked token").await;
-    assert!(user_exists(&kept).await, "another token's lease was revoked");
+    assert_gone_within(
+        &doomed,
+        Duration::from_secs(10),
+        "leases of a revoked token",
+    )
+    .await;
+    assert!(
+        user_exists(&kept).await,
+        "another token's lease was revoked"
+    );
     app.stop().await;
 }
 
@@ -167,13 +175,20 @@ async fn revoke_self_and_revoke_take_the_leases_too_and_revoke_orphan_keeps_the_
     let up = issue(&app, &p).await;
     let uc = issue(&app, &c).await;
     let r = app
-        .call("POST", "auth/token/revoke-orphan", Some(json!({"token": p})))
+        .call(
+            "POST",
+            "auth/token/revoke-orphan",
+            Some(json!({"token": p})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
     assert!(!works(&app, &p).await);
     assert!(works(&app, &c).await, "revoke-orphan revoked the child");
     assert_gone_within(&[up], Duration::from_secs(10), "revoke-orphan's own lease").await;
-    assert!(user_exists(&uc).await, "revoke-orphan revoked the child's lease");
+    assert!(
+        user_exists(&uc).await,
+        "revoke-orphan revoked the child's lease"
+    );
     let r = app
         .call(
             "POST",
@@ -182,7 +197,10 @@ async fn revoke_self_and_revoke_take_the_leases_too_and_revoke_orphan_keeps_the_
         )
         .await;
     assert_eq!(r.body["data"]["orphan"], true, "{:?}", r.body);
-    assert_eq!(r.body["data"]["id"], "", "lookup-accessor never shows the token");
+    assert_eq!(
+        r.body["data"]["id"], "",
+        "lookup-accessor never shows the token"
+    );
 
     // revoke-orphan needs sudo: a dev token cannot, even on its own child.
     let (d, _) = create(&app, ROOT_TOKEN, json!({"policies": ["dev"]})).await;
@@ -211,17 +229,29 @@ async fn a_token_ends_with_its_ttl_and_its_last_use_and_so_do_its_leases() {
 
     // num_uses 2: the issue is one use, the lookup the last; then the token is gone, and so is
     // the lease it issued.
-    let (limited, _) =
-        create(&app, ROOT_TOKEN, json!({"policies": ["dev"], "num_uses": 2})).await;
+    let (limited, _) = create(
+        &app,
+        ROOT_TOKEN,
+        json!({"policies": ["dev"], "num_uses": 2}),
+    )
+    .await;
     let u_uses = issue(&app, &limited).await;
     let r = app
         .call_with_token(Some(&limited), "GET", "auth/token/lookup-self", None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["data"]["num_uses"], 1, "{:?}", r.body);
-    assert!(!works(&app, &limited).await, "a token past its last use still works");
+    assert!(
+        !works(&app, &limited).await,
+        "a token past its last use still works"
+    );
     // A use-limited token cannot make tokens.
-    let (one, _) = create(&app, ROOT_TOKEN, json!({"policies": ["dev"], "num_uses": 3})).await;
+    let (one, _) = create(
+        &app,
+        ROOT_TOKEN,
+        json!({"policies": ["dev"], "num_uses": 3}),
+    )
+    .await;
     let r = app
         .call_with_token(
             Some(&one),
@@ -232,8 +262,18 @@ async fn a_token_ends_with_its_ttl_and_its_last_use_and_so_do_its_leases() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
 
-    assert_gone_within(&[u_uses], Duration::from_secs(10), "lease of a used-up token").await;
-    assert_gone_within(&[u_ttl], Duration::from_secs(15), "lease of an expired token").await;
+    assert_gone_within(
+        &[u_uses],
+        Duration::from_secs(10),
+        "lease of a used-up token",
+    )
+    .await;
+    assert_gone_within(
+        &[u_ttl],
+        Duration::from_secs(15),
+        "lease of an expired token",
+    )
+    .await;
     assert!(!works(&app, &short).await);
     app.stop().await;
 }
@@ -246,17 +286,30 @@ async fn lookups_renewals_and_creation_carry_vaults_fields() {
         .call(
             "POST",
             "auth/token/create",
-            Some(json!({"policies": ["dev"], "ttl": "1h", "explicit_max_ttl": "2h",
-                        "meta": {"team": "payments"}, "display_name": "ci"})),
+            Some(
+                json!({"policies": ["dev"], "ttl": "1h", "explicit_max_ttl": "2h",
+                        "meta": {"team": "payments"}, "display_name": "ci"}),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let auth = &r.body["auth"];
     for field in [
-        "client_token", "accessor", "policies", "token_policies", "metadata", "lease_duration",
-        "renewable", "entity_id", "token_type", "orphan",
+        "client_token",
+        "accessor",
+        "policies",
+        "token_policies",
+        "metadata",
+        "lease_duration",
+        "renewable",
+        "entity_id",
+        "token_type",
+        "orphan",
     ] {
-        assert!(auth.get(field).is_some(), "auth block lacks {field}: {auth}");
+        assert!(
+            auth.get(field).is_some(),
+            "auth block lacks {field}: {auth}"
+        );
     }
     assert_eq!(auth["metadata"]["team"], "payments");
     assert_eq!(auth["token_type"], "service");
@@ -271,7 +324,10 @@ async fn lookups_renewals_and_creation_carry_vaults_fields() {
     assert_eq!(d["meta"]["team"], "payments");
     assert_eq!(d["explicit_max_ttl"], 7200);
     assert_eq!(d["display_name"], "token-ci");
-    assert!(d["issue_time"].as_str().is_some_and(|t| t.ends_with('Z')), "{d}");
+    assert!(
+        d["issue_time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{d}"
+    );
 
     // renew (by token), renew-accessor, renew-self: full auth blocks, capped by explicit_max_ttl.
     let r = app
@@ -284,7 +340,10 @@ async fn lookups_renewals_and_creation_carry_vaults_fields() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["auth"]["client_token"], token.as_str());
     let ld = r.body["auth"]["lease_duration"].as_i64().unwrap();
-    assert!((7000..=7200).contains(&ld), "capped at explicit_max_ttl: {ld}");
+    assert!(
+        (7000..=7200).contains(&ld),
+        "capped at explicit_max_ttl: {ld}"
+    );
     let accessor = r.body["auth"]["accessor"].as_str().unwrap().to_owned();
     let r = app
         .call(
@@ -301,7 +360,10 @@ async fn lookups_renewals_and_creation_carry_vaults_fields() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     for field in ["client_token", "entity_id", "token_type", "orphan"] {
-        assert!(r.body["auth"].get(field).is_some(), "renew-self lacks {field}");
+        assert!(
+            r.body["auth"].get(field).is_some(),
+            "renew-self lacks {field}"
+        );
     }
 
     // create-orphan (its path's ACL decides); no_parent needs sudo.
@@ -325,7 +387,12 @@ async fn lookups_renewals_and_creation_carry_vaults_fields() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["auth"]["orphan"], true);
     // A renewable=false token refuses renewal.
-    let (fixed, _) = create(&app, ROOT_TOKEN, json!({"policies": ["dev"], "renewable": false})).await;
+    let (fixed, _) = create(
+        &app,
+        ROOT_TOKEN,
+        json!({"policies": ["dev"], "renewable": false}),
+    )
+    .await;
     let r = app
         .call_with_token(Some(&fixed), "POST", "auth/token/renew-self", None)
         .await;
@@ -366,7 +433,10 @@ async fn a_token_revocation_cut_off_by_kill_9_completes_after_restart() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     server.kill9().await;
     server.restart().await;
-    assert!(!works(&app, &t).await, "the token came back after the restart");
+    assert!(
+        !works(&app, &t).await,
+        "the token came back after the restart"
+    );
     assert_gone_within(&users, Duration::from_secs(15), "after kill -9 and restart").await;
     server.kill9().await;
 }
