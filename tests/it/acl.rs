@@ -214,7 +214,8 @@ async fn tokens_carry_policies_ttl_and_expire() {
         )
         .await;
     assert_eq!(r.body["data"]["display_name"], "token-alice");
-    assert!(r.body["data"].get("id").is_none());
+    // Vault: `id` is the token for lookup and lookup-self, empty for lookup-accessor.
+    assert_eq!(r.body["data"]["id"], "");
     let r = app
         .call_with_token(
             Some(&token),

@@ -169,7 +169,7 @@ async fn cli_exit_codes() {
     let o = iamlease(&app, &["creds", "nope", "--mount", m]).await;
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("role \"nope\" does not exist"),
+        stderr(&o).contains("Role \"nope\" not found"),
         "{}",
         stderr(&o)
     );

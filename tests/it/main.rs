@@ -29,4 +29,5 @@ mod sweep;
 mod tls;
 mod tokens;
 mod ui;
+mod vault_shapes;
 mod wait_ready;

@@ -105,6 +105,10 @@ async fn assumed_role_credentials_act_as_the_role_session() {
 
     // The lease is recorded, listed and looked up, but not renewable.
     let lease_id = r.body["lease_id"].as_str().unwrap().to_owned();
+    assert!(
+        lease_id.starts_with(&format!("{}/sts/deploy/", app.mount)),
+        "{lease_id}"
+    );
     let look = lookup(&app, &lease_id).await;
     assert_eq!(look.status, StatusCode::OK, "{:?}", look.body);
     assert_eq!(look.body["data"]["renewable"], false);
@@ -114,7 +118,8 @@ async fn assumed_role_credentials_act_as_the_role_session() {
     let r = app
         .call(
             "LIST",
-            &format!("sys/leases/lookup/{}/creds/deploy/", app.mount),
+            // Named after the path that issued it, as in Vault.
+            &format!("sys/leases/lookup/{}/sts/deploy/", app.mount),
             None,
         )
         .await;

@@ -1,0 +1,245 @@
+//! The routes and fields typed Vault clients need before anything else: `sys/health`,
+//! `sys/seal-status`, `sys/leader`, `sys/auth`, full `sys/mounts` entries and `tune`, the legacy
+//! lease paths, `GET` on `sts/`, and Vault's renew-increment rule (checked against moto's tags).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, moto};
+
+fn has_all(v: &Value, fields: &[&str], what: &str) {
+    for f in fields {
+        assert!(v.get(*f).is_some(), "{what} lacks {f}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn status_routes_answer_vaults_shapes_without_a_token() {
+    let app = TestApp::spawn().await;
+    for (path, fields) in [
+        (
+            "sys/health",
+            &[
+                "initialized",
+                "sealed",
+                "standby",
+                "performance_standby",
+                "replication_performance_mode",
+                "replication_dr_mode",
+                "server_time_utc",
+                "version",
+                "cluster_name",
+                "cluster_id",
+            ][..],
+        ),
+        (
+            "sys/seal-status",
+            &[
+                "type",
+                "initialized",
+                "sealed",
+                "t",
+                "n",
+                "progress",
+                "version",
+                "cluster_id",
+            ][..],
+        ),
+        (
+            "sys/leader",
+            &["ha_enabled", "is_self", "leader_address"][..],
+        ),
+    ] {
+        let r = app.call_with_token(None, "GET", path, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {:?}", r.body);
+        has_all(&r.body, fields, path);
+    }
+    let health = app.call_with_token(None, "GET", "sys/health", None).await;
+    let seal = app
+        .call_with_token(None, "GET", "sys/seal-status", None)
+        .await;
+    assert_eq!(health.body["replication_dr_mode"], "disabled");
+    assert_eq!(seal.body["sealed"], false);
+    assert!(!seal.body["cluster_id"].as_str().unwrap().is_empty());
+    assert_eq!(health.body["cluster_id"], seal.body["cluster_id"]);
+
+    // sys/auth needs a token and lists token/.
+    let r = app.call_with_token(None, "GET", "sys/auth", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app.call("GET", "sys/auth", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["data"]["token/"]["type"], "token");
+    assert_eq!(r.body["token/"]["type"], "token", "also at the top level");
+    has_all(
+        &r.body["data"]["token/"],
+        &[
+            "accessor",
+            "uuid",
+            "config",
+            "local",
+            "seal_wrap",
+            "options",
+        ],
+        "sys/auth token/",
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn mounts_carry_every_field_and_tune_reads_and_writes() {
+    let app = TestApp::spawn().await;
+    app.enable_mount().await;
+    let m = app.mount.clone();
+    let fields = [
+        "type",
+        "description",
+        "accessor",
+        "uuid",
+        "config",
+        "local",
+        "seal_wrap",
+        "external_entropy_access",
+        "options",
+        "plugin_version",
+        "running_plugin_version",
+    ];
+    let list = app.call("GET", "sys/mounts", None).await;
+    let listed = &list.body["data"][format!("{m}/")];
+    has_all(listed, &fields, "sys/mounts entry");
+    let one = app.call("GET", &format!("sys/mounts/{m}"), None).await;
+    assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
+    has_all(&one.body["data"], &fields, "sys/mounts/{path}");
+    assert_eq!(
+        one.body["data"]["uuid"], listed["uuid"],
+        "one uuid per mount"
+    );
+    assert_eq!(one.body["data"]["accessor"], listed["accessor"]);
+    has_all(
+        &one.body["data"]["config"],
+        &["default_lease_ttl", "max_lease_ttl", "force_no_cache"],
+        "config",
+    );
+
+    let r = app
+        .call(
+            "POST",
+            &format!("sys/mounts/{m}/tune"),
+            Some(
+                json!({"default_lease_ttl": "30m", "max_lease_ttl": "2h", "description": "tuned"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let r = app.call("GET", &format!("sys/mounts/{m}/tune"), None).await;
+    assert_eq!(r.body["data"]["default_lease_ttl"], 1800, "{:?}", r.body);
+    assert_eq!(r.body["data"]["max_lease_ttl"], 7200);
+    assert_eq!(r.body["data"]["description"], "tuned");
+    let r = app
+        .call(
+            "POST",
+            &format!("sys/mounts/{m}/tune"),
+            Some(json!({"default_lease_ttl": "3h"})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "default above max: {:?}",
+        r.body
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn legacy_lease_paths_and_vaults_renew_increment_rule() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    app.write_user_role("dev").await;
+    let m = app.mount.clone();
+    let issue = |ttl: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.issue("dev", json!({"ttl": ttl})).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            (
+                r.body["lease_id"].as_str().unwrap().to_owned(),
+                r.body["data"]["username"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    // Renewing with an increment shorter than what is left shortens the lease (Vault's rule):
+    // the new TTL is the increment from now, and AWS's expiry tag says so.
+    let (lease, user) = issue("2h").await;
+    let r = app
+        .call(
+            "PUT",
+            "sys/renew",
+            Some(json!({"lease_id": lease, "increment": "10m"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let d = r.body["lease_duration"].as_i64().unwrap();
+    assert!((590..=600).contains(&d), "renewed to {d}s, not 600");
+    let tags = moto()
+        .iam()
+        .list_user_tags()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let expires = tags
+        .tags()
+        .iter()
+        .find(|t| t.key() == "iamlease:expires-at")
+        .map(|t| t.value().to_owned())
+        .unwrap();
+    let lookup = app
+        .call("PUT", "sys/leases/lookup", Some(json!({"lease_id": lease})))
+        .await;
+    assert_eq!(lookup.body["data"]["expire_time"], expires.as_str());
+
+    // sys/renew/{id}, sys/revoke, sys/revoke/{id}, sys/revoke-prefix/{prefix}: users gone.
+    let r = app.call("PUT", &format!("sys/renew/{lease}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app
+        .call("PUT", "sys/revoke", Some(json!({"lease_id": lease})))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let (second, _) = issue("1h").await;
+    let r = app.call("PUT", &format!("sys/revoke/{second}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    issue("1h").await;
+    issue("1h").await;
+    let r = app
+        .call("PUT", &format!("sys/revoke-prefix/{m}/creds/dev"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert!(app.users_in_moto().await.is_empty(), "left in AWS");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sts_is_read_and_written_and_its_leases_live_under_sts() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    app.write_user_role("dev").await;
+    let m = app.mount.clone();
+    // GET is served on sts/ as on creds/ (here refused for an iam_user role, with the reason).
+    let r = app.call("GET", &format!("{m}/sts/dev"), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert!(r.error_text().contains("creds/dev"), "{:?}", r.body);
+    let r = app.call("GET", &format!("{m}/sts/nope"), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert!(
+        r.error_text().contains("Role \"nope\" not found"),
+        "{:?}",
+        r.body
+    );
+    let r = app.call("GET", &format!("{m}/roles/nope"), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "reading a missing role is a 404"
+    );
+    app.stop().await;
+}
