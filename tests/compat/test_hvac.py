@@ -147,8 +147,11 @@ def test_tokens_and_acl_policies(client, mount, moto, server):
 def test_error_mapping_and_headers(client, server, mount):
     with pytest.raises(exceptions.InvalidPath):
         client.adapter.get("/v1/nowhere/at/all")
-    with pytest.raises(exceptions.InvalidPath):
+    # Vault's AWS engine: issuing from a missing role is a 400 (a 404 is for reading one).
+    with pytest.raises(exceptions.InvalidRequest, match='Role "missing" not found'):
         client.secrets.aws.generate_credentials("missing", mount_point=mount)
+    with pytest.raises(exceptions.InvalidPath):
+        client.secrets.aws.read_role("missing", mount_point=mount)
     with pytest.raises(exceptions.Forbidden):
         hvac.Client(url=server, token="bad").secrets.aws.list_roles(mount_point=mount)
     # What curl would see: exact content type, LIST as a method, empty LIST as Vault's 404.

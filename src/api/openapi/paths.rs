@@ -152,12 +152,15 @@ pub(super) fn renew_legacy_by_path() {}
 /// Vault's older form of `sys/leases/revoke`.
 #[utoipa::path(method(post, put), path = "/v1/sys/revoke", tag = "sys",
     request_body = RevokeBody,
-    responses((status = 204, description = "revoked (or already gone)")))]
+    responses((status = 204, description = "revoked (or already gone)"),
+              (status = 202, description = "`sync: false`: revocation queued")))]
 pub(super) fn revoke_legacy() {}
 
 #[utoipa::path(method(post, put), path = "/v1/sys/revoke/{lease_id}", tag = "sys",
     params(("lease_id" = String, Path, description = "lease id")),
-    responses((status = 204, description = "revoked (or already gone)")))]
+    request_body(content = RevokeBody, description = "optional"),
+    responses((status = 204, description = "revoked (or already gone)"),
+              (status = 202, description = "`sync: false`: revocation queued")))]
 pub(super) fn revoke_legacy_by_path() {}
 
 /// Vault's older form of `sys/leases/revoke-prefix` (needs `sudo`).
