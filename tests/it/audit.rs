@@ -170,6 +170,15 @@ async fn every_request_is_audited_without_secrets_and_the_log_fails_closed() {
     )
     .await;
     let child_token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    // A lookup answers the token itself as `data.id` (Vault's shape): the log keeps it HMAC'd.
+    let looked = step(
+        "POST",
+        "auth/token/lookup",
+        json!({"token": child_token}),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(looked["data"]["id"], child_token.as_str());
     let kept = step(
         "POST",
         &format!("{mount}/creds/dev"),
