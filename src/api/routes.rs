@@ -259,6 +259,9 @@ fn table() -> Vec<Route> {
             .public()
             .unaudited(),
         Route::new("/v1/sys/auth").read(status::list_auth),
+        Route::new("/v1/sys/capabilities-self").write(status::capabilities_self),
+        Route::new("/v1/sys/capabilities").write(status::capabilities),
+        Route::new("/v1/sys/capabilities-accessor").write(status::capabilities_accessor),
         Route::new("/v1/sys/openapi.json")
             .read(openapi::serve)
             .public(),

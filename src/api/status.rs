@@ -1,5 +1,6 @@
 //! The status routes clients and load balancers read before anything else, in Vault's shapes:
-//! `sys/health`, `sys/seal-status`, `sys/leader` (all without a token) and `sys/auth`.
+//! `sys/health`, `sys/seal-status`, `sys/leader` (all without a token), `sys/auth` and
+//! `sys/capabilities*`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::vault::{self, json_response};
+use super::vault::{self, Input, json_response};
 use crate::auth::Caller;
 use crate::clock::{now, rfc3339};
 use crate::seal::random_string;
@@ -151,4 +152,80 @@ pub async fn list_auth(
         }),
     );
     Ok(vault::read_flat(methods))
+}
+
+/// The capabilities a caller has on each path, as Vault's `sys/capabilities*` answer them:
+/// `["root"]` for a root token, `["deny"]` where nothing is granted; each path a key, and
+/// `capabilities` for the first (older clients read that).
+fn capabilities_of(caller: &Caller, paths: &[String]) -> Map<String, Value> {
+    let mut data = Map::new();
+    for (i, path) in paths.iter().enumerate() {
+        let caps: Vec<&str> = if caller.is_root() {
+            vec!["root"]
+        } else {
+            let granted = caller.acl.capabilities(path.trim_start_matches('/'));
+            if granted.is_empty() {
+                vec!["deny"]
+            } else {
+                granted.iter().map(|c| c.as_str()).collect()
+            }
+        };
+        if i == 0 {
+            data.insert("capabilities".into(), json!(caps));
+        }
+        data.insert(path.clone(), json!(caps));
+    }
+    data
+}
+
+/// `paths` (a list) or `path` (older clients), at least one.
+fn paths_field(input: &mut Input) -> Result<Vec<String>, ApiError> {
+    let mut paths = input.fields.list("paths")?.unwrap_or_default();
+    if let Some(p) = input.fields.list("path")? {
+        paths.extend(p);
+    }
+    if paths.is_empty() {
+        return Err(ApiError::bad_request(
+            "paths is required: the paths to check",
+        ));
+    }
+    Ok(paths)
+}
+
+/// `sys/capabilities-self`: what the calling token may do on `paths`.
+pub async fn capabilities_self(caller: Caller, mut input: Input) -> Result<Response, ApiError> {
+    let paths = paths_field(&mut input)?;
+    Ok(vault::read_flat(capabilities_of(&caller, &paths)))
+}
+
+/// `sys/capabilities`: what the token in `token` may do on `paths`.
+pub async fn capabilities(
+    State(state): State<AppState>,
+    _caller: Caller,
+    mut input: Input,
+) -> Result<Response, ApiError> {
+    let paths = paths_field(&mut input)?;
+    let token = input
+        .fields
+        .non_empty_string("token")?
+        .ok_or_else(|| ApiError::bad_request("token is required"))?;
+    let other = crate::auth::authenticate(state.engine.store(), token.trim(), now())
+        .await?
+        .ok_or_else(|| ApiError::bad_request("bad token: unknown or expired"))?;
+    Ok(vault::read_flat(capabilities_of(&other, &paths)))
+}
+
+/// `sys/capabilities-accessor`: what the token with `accessor` may do on `paths`.
+pub async fn capabilities_accessor(
+    State(state): State<AppState>,
+    _caller: Caller,
+    mut input: Input,
+) -> Result<Response, ApiError> {
+    let paths = paths_field(&mut input)?;
+    let accessor = input
+        .fields
+        .non_empty_string("accessor")?
+        .ok_or_else(|| ApiError::bad_request("accessor is required"))?;
+    let other = crate::auth::lookup_accessor(state.engine.store(), &accessor).await?;
+    Ok(vault::read_flat(capabilities_of(&other, &paths)))
 }

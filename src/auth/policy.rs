@@ -101,6 +101,9 @@ path "sys/leases/renew" {
 path "sys/leases/revoke" {
   capabilities = ["update"]
 }
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
 "#;
 
 impl Policy {

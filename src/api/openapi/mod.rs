@@ -51,7 +51,8 @@ pub async fn serve() -> Response {
         license(name = "see the repository")
     ),
     paths(
-        health, health_head, seal_status, leader, list_auth, openapi_json, list_mounts, read_mount,
+        health, health_head, seal_status, leader, list_auth, capabilities_self, capabilities,
+        capabilities_accessor, openapi_json, list_mounts, read_mount,
         read_mount_tune, tune_mount, enable_mount, disable_mount, metrics, renew_legacy,
         renew_legacy_by_path, revoke_legacy, revoke_legacy_by_path, revoke_prefix_legacy,
         token_create_orphan, token_renew, token_renew_accessor, token_revoke, token_revoke_orphan,
@@ -66,7 +67,7 @@ pub async fn serve() -> Response {
     ),
     components(schemas(
         Envelope, ListEnvelope, ErrorBody, Health, MountBody, MountConfig, MountTuneBody,
-        TokenRenewBody, Duration, StringList,
+        TokenRenewBody, CapabilitiesBody, Duration, StringList,
         Tags, RootConfigBody, LeaseConfigBody, RoleBody, CredentialType, CredsBody, LeaseIdBody,
         RenewBody, RevokeBody, TokenCreateBody, TokenLookupBody, AccessorBody, PolicyBody,
         AuditHashBody, SweepBody

@@ -35,6 +35,24 @@ pub(super) fn leader() {}
     responses((status = 200, description = "auth methods", body = Envelope)))]
 pub(super) fn list_auth() {}
 
+/// What the calling token may do on each of `paths` (`["root"]`, or `["deny"]` for nothing).
+#[utoipa::path(method(post, put), path = "/v1/sys/capabilities-self", tag = "sys",
+    request_body = CapabilitiesBody,
+    responses((status = 200, description = "each path's capabilities, and `capabilities` for the first", body = Envelope)))]
+pub(super) fn capabilities_self() {}
+
+/// What the token in `token` may do on each of `paths`.
+#[utoipa::path(method(post, put), path = "/v1/sys/capabilities", tag = "sys",
+    request_body = CapabilitiesBody,
+    responses((status = 200, description = "each path's capabilities", body = Envelope)))]
+pub(super) fn capabilities() {}
+
+/// What the token with `accessor` may do on each of `paths`.
+#[utoipa::path(method(post, put), path = "/v1/sys/capabilities-accessor", tag = "sys",
+    request_body = CapabilitiesBody,
+    responses((status = 200, description = "each path's capabilities", body = Envelope)))]
+pub(super) fn capabilities_accessor() {}
+
 /// This document; answers without a token.
 #[utoipa::path(get, path = "/v1/sys/openapi.json", tag = "sys",
     responses((status = 200, description = "the OpenAPI document", body = Object)))]

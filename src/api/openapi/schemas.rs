@@ -261,6 +261,16 @@ pub(super) struct TokenCreateBody {
 }
 
 #[derive(ToSchema)]
+pub(super) struct CapabilitiesBody {
+    #[schema(value_type = StringList)]
+    paths: Value,
+    /// `sys/capabilities`: the token to check.
+    token: Option<String>,
+    /// `sys/capabilities-accessor`: the accessor of the token to check.
+    accessor: Option<String>,
+}
+
+#[derive(ToSchema)]
 pub(super) struct TokenRenewBody {
     token: String,
     #[schema(value_type = Option<Duration>)]
