@@ -265,6 +265,61 @@ mod tests {
         .with_state(state, due_at)
     }
 
+    fn token(accessor: &str, parent: Option<&str>) -> crate::model::TokenRecord {
+        crate::model::TokenRecord {
+            hash: accessor.as_bytes().to_vec(),
+            accessor: accessor.into(),
+            policies: vec!["default".into()],
+            display_name: "token".into(),
+            created_at: 0,
+            expire_at: None,
+            ttl: None,
+            parent_accessor: parent.map(str::to_owned),
+            orphan: parent.is_none(),
+            num_uses: 0,
+            period: None,
+            explicit_max_ttl: None,
+            meta: Default::default(),
+            renewable: true,
+            path: "auth/token/create".into(),
+        }
+    }
+
+    /// A token tree holding 20,000 leases is revoked in one call that reads none of them into
+    /// memory: every lease of the tree is made due, the tokens are gone, a bystander untouched.
+    #[tokio::test]
+    async fn a_token_tree_with_many_leases_is_revoked_in_one_transaction() {
+        let (_d, s) = store().await;
+        for (a, parent) in [
+            ("p", None),
+            ("c", Some("p")),
+            ("g", Some("c")),
+            ("other", None),
+        ] {
+            s.insert_token(&token(a, parent)).await.unwrap();
+        }
+        let far = 1_000_000;
+        let leases: Vec<Lease> = (0..20_000)
+            .map(|i| {
+                let owner = ["p", "c", "g", "other"][i % 4];
+                lease(&format!("aws/creds/dev/{i:08}"), LeaseState::Active, far)
+                    .with_token_accessor(owner)
+            })
+            .collect();
+        s.insert_leases_bulk(&leases).await.unwrap();
+        let done = s.revoke_token_tree("p", 500, false).await.unwrap();
+        assert_eq!(done.tokens, 3);
+        assert_eq!(done.leases, 15_000);
+        assert!(s.find_token_by_accessor("g").await.unwrap().is_none());
+        assert!(s.find_token_by_accessor("other").await.unwrap().is_some());
+        let due = s.claim_due(500, 600, 100_000).await.unwrap();
+        assert_eq!(due.len(), 15_000, "exactly the tree's leases are due");
+        assert!(
+            due.iter()
+                .all(|l| l.token_accessor.as_deref() != Some("other"))
+        );
+    }
+
     #[tokio::test]
     async fn one_server_per_database_file() {
         let (dir, s) = store().await;
