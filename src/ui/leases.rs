@@ -86,75 +86,78 @@ pub async fn leases(
         .iter()
         .filter(|m| f_mount.is_empty() || **m == f_mount)
     {
-        let roles = if f_role.is_empty() {
-            match list_keys(
-                &state,
-                &s.token,
-                &format!("sys/leases/lookup/{m}/creds/{state_q}"),
-            )
-            .await
-            {
-                Ok(k) => k
-                    .into_iter()
-                    .map(|r| r.trim_end_matches('/').to_owned())
-                    .collect(),
-                Err(e) => {
-                    error.get_or_insert(e.message());
-                    Vec::new()
-                }
-            }
-        } else {
-            vec![f_role.clone()]
-        };
-        for r in roles {
-            let prefix = format!("{m}/creds/{r}/");
-            let keys = match list_keys(
-                &state,
-                &s.token,
-                &format!("sys/leases/lookup/{prefix}{state_q}"),
-            )
-            .await
-            {
-                Ok(k) => k,
-                Err(e) => {
-                    error.get_or_insert(e.message());
-                    continue;
-                }
-            };
-            for k in keys {
-                if rows.len() >= LEASE_PAGE_LIMIT {
-                    truncated = true;
-                    break 'outer;
-                }
-                let id = format!("{prefix}{k}");
-                match call(
+        // Leases live under the path that issued them: `creds/` and `sts/`.
+        for path in ["creds", "sts"] {
+            let roles = if f_role.is_empty() {
+                match list_keys(
                     &state,
                     &s.token,
-                    "PUT",
-                    "sys/leases/lookup",
-                    Some(&json!({"lease_id": id})),
+                    &format!("sys/leases/lookup/{m}/{path}/{state_q}"),
                 )
                 .await
                 {
-                    Ok(v) => {
-                        let d = &v["data"];
-                        let expire_time = text_of(&d["expire_time"]);
-                        rows.push(LeaseRow {
-                            expires_unix: OffsetDateTime::parse(&expire_time, &Rfc3339)
-                                .map(|t| t.unix_timestamp())
-                                .unwrap_or_default(),
-                            expire_time,
-                            id,
-                            mount: m.clone(),
-                            role: r.clone(),
-                            state: text_of(&d["state"]),
-                            renewable: d["renewable"].as_bool().unwrap_or(false),
-                            last_error: text_of(&d["last_error"]),
-                        });
-                    }
-                    Err(e) if e.status == StatusCode::NOT_FOUND => {}
+                    Ok(k) => k
+                        .into_iter()
+                        .map(|r| r.trim_end_matches('/').to_owned())
+                        .collect(),
                     Err(e) => {
                         error.get_or_insert(e.message());
+                        Vec::new()
+                    }
+                }
+            } else {
+                vec![f_role.clone()]
+            };
+            for r in roles {
+                let prefix = format!("{m}/{path}/{r}/");
+                let keys = match list_keys(
+                    &state,
+                    &s.token,
+                    &format!("sys/leases/lookup/{prefix}{state_q}"),
+                )
+                .await
+                {
+                    Ok(k) => k,
+                    Err(e) => {
+                        error.get_or_insert(e.message());
+                        continue;
+                    }
+                };
+                for k in keys {
+                    if rows.len() >= LEASE_PAGE_LIMIT {
+                        truncated = true;
+                        break 'outer;
+                    }
+                    let id = format!("{prefix}{k}");
+                    match call(
+                        &state,
+                        &s.token,
+                        "PUT",
+                        "sys/leases/lookup",
+                        Some(&json!({"lease_id": id})),
+                    )
+                    .await
+                    {
+                        Ok(v) => {
+                            let d = &v["data"];
+                            let expire_time = text_of(&d["expire_time"]);
+                            rows.push(LeaseRow {
+                                expires_unix: OffsetDateTime::parse(&expire_time, &Rfc3339)
+                                    .map(|t| t.unix_timestamp())
+                                    .unwrap_or_default(),
+                                expire_time,
+                                id,
+                                mount: m.clone(),
+                                role: r.clone(),
+                                state: text_of(&d["state"]),
+                                renewable: d["renewable"].as_bool().unwrap_or(false),
+                                last_error: text_of(&d["last_error"]),
+                            });
+                        }
+                        Err(e) if e.status == StatusCode::NOT_FOUND => {}
+                        Err(e) => {
+                            error.get_or_insert(e.message());
+                        }
                     }
                 }
             }
@@ -239,16 +242,23 @@ pub async fn revoke_role(State(state): State<AppState>, posted: Posted) -> Respo
         );
         return back_to_leases(&posted.form);
     }
-    let prefix = format!("{m}/creds/{r}/");
-    posted
-        .call_and_flash(
-            &state,
-            "PUT",
-            &format!("sys/leases/revoke-prefix/{prefix}"),
-            None,
-            |_| format!("Revoked every lease under {prefix}."),
-            |message| format!("Could not revoke {prefix}: {message}"),
-        )
-        .await;
+    // A role's leases live under `creds/` and, for STS roles issued through `sts/`, `sts/`:
+    // both prefixes are revoked, and the flash tells how it went.
+    let mut failure = None;
+    for path in ["creds", "sts"] {
+        let prefix = format!("{m}/{path}/{r}/");
+        let revoke = format!("sys/leases/revoke-prefix/{prefix}");
+        if let Err(e) = call(&state, &posted.s.token, "PUT", &revoke, None).await {
+            failure.get_or_insert(format!("Could not revoke {prefix}: {}", e.message()));
+        }
+    }
+    match failure {
+        None => posted.sessions.flash(
+            &posted.s.id,
+            true,
+            format!("Revoked every lease of {m}/ role {r}."),
+        ),
+        Some(message) => posted.sessions.flash(&posted.s.id, false, message),
+    }
     back_to_leases(&posted.form)
 }

@@ -308,6 +308,6 @@ async fn failed_revocations_are_listed_first_with_their_last_error() {
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, after, _) = b.get("/ui/leases").await;
-    assert!(after.contains("Revoked every lease under"), "{after}");
+    assert!(after.contains("Revoked every lease of"), "{after}");
     app.assert_nothing_left().await;
 }
