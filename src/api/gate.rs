@@ -93,7 +93,7 @@ async fn decide_and_run(state: AppState, request_id: String, req: Request, next:
         Some(Access::Metrics) => !state.limits.metrics_unauthenticated,
         Some(Access::Token) | None => true,
     };
-    let caller = match &token {
+    let mut caller = match &token {
         Some(t) => match auth::authenticate(state.engine.store(), t, now()).await {
             Ok(c) => c,
             Err(e) => return ApiError::from(e).into_response(),
@@ -139,6 +139,14 @@ async fn decide_and_run(state: AppState, request_id: String, req: Request, next:
         }
         _ => Use::Granted,
     };
+    // What the handler sees is the token after this use, as Vault shows it: the uses left,
+    // and -1 once the last is spent (the reference server answers the same).
+    if let Some(c) = caller.as_mut().filter(|c| c.token.num_uses > 0) {
+        c.token.num_uses = match uses {
+            Use::Granted => c.token.num_uses - 1,
+            Use::Last | Use::Exhausted => -1,
+        };
+    }
     let last_use = (uses == Use::Last).then(|| caller.as_ref().map(|c| c.accessor.clone()));
     let response = match (refusal, decision) {
         (Some(refused), _) => refused.into_response(),

@@ -111,14 +111,15 @@ fn token_request(
     } else {
         "auth/token/create"
     };
+    // A 400, as Vault answers these ("root or sudo privileges required").
     if no_parent && !orphan_path && !has_sudo(caller, path) {
-        return Err(ApiError::forbidden(
-            "permission denied: no_parent needs a root token or sudo on auth/token/create; or use auth/token/create-orphan",
+        return Err(ApiError::bad_request(
+            "root or sudo privileges required to create an orphan token with no_parent; or use auth/token/create-orphan",
         ));
     }
     if period.is_some() && !has_sudo(caller, path) {
-        return Err(ApiError::forbidden(format!(
-            "permission denied: a periodic token needs a root token or sudo on {path}"
+        return Err(ApiError::bad_request(format!(
+            "root or sudo privileges required to create a periodic token (sudo on {path})"
         )));
     }
     Ok(TokenRequest {
@@ -252,9 +253,16 @@ pub async fn revoke_self(State(s): State<AppState>, caller: Caller) -> ApiResult
     revoke_and_answer(&s, &caller.accessor, false).await
 }
 
+/// An unknown or expired token is already revoked, as in Vault (204).
 pub async fn revoke(State(s): State<AppState>, _caller: Caller, mut input: Input) -> ApiResult {
-    let (_, other) = named_token(&s, &mut input).await?;
-    revoke_and_answer(&s, &other.accessor, false).await
+    let token = input
+        .fields
+        .non_empty_string("token")?
+        .ok_or_else(|| ApiError::bad_request("token is required"))?;
+    match auth::authenticate(s.engine.store(), token.trim(), now()).await? {
+        Some(other) => revoke_and_answer(&s, &other.accessor, false).await,
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
 }
 
 /// `auth/token/revoke-orphan` (sudo): the token goes, its children stay, as orphans.
