@@ -24,6 +24,7 @@ mod views;
 pub use limits::Limits;
 pub use openapi::document_json as openapi_json;
 pub use router::app;
+pub use status::cluster_id;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub postgres: bool,
     /// When this server started serving (Unix seconds), as `sys/leader` reports it.
     pub started_at: i64,
+    /// The store's cluster id (`status::cluster_id`), read once at start-up.
+    pub cluster_id: String,
 }
 
 /// Every route's path pattern and the methods it serves (`LIST` where it lists), from the one

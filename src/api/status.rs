@@ -7,42 +7,28 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::error::ApiError;
 use super::vault::{self, Input, json_response};
+use super::{AppState, token, views};
 use crate::auth::Caller;
 use crate::clock::{now, rfc3339};
 use crate::seal::random_string;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 const CLUSTER_NAME: &str = "iamlease";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// A random id in UUID form.
-fn uuid() -> String {
-    let hex = random_string(32, b"0123456789abcdef");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
-/// The cluster's id: made once per store, so every replica on one database answers the same.
-async fn cluster_id(store: &dyn Store) -> Option<String> {
+/// The cluster's id: made once per store (a random UUID in the meta table), so every replica on
+/// one database answers the same. Read at start-up; the status routes answer it from memory.
+pub async fn cluster_id(store: &dyn Store) -> Result<String, StoreError> {
     const KEY: &str = "cluster_id";
-    if let Ok(Some(id)) = store.get_meta(KEY).await {
-        return String::from_utf8(id).ok();
-    }
-    store
-        .put_meta_if_absent(KEY, uuid().as_bytes())
-        .await
-        .ok()?;
-    let id = store.get_meta(KEY).await.ok()??;
-    String::from_utf8(id).ok()
+    let made = views::uuid_form(&random_string(32, b"0123456789abcdef"));
+    store.put_meta_if_absent(KEY, made.as_bytes()).await?;
+    let stored = store
+        .get_meta(KEY)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("the cluster id vanished".into()))?;
+    String::from_utf8(stored).map_err(|_| StoreError::Corrupt("the cluster id is not UTF-8".into()))
 }
 
 pub async fn health(State(state): State<AppState>) -> Response {
@@ -63,7 +49,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         "version": VERSION,
         "enterprise": false,
         "cluster_name": CLUSTER_NAME,
-        "cluster_id": cluster_id(store.as_ref()).await.unwrap_or_default(),
+        "cluster_id": state.cluster_id,
         "echo_duration_ms": 0,
         "clock_skew_ms": 0,
     });
@@ -78,7 +64,6 @@ pub async fn health(State(state): State<AppState>) -> Response {
 /// `sys/seal-status`: iamlease is never sealed (its master key is loaded at start-up), so it
 /// answers as an unsealed single-key Vault does.
 pub async fn seal_status(State(state): State<AppState>) -> Response {
-    let store = state.engine.store();
     json_response(
         StatusCode::OK,
         &json!({
@@ -93,7 +78,7 @@ pub async fn seal_status(State(state): State<AppState>) -> Response {
             "build_date": "",
             "migration": false,
             "cluster_name": CLUSTER_NAME,
-            "cluster_id": cluster_id(store.as_ref()).await.unwrap_or_default(),
+            "cluster_id": state.cluster_id,
             "recovery_seal": false,
             "storage_type": if state.postgres { "postgresql" } else { "sqlite" },
         }),
@@ -124,9 +109,7 @@ pub async fn list_auth(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Response, ApiError> {
-    let id = cluster_id(state.engine.store().as_ref())
-        .await
-        .unwrap_or_default();
+    let id = &state.cluster_id;
     let mut methods = Map::new();
     methods.insert(
         "token/".into(),
@@ -205,13 +188,7 @@ pub async fn capabilities(
     mut input: Input,
 ) -> Result<Response, ApiError> {
     let paths = paths_field(&mut input)?;
-    let token = input
-        .fields
-        .non_empty_string("token")?
-        .ok_or_else(|| ApiError::bad_request("token is required"))?;
-    let other = crate::auth::authenticate(state.engine.store(), token.trim(), now())
-        .await?
-        .ok_or_else(|| ApiError::bad_request("bad token: unknown or expired"))?;
+    let (_, other) = token::named_token(&state, &mut input).await?;
     Ok(vault::read_flat(capabilities_of(&other, &paths)))
 }
 
@@ -222,10 +199,7 @@ pub async fn capabilities_accessor(
     mut input: Input,
 ) -> Result<Response, ApiError> {
     let paths = paths_field(&mut input)?;
-    let accessor = input
-        .fields
-        .non_empty_string("accessor")?
-        .ok_or_else(|| ApiError::bad_request("accessor is required"))?;
+    let accessor = token::accessor_field(&mut input)?;
     let other = crate::auth::lookup_accessor(state.engine.store(), &accessor).await?;
     Ok(vault::read_flat(capabilities_of(&other, &paths)))
 }

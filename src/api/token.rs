@@ -158,7 +158,10 @@ pub async fn create_orphan(State(s): State<AppState>, caller: Caller, input: Inp
 
 /// The token named in the body (`token`), as `lookup`, `renew`, `revoke` and `revoke-orphan`
 /// take it. An unknown or expired token is a 400 (Vault's "bad token").
-async fn named_token(s: &AppState, input: &mut Input) -> Result<(String, Caller), ApiError> {
+pub(super) async fn named_token(
+    s: &AppState,
+    input: &mut Input,
+) -> Result<(String, Caller), ApiError> {
     let token = input
         .fields
         .non_empty_string("token")?
@@ -169,7 +172,7 @@ async fn named_token(s: &AppState, input: &mut Input) -> Result<(String, Caller)
     Ok((token, other))
 }
 
-fn accessor_field(input: &mut Input) -> Result<String, ApiError> {
+pub(super) fn accessor_field(input: &mut Input) -> Result<String, ApiError> {
     input
         .fields
         .non_empty_string("accessor")?

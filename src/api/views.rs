@@ -58,7 +58,7 @@ pub fn mount(m: &MountRecord) -> Value {
         "type": m.kind,
         "description": m.description,
         "accessor": format!("{}_{}", m.kind, &hex[..8]),
-        "uuid": format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]),
+        "uuid": uuid_form(&hex),
         "config": {
             "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
             "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
@@ -73,6 +73,18 @@ pub fn mount(m: &MountRecord) -> Value {
         "running_sha256": "",
         "deprecation_status": "supported",
     })
+}
+
+/// The first 32 hex digits of `hex` in UUID form (`8-4-4-4-12`).
+pub(super) fn uuid_form(hex: &str) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// `sys/mounts/{path}/tune` as it reads back.

@@ -74,6 +74,8 @@ pub struct Application {
     tls: Option<(TlsFiles, RustlsConfig)>,
     /// The store is PostgreSQL.
     postgres: bool,
+    /// The store's cluster id, for the status routes.
+    cluster_id: String,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
     /// Dev mode's temporary directory, removed when the server stops.
@@ -197,6 +199,7 @@ impl Application {
             limits: crate::api::Limits::from_settings(settings),
             tls,
             postgres: store::is_postgres_url(&storage),
+            cluster_id: crate::api::cluster_id(dyn_store.as_ref()).await?,
             initial_root_token,
             _temp_dir: temp_dir,
         })
@@ -252,6 +255,7 @@ impl Application {
                 https: self.tls.is_some(),
                 postgres: self.postgres,
                 started_at: now(),
+                cluster_id: self.cluster_id.clone(),
             },
             crate::ui::routes(),
         );
