@@ -34,6 +34,17 @@ const SECRET_FIELDS: &[&str] = &[
     // looks up its token, so a log reader must not learn it (find one with sys/audit-hash).
     "accessor",
     "token_accessor",
+    // Auth methods: AppRole's secret IDs and their accessors, JWTs, the OIDC client secret
+    // and the pieces of an OIDC sign-in that could be replayed.
+    "secret_id",
+    "secret_id_accessor",
+    "jwt",
+    "id_token",
+    "oidc_client_secret",
+    "code",
+    "state",
+    "nonce",
+    "client_nonce",
 ];
 
 /// The meta-table key of the sealed audit HMAC key (and its sealing context).

@@ -4,10 +4,11 @@
 //! the audit request line, and only then lets the handler run. Handlers get the caller from
 //! here (the `Caller` extractor), so no handler can run unchecked.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -100,6 +101,17 @@ async fn decide_and_run(state: AppState, request_id: String, req: Request, next:
         },
         None => None,
     };
+    // A token bound to networks (`token_bound_cidrs`) is no token at all from elsewhere.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if caller
+        .as_ref()
+        .is_some_and(|c| !auth::usable_from(&c.token, peer))
+    {
+        caller = None;
+    }
     let decision = match (route, operation, &acl_path) {
         // Refused before the ACL: nothing is allowed to run.
         _ if refusal.is_some() => Decision::Denied(String::new()),

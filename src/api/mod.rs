@@ -1,7 +1,10 @@
 //! The HTTP API, shaped like Vault's so Vault clients work unchanged. The only module that
 //! knows about HTTP: it turns requests into engine calls and engine results into responses.
 
+mod approle;
 mod audit;
+mod auth_forms;
+mod auth_methods;
 mod canonical;
 mod error;
 mod fields;

@@ -10,7 +10,7 @@ use axum::handler::Handler;
 use axum::routing::MethodRouter;
 
 use super::AppState;
-use super::{openapi, secrets, setup, status, sys, telemetry, token};
+use super::{approle, auth_methods, openapi, secrets, setup, status, sys, telemetry, token};
 use crate::auth::policy::Capability;
 
 /// What a request does, as Vault's ACL sees it. It comes from the route and the method only.
@@ -259,6 +259,37 @@ fn table() -> Vec<Route> {
             .public()
             .unaudited(),
         Route::new("/v1/sys/auth").read(status::list_auth),
+        Route::new("/v1/sys/auth/{path}")
+            .read(auth_methods::read)
+            .write(auth_methods::enable)
+            .delete(auth_methods::disable)
+            .sudo(Sudo::ForChanges),
+        Route::new("/v1/auth/{mount}/login")
+            .post(auth_methods::login)
+            .public(),
+        Route::new("/v1/auth/{mount}/role").list(auth_methods::list_roles),
+        Route::new("/v1/auth/{mount}/role/{name}")
+            .read(auth_methods::read_role)
+            .write(auth_methods::write_role)
+            .delete(auth_methods::delete_role),
+        Route::new("/v1/auth/{mount}/role/{name}/role-id")
+            .read(approle::read_role_id)
+            .write(approle::write_role_id),
+        Route::new("/v1/auth/{mount}/role/{name}/secret-id")
+            .list(approle::list_secret_ids)
+            .write(approle::generate_secret_id),
+        Route::new("/v1/auth/{mount}/role/{name}/custom-secret-id")
+            .write(approle::custom_secret_id),
+        Route::new("/v1/auth/{mount}/role/{name}/secret-id/lookup")
+            .write(approle::lookup_secret_id),
+        Route::new("/v1/auth/{mount}/role/{name}/secret-id/destroy")
+            .write(approle::destroy_secret_id)
+            .delete(approle::destroy_secret_id),
+        Route::new("/v1/auth/{mount}/role/{name}/secret-id-accessor/lookup")
+            .write(approle::lookup_secret_id_accessor),
+        Route::new("/v1/auth/{mount}/role/{name}/secret-id-accessor/destroy")
+            .write(approle::destroy_secret_id_accessor)
+            .delete(approle::destroy_secret_id_accessor),
         Route::new("/v1/sys/capabilities-self").write(status::capabilities_self),
         Route::new("/v1/sys/capabilities").write(status::capabilities),
         Route::new("/v1/sys/capabilities-accessor").write(status::capabilities_accessor),

@@ -134,6 +134,7 @@ pub async fn list_auth(
             "deprecation_status": "supported",
         }),
     );
+    methods.extend(super::auth_methods::enabled(state.engine.store()).await?);
     Ok(vault::read_flat(methods))
 }
 

@@ -54,7 +54,7 @@ fn meta(t: &TokenRecord) -> Value {
 }
 
 /// Vault's `auth` block, as every token creation and renewal answers it.
-fn auth_data(client_token: &str, t: &TokenRecord) -> Value {
+pub(super) fn auth_data(client_token: &str, t: &TokenRecord) -> Value {
     json!({
         "client_token": client_token,
         "accessor": t.accessor,

@@ -3,8 +3,13 @@
 //! is turned into the ACL its policies grant.
 
 mod acl_cache;
+pub mod approle;
+mod login;
+pub mod mounts;
 pub mod policy;
 mod token;
+
+pub use login::{Cidr, LoginIdentity, TokenSettings, allowed_from, login_token, parse_cidrs};
 
 pub use token::{
     TokenRequest, TokenSpec, Use, create_child, create_token, insert_token, lookup_accessor, renew,
@@ -80,6 +85,20 @@ pub async fn authenticate(
     let mut caller = caller_from(store, record).await?;
     caller.config_epoch = Some(epoch);
     Ok(Some(caller))
+}
+
+/// Whether a token may be used from `peer` (its `token_bound_cidrs`, when it has any).
+pub fn usable_from(token: &TokenRecord, peer: Option<std::net::IpAddr>) -> bool {
+    let cidrs: Vec<Cidr> = token
+        .bound_cidrs
+        .iter()
+        .filter_map(|c| Cidr::parse(c).ok())
+        .collect();
+    // A binding that no longer parses binds to nothing rather than to everything.
+    if cidrs.len() != token.bound_cidrs.len() {
+        return false;
+    }
+    allowed_from(&cidrs, peer)
 }
 
 pub(crate) async fn caller_from(

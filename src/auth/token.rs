@@ -32,6 +32,11 @@ pub struct TokenSpec {
     pub meta: BTreeMap<String, String>,
     pub renewable: bool,
     pub path: String,
+    /// The auth mount a login went through (its accessor).
+    pub auth_accessor: Option<String>,
+    /// The cap on renewals from creation (`token_max_ttl`).
+    pub max_ttl: Option<i64>,
+    pub bound_cidrs: Vec<String>,
 }
 
 impl TokenSpec {
@@ -49,6 +54,9 @@ impl TokenSpec {
             meta: BTreeMap::new(),
             renewable: false,
             path: "auth/token/root".into(),
+            auth_accessor: None,
+            max_ttl: None,
+            bound_cidrs: Vec::new(),
         }
     }
 }
@@ -87,6 +95,9 @@ pub async fn insert_token(
         meta: spec.meta,
         renewable: spec.renewable,
         path: spec.path,
+        auth_accessor: spec.auth_accessor,
+        max_ttl: spec.max_ttl,
+        bound_cidrs: spec.bound_cidrs,
     };
     store.insert_token(&record).await?;
     Ok(record)
@@ -207,6 +218,9 @@ pub async fn create_child(
         meta: request.meta,
         renewable: request.renewable,
         path: request.path.to_owned(),
+        auth_accessor: None,
+        max_ttl: None,
+        bound_cidrs: Vec::new(),
     };
     Ok(create_token(store, spec, now).await?)
 }
@@ -237,7 +251,8 @@ pub async fn renew(
     };
     let mut expire_at = now + wanted;
     if token.period.is_none() {
-        expire_at = expire_at.min(token.created_at + MAX_TOKEN_TTL);
+        let max = token.max_ttl.unwrap_or(MAX_TOKEN_TTL).min(MAX_TOKEN_TTL);
+        expire_at = expire_at.min(token.created_at + max);
     }
     if let Some(max) = token.explicit_max_ttl {
         expire_at = expire_at.min(token.created_at + max);

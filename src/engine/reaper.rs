@@ -124,6 +124,8 @@ impl Engine {
             }
             revoked += expired.len();
             if (expired.len() as i64) < REAP_BATCH {
+                // AppRole secret IDs past their TTL and OIDC sign-ins never completed.
+                self.store.tidy_auth(now).await?;
                 return Ok(revoked);
             }
         }

@@ -2,10 +2,12 @@
 //! the rows the store keeps. Below both `engine/` and `store/`, so neither imports the other's
 //! types; nothing here does I/O.
 
+mod auth;
 mod lease;
 mod names;
 mod records;
 
+pub use auth::{AuthKind, AuthMountRecord, AuthRoleRecord, SecretIdRecord};
 pub use lease::{Lease, LeaseState, lease_id_under, new_lease_id};
 pub use names::{CredentialType, MountPath, RoleName};
 pub use records::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord, TokenRevocation};

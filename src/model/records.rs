@@ -51,8 +51,16 @@ pub struct TokenRecord {
     /// Vault's `meta`: free-form key/value pairs, shown by lookups and in the audit log.
     pub meta: BTreeMap<String, String>,
     pub renewable: bool,
-    /// The path that created it (`auth/token/create`, `auth/token/create-orphan`).
+    /// The path that created it (`auth/token/create`, `auth/approle/login`, …).
     pub path: String,
+    /// The accessor of the auth mount that issued it by a login (`None` for the token store):
+    /// a token whose mount is disabled never authenticates again.
+    pub auth_accessor: Option<String>,
+    /// The longest it may live from creation through renewals (an auth role's
+    /// `token_max_ttl`); `None`: the system maximum.
+    pub max_ttl: Option<i64>,
+    /// Networks the token may be used from (`token_bound_cidrs`); empty: anywhere.
+    pub bound_cidrs: Vec<String>,
 }
 
 /// What a token revocation did: the tokens gone at once, and how many leases it made due

@@ -6,11 +6,13 @@
 //! statements are written once (`sql.rs`); `sqlite.rs` and `postgres.rs` hold only what the
 //! two databases do differently.
 
+mod auth_sql;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
+pub use auth_sql::AuthStore;
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
 
@@ -18,8 +20,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::model::{
+    AuthMountRecord, AuthRoleRecord, LeaseStats, MountRecord, RootConfigRecord, SecretIdRecord,
+    TokenRecord, TokenRevocation,
+};
 use crate::model::{Lease, MountPath, RoleName};
-pub use crate::model::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord, TokenRevocation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,6 +39,15 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Which tokens a revocation starts from.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenRoots<'a> {
+    /// One token, by accessor.
+    Token(&'a str),
+    /// Every token an auth mount issued (by the mount's accessor).
+    AuthMount(&'a str),
+}
+
 /// Opens the store a `storage` URL names: `postgres://`/`postgresql://`, else SQLite.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if is_postgres_url(url) {
@@ -44,7 +58,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AuthStore + Send + Sync + 'static {
     /// Closes the connections (graceful shutdown).
     async fn close(&self);
 
@@ -98,18 +112,27 @@ pub trait Store: Send + Sync + 'static {
     /// takes mount, role and root config from the engine's cache.
     async fn find_token_and_epoch(&self, hash: &[u8]) -> Result<(Option<TokenRecord>, i64)>;
     async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>>;
-    /// Revokes a token and all its descendants in one transaction: the tokens are gone when it
-    /// commits, and every `pending` or `active` lease any of them holds is made due at `now`, so
-    /// the reaper revokes it in AWS with its usual retries. With `orphan_children`, only the
-    /// token itself goes; its children become orphans (`revoke-orphan`). Bounded: one
-    /// statement per table over indexes, however many leases the tree holds. An unknown
-    /// accessor revokes nothing.
+    /// Revokes tokens and all their descendants in one transaction: the tokens are gone when
+    /// it commits, and every `pending` or `active` lease any of them holds is made due at `now`,
+    /// so the reaper revokes it in AWS with its usual retries. With `orphan_children`, only the
+    /// roots go; their children become orphans (`revoke-orphan`). Bounded: one statement per
+    /// table over indexes, however many leases the trees hold. Unknown roots revoke nothing.
+    async fn revoke_token_trees(
+        &self,
+        roots: TokenRoots<'_>,
+        now: i64,
+        orphan_children: bool,
+    ) -> Result<TokenRevocation>;
+    /// `revoke_token_trees` for one token.
     async fn revoke_token_tree(
         &self,
         accessor: &str,
         now: i64,
         orphan_children: bool,
-    ) -> Result<TokenRevocation>;
+    ) -> Result<TokenRevocation> {
+        self.revoke_token_trees(TokenRoots::Token(accessor), now, orphan_children)
+            .await
+    }
     /// Takes one use of a token with `num_uses`; returns the uses left, `Some(-1)` when that was
     /// its last (the token is used up: revoke it), or `None` when it has no use left to take or
     /// no limit. A used-up token never authenticates again.

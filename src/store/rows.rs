@@ -3,8 +3,11 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{MountRecord, Result, RootConfigRecord, StoreError, TokenRecord};
-use crate::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
+use super::{
+    AuthMountRecord, AuthRoleRecord, MountRecord, Result, RootConfigRecord, SecretIdRecord,
+    StoreError, TokenRecord,
+};
+use crate::model::{AuthKind, CredentialType, Lease, LeaseState, MountPath, RoleName};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -79,12 +82,10 @@ pub(super) fn lease_from_row(row: &impl Columns) -> Result<Lease> {
 }
 
 pub(super) fn token_from_row(row: &impl Columns) -> Result<TokenRecord> {
-    let policies = row.text("policies")?;
-    let meta = row.text("meta")?;
     Ok(TokenRecord {
         hash: row.bytes("hash")?,
         accessor: row.text("accessor")?,
-        policies: serde_json::from_str(&policies).map_err(|e| corrupt("policies", e))?,
+        policies: from_json(row, "policies")?,
         display_name: row.text("display_name")?,
         created_at: row.int("created_at")?,
         expire_at: row.opt_int("expire_at")?,
@@ -94,9 +95,12 @@ pub(super) fn token_from_row(row: &impl Columns) -> Result<TokenRecord> {
         num_uses: row.int("num_uses")?,
         period: row.opt_int("period")?,
         explicit_max_ttl: row.opt_int("explicit_max_ttl")?,
-        meta: serde_json::from_str(&meta).map_err(|e| corrupt("meta", e))?,
+        meta: from_json(row, "meta")?,
         renewable: row.flag("renewable")?,
         path: row.text("path")?,
+        auth_accessor: row.opt_text("auth_accessor")?,
+        max_ttl: row.opt_int("max_ttl")?,
+        bound_cidrs: from_json(row, "bound_cidrs")?,
     })
 }
 
@@ -118,5 +122,50 @@ pub(super) fn root_config_from_row(row: &impl Columns) -> Result<RootConfigRecor
         config: row.text("config")?,
         secret_sealed: row.opt_bytes("secret_sealed")?,
         version: row.int("version")?,
+    })
+}
+
+pub(super) fn auth_mount_from_row(row: &impl Columns) -> Result<AuthMountRecord> {
+    let kind = row.text("kind")?;
+    Ok(AuthMountRecord {
+        path: MountPath::parse(&row.text("path")?).map_err(|e| corrupt("path", e))?,
+        kind: AuthKind::parse(&kind).map_err(|e| corrupt("kind", e))?,
+        accessor: row.text("accessor")?,
+        description: row.text("description")?,
+        config: row.text("config")?,
+        secret_sealed: row.opt_bytes("secret_sealed")?,
+        default_lease_ttl: row.opt_int("default_lease_ttl")?,
+        max_lease_ttl: row.opt_int("max_lease_ttl")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(super) fn auth_role_from_row(row: &impl Columns) -> Result<AuthRoleRecord> {
+    Ok(AuthRoleRecord {
+        name: RoleName::parse(&row.text("name")?).map_err(|e| corrupt("name", e))?,
+        body: row.text("body")?,
+        role_id: row.opt_text("role_id")?,
+    })
+}
+
+/// A column holding JSON (lists and maps).
+fn from_json<T: serde::de::DeserializeOwned>(row: &impl Columns, column: &str) -> Result<T> {
+    serde_json::from_str(&row.text(column)?).map_err(|e| corrupt(column, e))
+}
+
+pub(super) fn secret_id_from_row(row: &impl Columns) -> Result<SecretIdRecord> {
+    Ok(SecretIdRecord {
+        hash: row.bytes("hash")?,
+        accessor: row.text("accessor")?,
+        mount: MountPath::parse(&row.text("mount")?).map_err(|e| corrupt("mount", e))?,
+        role: RoleName::parse(&row.text("role")?).map_err(|e| corrupt("role", e))?,
+        uses_left: row.int("uses_left")?,
+        ttl: row.int("ttl")?,
+        expire_at: row.opt_int("expire_at")?,
+        cidr_list: from_json(row, "cidr_list")?,
+        token_bound_cidrs: from_json(row, "token_bound_cidrs")?,
+        metadata: from_json(row, "metadata")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
     })
 }

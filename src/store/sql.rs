@@ -11,7 +11,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::rows::{Columns, lease_from_row, mount_from_row, root_config_from_row, token_from_row};
 use super::{
     LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
-    TokenRevocation, prefix_upper_bound,
+    TokenRevocation, TokenRoots, prefix_upper_bound,
 };
 use crate::model::{Lease, MountPath, RoleName};
 
@@ -304,11 +304,13 @@ where
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
         let policies = serde_json::to_string(&t.policies).expect("strings serialise");
         let meta = serde_json::to_string(&t.meta).expect("strings serialise");
+        let cidrs = serde_json::to_string(&t.bound_cidrs).expect("strings serialise");
         sqlx::query(
             "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at, ttl,
                                  parent_accessor, orphan, num_uses, period, explicit_max_ttl, meta,
-                                 renewable, path)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                 renewable, path, auth_accessor, max_ttl, bound_cidrs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                     $18)
              ON CONFLICT (hash) DO NOTHING",
         )
         .bind(t.hash.as_slice())
@@ -326,6 +328,9 @@ where
         .bind(meta.as_str())
         .bind(t.renewable)
         .bind(t.path.as_str())
+        .bind(t.auth_accessor.as_deref())
+        .bind(t.max_ttl)
+        .bind(cidrs.as_str())
         .execute(self.pool())
         .await
         .map_err(B::map_err)?;
@@ -334,8 +339,11 @@ where
 
     async fn find_token_and_epoch(&self, hash: &[u8]) -> Result<(Option<TokenRecord>, i64)> {
         let row = sqlx::query(
+            // A token issued by a login lives only as long as its auth mount.
             "SELECT e.value AS config_epoch, t.* FROM config_epoch e
-             LEFT JOIN tokens t ON t.hash = $1 WHERE e.id = 1",
+             LEFT JOIN tokens t ON t.hash = $1 AND (t.auth_accessor IS NULL OR EXISTS
+                 (SELECT 1 FROM auth_mounts a WHERE a.accessor = t.auth_accessor))
+             WHERE e.id = 1",
         )
         .bind(hash)
         .fetch_one(self.pool())
@@ -350,31 +358,42 @@ where
     }
 
     async fn find_token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>> {
-        sqlx::query("SELECT * FROM tokens WHERE accessor = $1")
-            .bind(accessor)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(B::map_err)?
-            .as_ref()
-            .map(token_from_row)
-            .transpose()
+        sqlx::query(
+            "SELECT * FROM tokens t WHERE accessor = $1 AND (t.auth_accessor IS NULL OR EXISTS
+                 (SELECT 1 FROM auth_mounts a WHERE a.accessor = t.auth_accessor))",
+        )
+        .bind(accessor)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(B::map_err)?
+        .as_ref()
+        .map(token_from_row)
+        .transpose()
     }
 
-    async fn revoke_token_tree(
+    async fn revoke_token_trees(
         &self,
-        accessor: &str,
+        roots: TokenRoots<'_>,
         now: i64,
         orphan_children: bool,
     ) -> Result<TokenRevocation> {
-        // The token and, unless its children are orphaned, every descendant: parents are
+        let (column, key) = match roots {
+            TokenRoots::Token(accessor) => ("accessor", accessor),
+            TokenRoots::AuthMount(accessor) => ("auth_accessor", accessor),
+        };
+        // The roots and, unless their children are orphaned, every descendant: parents are
         // created before their children, so the links never form a cycle.
         let tree = if orphan_children {
-            "WITH RECURSIVE tree(accessor) AS (SELECT accessor FROM tokens WHERE accessor = $1)"
+            format!(
+                "WITH RECURSIVE tree(accessor) AS (SELECT accessor FROM tokens WHERE {column} = $1)"
+            )
         } else {
-            "WITH RECURSIVE tree(accessor) AS (
-                 SELECT accessor FROM tokens WHERE accessor = $1
+            format!(
+                "WITH RECURSIVE tree(accessor) AS (
+                 SELECT accessor FROM tokens WHERE {column} = $1
                  UNION ALL
                  SELECT t.accessor FROM tokens t JOIN tree ON t.parent_accessor = tree.accessor)"
+            )
         };
         let mut tx = self.pool().begin().await.map_err(B::map_err)?;
         let leases = sqlx::query(&format!(
@@ -382,16 +401,17 @@ where
              WHERE token_accessor IN (SELECT accessor FROM tree)
                AND state IN ('pending', 'active') AND due_at > $2"
         ))
-        .bind(accessor)
+        .bind(key)
         .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(B::map_err)?;
         if orphan_children {
-            sqlx::query(
-                "UPDATE tokens SET parent_accessor = NULL, orphan = $2 WHERE parent_accessor = $1",
-            )
-            .bind(accessor)
+            sqlx::query(&format!(
+                "{tree} UPDATE tokens SET parent_accessor = NULL, orphan = $2
+                 WHERE parent_accessor IN (SELECT accessor FROM tree)"
+            ))
+            .bind(key)
             .bind(true)
             .execute(&mut *tx)
             .await
@@ -400,7 +420,7 @@ where
         let tokens = sqlx::query(&format!(
             "{tree} DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree)"
         ))
-        .bind(accessor)
+        .bind(key)
         .execute(&mut *tx)
         .await
         .map_err(B::map_err)?;
@@ -425,9 +445,13 @@ where
 
     async fn expired_tokens(&self, now: i64, limit: i64) -> Result<Vec<String>> {
         sqlx::query_scalar(
-            // Expired, or used up (a revocation after the last use that did not land).
+            // Expired, used up (a revocation after the last use that did not land), or issued
+            // by an auth mount that is gone (a login that raced the mount's disabling).
             "SELECT accessor FROM tokens WHERE expire_at <= $1
-             UNION SELECT accessor FROM tokens WHERE num_uses < 0 LIMIT $2",
+             UNION SELECT accessor FROM tokens WHERE num_uses < 0
+             UNION SELECT accessor FROM tokens t WHERE t.auth_accessor IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM auth_mounts a WHERE a.accessor = t.auth_accessor)
+             LIMIT $2",
         )
         .bind(now)
         .bind(limit)

@@ -282,6 +282,9 @@ mod tests {
             meta: Default::default(),
             renewable: true,
             path: "auth/token/create".into(),
+            auth_accessor: None,
+            max_ttl: None,
+            bound_cidrs: Vec::new(),
         }
     }
 

@@ -61,11 +61,16 @@ def moto():
     proc.wait(10)
 
 
+# Where the session's server keeps its store, for tests that grep it for secrets.
+STORE = {}
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     port = free_port()
+    STORE["dir"] = str(tmp_path_factory.mktemp('store'))
     env = dict(os.environ, IAMLEASE_LISTEN=f"127.0.0.1:{port}",
-               IAMLEASE_STORAGE=f"sqlite://{tmp_path_factory.mktemp('store')}/compat.db")
+               IAMLEASE_STORAGE=f"sqlite://{STORE['dir']}/compat.db")
     proc = subprocess.Popen([BINARY, "server", "--dev", "--dev-root-token", TOKEN], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -224,6 +224,9 @@ async fn the_config_epoch_grows_with_every_config_write_and_only_then() {
         meta: Default::default(),
         renewable: true,
         path: "auth/token/create".into(),
+        auth_accessor: None,
+        max_ttl: None,
+        bound_cidrs: Vec::new(),
     };
     a.insert_token(&token).await.unwrap();
     a.set_token_expiry(&token.accessor, 200).await.unwrap();

@@ -63,19 +63,24 @@ pub async fn serve() -> Response {
         delete_policy, list_policies_legacy, read_policy_legacy, write_policy_legacy,
         delete_policy_legacy, read_root_config, write_root_config, rotate_root, setup_plan,
         config_check, read_lease_config, write_lease_config, list_roles, read_role, write_role,
-        delete_role, issue_creds, issue_sts, sweep
+        delete_role, issue_creds, issue_sts, sweep, read_auth, enable_auth, disable_auth,
+        auth_login, auth_list_roles, auth_read_role, auth_write_role, auth_delete_role,
+        approle_read_role_id, approle_write_role_id, approle_secret_id, approle_list_secret_ids,
+        approle_custom_secret_id, approle_lookup_secret_id, approle_destroy_secret_id,
+        approle_lookup_secret_id_accessor, approle_destroy_secret_id_accessor
     ),
     components(schemas(
         Envelope, ListEnvelope, ErrorBody, Health, MountBody, MountConfig, MountTuneBody,
         TokenRenewBody, CapabilitiesBody, Duration, StringList,
         Tags, RootConfigBody, LeaseConfigBody, RoleBody, CredentialType, CredsBody, LeaseIdBody,
         RenewBody, RevokeBody, TokenCreateBody, TokenLookupBody, AccessorBody, PolicyBody,
-        AuditHashBody, SweepBody
+        AuditHashBody, SweepBody, AuthMountBody, AppRoleBody, RoleIdBody, SecretIdBody,
+        SecretIdValueBody, SecretIdAccessorBody, AppRoleLoginBody
     )),
     modifiers(&VaultConventions),
     tags(
         (name = "sys", description = "health, mounts, leases, metrics, audit"),
-        (name = "auth", description = "tokens and ACL policies"),
+        (name = "auth", description = "tokens, ACL policies and auth methods (AppRole)"),
         (name = "aws", description = "an AWS secrets engine mount: configuration, roles, credentials")
     )
 )]
@@ -121,7 +126,11 @@ const PUBLIC: &[&str] = &[
     "/v1/sys/seal-status",
     "/v1/sys/leader",
     "/v1/sys/openapi.json",
+    "/v1/auth/{mount}/login",
 ];
+
+/// Public routes that still refuse bad input (a login): they keep the client-error answers.
+const PUBLIC_WITH_INPUT: &[&str] = &["/v1/auth/{mount}/login"];
 
 impl Modify for VaultConventions {
     fn modify(&self, doc: &mut Document) {
@@ -144,6 +153,7 @@ impl Modify for VaultConventions {
         }
         for (path, item) in doc.paths.paths.iter_mut() {
             let public = PUBLIC.contains(&path.as_str());
+            let takes_input = PUBLIC_WITH_INPUT.contains(&path.as_str());
             let methods = [
                 ("get", &mut item.get),
                 ("head", &mut item.head),
@@ -153,7 +163,7 @@ impl Modify for VaultConventions {
             ];
             for (method, operation) in methods {
                 if let Some(op) = operation.as_mut() {
-                    conventions(op, method, public);
+                    conventions(op, method, public, takes_input);
                 }
             }
         }
@@ -172,7 +182,7 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-fn conventions(op: &mut Operation, method: &str, public: bool) {
+fn conventions(op: &mut Operation, method: &str, public: bool, takes_input: bool) {
     // `method(post, put)` shares one operation; ids must be unique per method.
     if let Some(id) = op.operation_id.as_mut() {
         *id = format!("{method}_{id}");
@@ -181,7 +191,9 @@ fn conventions(op: &mut Operation, method: &str, public: bool) {
         op.security = Some(vec![SecurityRequirement::default()]);
     }
     for (status, _) in ERROR_STATUSES {
-        if public && !matches!(*status, "503" | "405" | "429") {
+        let kept = matches!(*status, "503" | "405" | "429")
+            || (takes_input && matches!(*status, "400" | "403" | "404" | "413"));
+        if public && !kept {
             continue;
         }
         op.responses

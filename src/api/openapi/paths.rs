@@ -396,3 +396,123 @@ pub(super) fn issue_sts() {}
     request_body(content = SweepBody, description = "optional"),
     responses((status = 200, description = "the sweep report", body = Envelope)))]
 pub(super) fn sweep() {}
+
+// ---- paths: auth methods ----
+
+#[utoipa::path(get, path = "/v1/sys/auth/{path}", tag = "sys",
+    params(("path" = String, Path, description = "auth mount path")),
+    responses((status = 200, description = "the auth method", body = Envelope)))]
+pub(super) fn read_auth() {}
+
+/// Enables an auth method (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/sys/auth/{path}", tag = "sys",
+    params(("path" = String, Path, description = "auth mount path, one segment")),
+    request_body = AuthMountBody,
+    responses((status = 204, description = "enabled"),
+              (status = 200, description = "enabled, with warnings", body = Envelope)))]
+pub(super) fn enable_auth() {}
+
+/// Disables an auth method: every token it issued is revoked, and their leases (needs `sudo`).
+#[utoipa::path(delete, path = "/v1/sys/auth/{path}", tag = "sys",
+    params(("path" = String, Path, description = "auth mount path")),
+    responses((status = 204, description = "disabled")))]
+pub(super) fn disable_auth() {}
+
+/// Logs in (no token): AppRole takes `role_id` and `secret_id`.
+#[utoipa::path(post, path = "/v1/auth/{mount}/login", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path")),
+    request_body = AppRoleLoginBody,
+    responses((status = 200, description = "`auth`: client_token, accessor, policies, metadata, lease_duration", body = Envelope)))]
+pub(super) fn auth_login() {}
+
+#[utoipa::path(get, path = "/v1/auth/{mount}/role", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("list" = Option<bool>, Query, description = "`true`")),
+    responses((status = 200, description = "role names", body = ListEnvelope)))]
+pub(super) fn auth_list_roles() {}
+
+#[utoipa::path(get, path = "/v1/auth/{mount}/role/{name}", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    responses((status = 200, description = "the role", body = Envelope)))]
+pub(super) fn auth_read_role() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = AppRoleBody,
+    responses((status = 204, description = "written"),
+              (status = 200, description = "written, with warnings", body = Envelope)))]
+pub(super) fn auth_write_role() {}
+
+#[utoipa::path(delete, path = "/v1/auth/{mount}/role/{name}", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    responses((status = 204, description = "deleted, with its secret IDs")))]
+pub(super) fn auth_delete_role() {}
+
+#[utoipa::path(get, path = "/v1/auth/{mount}/role/{name}/role-id", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    responses((status = 200, description = "`role_id`", body = Envelope)))]
+pub(super) fn approle_read_role_id() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/role-id", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = RoleIdBody,
+    responses((status = 204, description = "written"),
+              (status = 200, description = "written, with warnings", body = Envelope)))]
+pub(super) fn approle_write_role_id() {}
+
+/// A new secret ID, shown once (only its hash is kept).
+#[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/secret-id", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = SecretIdBody,
+    responses((status = 200, description = "secret_id, secret_id_accessor, secret_id_ttl, secret_id_num_uses", body = Envelope)))]
+pub(super) fn approle_secret_id() {}
+
+#[utoipa::path(get, path = "/v1/auth/{mount}/role/{name}/secret-id", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name"),
+           ("list" = Option<bool>, Query, description = "`true`")),
+    responses((status = 200, description = "secret ID accessors", body = ListEnvelope)))]
+pub(super) fn approle_list_secret_ids() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/custom-secret-id", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = SecretIdBody,
+    responses((status = 200, description = "secret_id, secret_id_accessor, secret_id_ttl, secret_id_num_uses", body = Envelope)))]
+pub(super) fn approle_custom_secret_id() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/secret-id/lookup", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = SecretIdValueBody,
+    responses((status = 200, description = "the secret ID's properties (never the secret ID)", body = Envelope),
+              (status = 204, description = "no such secret ID")))]
+pub(super) fn approle_lookup_secret_id() {}
+
+#[utoipa::path(method(post, put, delete), path = "/v1/auth/{mount}/role/{name}/secret-id/destroy", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = SecretIdValueBody,
+    responses((status = 204, description = "destroyed (or already gone)")))]
+pub(super) fn approle_destroy_secret_id() {}
+
+#[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/secret-id-accessor/lookup", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = SecretIdAccessorBody,
+    responses((status = 200, description = "the secret ID's properties", body = Envelope),
+              (status = 204, description = "no such secret ID")))]
+pub(super) fn approle_lookup_secret_id_accessor() {}
+
+#[utoipa::path(method(post, put, delete), path = "/v1/auth/{mount}/role/{name}/secret-id-accessor/destroy", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("name" = String, Path, description = "role name")),
+    request_body = SecretIdAccessorBody,
+    responses((status = 204, description = "destroyed (or already gone)")))]
+pub(super) fn approle_destroy_secret_id_accessor() {}

@@ -303,3 +303,76 @@ pub(super) struct SweepBody {
     /// List what would be deleted without deleting it.
     dry_run: Option<bool>,
 }
+
+/// `sys/auth/{path}`: `approle` (JWT/OIDC to come).
+#[derive(ToSchema)]
+pub(super) struct AuthMountBody {
+    #[schema(rename = "type")]
+    kind: String,
+    description: Option<String>,
+    config: Option<MountConfig>,
+}
+
+/// An AppRole role: Vault's fields (durations as seconds or Go strings, lists as arrays or
+/// comma-separated strings).
+#[derive(ToSchema)]
+pub(super) struct AppRoleBody {
+    bind_secret_id: Option<bool>,
+    #[schema(value_type = Option<StringList>)]
+    secret_id_bound_cidrs: Option<Value>,
+    secret_id_num_uses: Option<i64>,
+    #[schema(value_type = Option<Duration>)]
+    secret_id_ttl: Option<Value>,
+    role_id: Option<String>,
+    #[schema(value_type = Option<StringList>)]
+    token_policies: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    token_ttl: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    token_max_ttl: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    token_explicit_max_ttl: Option<Value>,
+    #[schema(value_type = Option<Duration>)]
+    token_period: Option<Value>,
+    token_num_uses: Option<i64>,
+    token_no_default_policy: Option<bool>,
+    #[schema(value_type = Option<StringList>)]
+    token_bound_cidrs: Option<Value>,
+    token_type: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct RoleIdBody {
+    role_id: String,
+}
+
+/// A new secret ID's limits; `secret_id` only for `custom-secret-id`.
+#[derive(ToSchema)]
+pub(super) struct SecretIdBody {
+    secret_id: Option<String>,
+    /// A JSON object of strings, encoded as a string (Vault's form) or as an object.
+    metadata: Option<Value>,
+    #[schema(value_type = Option<StringList>)]
+    cidr_list: Option<Value>,
+    #[schema(value_type = Option<StringList>)]
+    token_bound_cidrs: Option<Value>,
+    num_uses: Option<i64>,
+    #[schema(value_type = Option<Duration>)]
+    ttl: Option<Value>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct SecretIdValueBody {
+    secret_id: String,
+}
+
+#[derive(ToSchema)]
+pub(super) struct SecretIdAccessorBody {
+    secret_id_accessor: String,
+}
+
+#[derive(ToSchema)]
+pub(super) struct AppRoleLoginBody {
+    role_id: String,
+    secret_id: Option<String>,
+}

@@ -1,0 +1,193 @@
+//! `sys/auth` (enable, read, list, disable auth methods) and the routes every auth method
+//! shares (`auth/{mount}/login`, `auth/{mount}/role/…`), sent on by the mount's kind.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use super::vault::{self, Input};
+use super::{AppState, approle, auth_forms};
+use crate::auth::{Caller, mounts};
+use crate::clock::now;
+use crate::model::{AuthKind, AuthMountRecord, MountPath};
+use crate::store::Store;
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The client's address, when the request came over the network (not the console's in-process
+/// calls): what CIDR bindings are checked against.
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+pub(super) fn mount_path(raw: &str) -> Result<MountPath, ApiError> {
+    MountPath::parse(raw).map_err(ApiError::bad_request)
+}
+
+/// An auth mount as `sys/auth` lists it, with the fields Vault's typed clients expect.
+fn view(m: &AuthMountRecord) -> Value {
+    json!({
+        "type": m.kind.as_str(),
+        "description": m.description,
+        "accessor": m.accessor,
+        "uuid": super::views::uuid_form(&hex_of(&m.accessor, m.created_at)),
+        "config": {
+            "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
+            "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
+            "force_no_cache": false,
+            "token_type": "default-service",
+        },
+        "options": null,
+        "local": false,
+        "seal_wrap": false,
+        "external_entropy_access": false,
+        "plugin_version": "",
+        "running_plugin_version": format!("v{}+builtin.iamlease", env!("CARGO_PKG_VERSION")),
+        "running_sha256": "",
+        "deprecation_status": "supported",
+    })
+}
+
+fn hex_of(accessor: &str, created_at: i64) -> String {
+    crate::seal::token_hash(&format!("auth:{accessor}:{created_at}"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every enabled auth method by `path/`, for `sys/auth` (which adds `token/`).
+pub(super) async fn enabled(
+    store: &std::sync::Arc<dyn Store>,
+) -> Result<Map<String, Value>, ApiError> {
+    Ok(store
+        .list_auth_mounts()
+        .await?
+        .iter()
+        .map(|m| (format!("{}/", m.path), view(m)))
+        .collect())
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    input: Input,
+) -> ApiResult {
+    let (request, warnings) = auth_forms::auth_mount(mount_path(&path)?, input.fields)?;
+    mounts::enable(state.engine.store(), request, now()).await?;
+    Ok(vault::written(warnings))
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    let kinds = [AuthKind::AppRole, AuthKind::Jwt, AuthKind::Oidc];
+    let mount = mounts::find(state.engine.store(), &path, &kinds).await?;
+    Ok(vault::read(view(&mount)))
+}
+
+/// Disabling revokes every token the method issued, and their leases (Vault's 204).
+pub async fn disable(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> ApiResult {
+    let done = mounts::disable(state.engine.store(), &mount_path(&path)?, now()).await?;
+    if done.leases > 0 {
+        state.engine.wake_reaper();
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn kind_of(state: &AppState, path: &MountPath) -> Result<AuthKind, ApiError> {
+    let kinds = [AuthKind::AppRole, AuthKind::Jwt, AuthKind::Oidc];
+    Ok(mounts::find(state.engine.store(), path, &kinds).await?.kind)
+}
+
+/// `auth/{mount}/login`: no token needed; the method decides.
+pub async fn login(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    peer: Peer,
+    input: Input,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    match kind_of(&state, &path).await? {
+        AuthKind::AppRole => approle::login(&state, &path, peer, input).await,
+        AuthKind::Jwt | AuthKind::Oidc => Err(ApiError::bad_request(
+            "JWT/OIDC login is not available in this build yet",
+        )),
+    }
+}
+
+pub async fn list_roles(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    match kind_of(&state, &path).await? {
+        AuthKind::AppRole => approle::list_roles(&state, &path).await,
+        AuthKind::Jwt | AuthKind::Oidc => Err(ApiError::empty_list()),
+    }
+}
+
+pub async fn read_role(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((path, name)): Path<(String, String)>,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    match kind_of(&state, &path).await? {
+        AuthKind::AppRole => approle::read_role(&state, &path, &name).await,
+        AuthKind::Jwt | AuthKind::Oidc => {
+            Err(ApiError::not_found(format!("role {name:?} does not exist")))
+        }
+    }
+}
+
+pub async fn write_role(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((path, name)): Path<(String, String)>,
+    input: Input,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    match kind_of(&state, &path).await? {
+        AuthKind::AppRole => approle::write_role(&state, &path, &name, input).await,
+        AuthKind::Jwt | AuthKind::Oidc => Err(ApiError::bad_request(
+            "JWT/OIDC roles are not available in this build yet",
+        )),
+    }
+}
+
+pub async fn delete_role(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((path, name)): Path<(String, String)>,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    match kind_of(&state, &path).await? {
+        AuthKind::AppRole => approle::delete_role(&state, &path, &name).await,
+        AuthKind::Jwt | AuthKind::Oidc => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
