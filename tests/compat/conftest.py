@@ -98,3 +98,12 @@ def mount(client, moto):
 
 def users_under(moto, mount):
     return [u["UserName"] for u in moto["iam"].list_users(PathPrefix=f"/iamlease/{mount}/")["Users"]]
+
+
+@pytest.fixture(scope="session")
+def oidc(tmp_path_factory):
+    """One real OpenID Provider (tests/oidc, oidc-provider) per session; see oidc.py."""
+    from oidc import Provider
+    provider = Provider(workdir=str(tmp_path_factory.mktemp("oidc"))).start()
+    yield provider
+    provider.stop()
