@@ -128,6 +128,11 @@ enum Command {
         after_help = "Example:\n  iamlease audit hash \"$AWS_SECRET_ACCESS_KEY\""
     )]
     Audit(cli::AuditCommand),
+    /// Log in with an auth method and keep the token in ~/.iamlease-token (mode 0600).
+    #[command(
+        after_help = "Examples:\n  iamlease login --method approle role_id=$ROLE_ID secret_id=@secret-id.txt\n  iamlease login --method jwt role=ci jwt=@$ACTIONS_ID_TOKEN_FILE\n  iamlease login <token>"
+    )]
+    Login(cli::LoginArgs),
     /// Print the OpenAPI 3 document of the HTTP API (also served at /v1/sys/openapi.json).
     #[command(after_help = "Example:\n  iamlease openapi > docs/openapi.json")]
     Openapi,
@@ -198,6 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out.write_all(&script)?;
         }
         Command::Lease(cmd) => cli::lease(&client()?, cmd, out).await?,
+        Command::Login(args) => cli::login(cli.address.clone(), args, out).await?,
         Command::Token(cmd) => cli::token(&client()?, cmd, out).await?,
         Command::Policy(cmd) => cli::policy(&client()?, cmd, out).await?,
         Command::Sweep(args) => cli::sweep(&client()?, args, out).await?,

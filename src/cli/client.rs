@@ -24,7 +24,8 @@ pub struct Client {
 
 impl Client {
     /// Address: `--address`, then `IAMLEASE_ADDR`, then `VAULT_ADDR`, then the dev default.
-    /// Token: `--token`, then `IAMLEASE_TOKEN`, then `VAULT_TOKEN`.
+    /// Token: `--token`, then `IAMLEASE_TOKEN`, then `VAULT_TOKEN`, then what `iamlease login`
+    /// stored in `~/.iamlease-token`.
     pub fn new(address: Option<String>, token: Option<String>) -> anyhow::Result<Self> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let address = address
@@ -33,7 +34,8 @@ impl Client {
             .unwrap_or_else(|| "http://127.0.0.1:8200".into());
         let token = token
             .or_else(|| env("IAMLEASE_TOKEN"))
-            .or_else(|| env("VAULT_TOKEN"));
+            .or_else(|| env("VAULT_TOKEN"))
+            .or_else(super::stored_token);
         check_transport(&address, env("IAMLEASE_INSECURE_HTTP").as_deref())?;
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(120));
         // Trust this CA (PEM) in addition to the system's, as the vault CLI does with VAULT_CACERT.
@@ -71,14 +73,34 @@ impl Client {
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
         let token = self.token.as_deref().ok_or_else(|| {
-            anyhow!("no token: set IAMLEASE_TOKEN (or VAULT_TOKEN) or pass --token")
+            anyhow!("no token: run `iamlease login`, set IAMLEASE_TOKEN (or VAULT_TOKEN) or pass --token")
         })?;
+        self.send(method, path, body, Some(token)).await
+    }
+
+    /// A login: a POST that needs no token.
+    pub async fn login(
+        &self,
+        path: &str,
+        body: serde_json::Map<String, Value>,
+    ) -> anyhow::Result<Value> {
+        self.send("POST", path, Some(Value::Object(body)), None)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let method = Method::from_bytes(method.as_bytes()).expect("valid method");
         let url = format!("{}/v1/{}", self.address, path.trim_start_matches('/'));
-        let mut req = self
-            .http
-            .request(method, &url)
-            .header("X-Vault-Token", token);
+        let mut req = self.http.request(method, &url);
+        if let Some(token) = token {
+            req = req.header("X-Vault-Token", token);
+        }
         if let Some(body) = body {
             req = req.json(&body);
         }

@@ -133,3 +133,33 @@ def test_bad_input_is_a_clear_400(client, mount):
     with pytest.raises(exceptions.InvalidRequest, match="root"):
         client.auth.approle.create_or_update_approle("x", token_policies=["root"], mount_point=path)
     client.sys.disable_auth_method(path)
+
+
+def test_cli_login_keeps_the_token_private_and_uses_it(client, server, mount, tmp_path):
+    import stat
+    import subprocess
+
+    from conftest import BINARY
+    path = "al" + mount[1:]
+    role_id = setup_approle(client, mount, path)
+    secret_id = client.auth.approle.generate_secret_id("ci", mount_point=path)["data"]["secret_id"]
+    (tmp_path / "sid").write_text(secret_id + "\n")
+    env = {"HOME": str(tmp_path), "IAMLEASE_ADDR": server, "PATH": os.environ.get("PATH", "")}
+    done = subprocess.run([BINARY, "login", "--method", "approle", "--path", path,
+                           f"role_id={role_id}", f"secret_id=@{tmp_path / 'sid'}"],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    stored = tmp_path / ".iamlease-token"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    token = stored.read_text().strip()
+    assert token not in done.stdout and secret_id not in done.stdout
+    assert hvac.Client(url=server, token=token).auth.token.lookup_self()["data"]["path"] == f"auth/{path}/login"
+    # Later commands find it without IAMLEASE_TOKEN.
+    looked = subprocess.run([BINARY, "token", "lookup"], env=env, capture_output=True, text=True, timeout=30)
+    assert looked.returncode == 0 and f"{path}-ci" in looked.stdout, looked.stderr
+    # A used-up or wrong secret ID: a clear error, exit 1, nothing stored over the good token.
+    bad = subprocess.run([BINARY, "login", "--method", "approle", "--path", path,
+                          f"role_id={role_id}", "secret_id=wrong"], env=env, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "invalid secret_id" in bad.stderr
+    assert stored.read_text().strip() == token
+    client.sys.disable_auth_method(path)
