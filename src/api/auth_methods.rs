@@ -105,6 +105,52 @@ pub async fn read(
     Ok(vault::read(view(&mount)))
 }
 
+/// What Vault answers for a TTL left at the system default (32 days).
+const SYSTEM_TTL: i64 = 768 * 3600;
+
+fn tune_view(m: &AuthMountRecord) -> Value {
+    json!({
+        "description": m.description,
+        "default_lease_ttl": m.default_lease_ttl.unwrap_or(SYSTEM_TTL),
+        "max_lease_ttl": m.max_lease_ttl.unwrap_or(SYSTEM_TTL),
+        "force_no_cache": false,
+        "token_type": "default-service",
+    })
+}
+
+pub async fn read_tune(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    let kinds = [AuthKind::AppRole, AuthKind::Jwt, AuthKind::Oidc];
+    let mount = mounts::find(state.engine.store(), &path, &kinds).await?;
+    Ok(vault::read(tune_view(&mount)))
+}
+
+/// `POST sys/auth/{path}/tune`: `description`, `default_lease_ttl`, `max_lease_ttl`; they
+/// bound the tokens the method issues from then on.
+pub async fn write_tune(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    input: Input,
+) -> ApiResult {
+    let path = mount_path(&path)?;
+    let (tune, warnings) = super::forms::mount_tune(input.fields)?;
+    let secs = |t: Option<crate::duration::Ttl>| t.map(|t| t.as_secs() as i64);
+    mounts::tune(
+        state.engine.store(),
+        &path,
+        tune.description,
+        secs(tune.default_lease_ttl),
+        secs(tune.max_lease_ttl),
+    )
+    .await?;
+    Ok(vault::written(warnings))
+}
+
 /// Disabling revokes every token the method issued, and their leases (Vault's 204).
 pub async fn disable(
     State(state): State<AppState>,

@@ -259,6 +259,10 @@ fn table() -> Vec<Route> {
             .public()
             .unaudited(),
         Route::new("/v1/sys/auth").read(status::list_auth),
+        Route::new("/v1/sys/auth/{path}/tune")
+            .read(auth_methods::read_tune)
+            .write(auth_methods::write_tune)
+            .sudo(Sudo::ForChanges),
         Route::new("/v1/sys/auth/{path}")
             .read(auth_methods::read)
             .write(auth_methods::enable)

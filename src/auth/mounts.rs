@@ -70,6 +70,40 @@ pub async fn enable(
     Ok(record)
 }
 
+/// `sys/auth/{path}/tune`: a field left out keeps its value; 0 returns a TTL to the default.
+pub async fn tune(
+    store: &Arc<dyn Store>,
+    path: &MountPath,
+    description: Option<String>,
+    default_lease_ttl: Option<i64>,
+    max_lease_ttl: Option<i64>,
+) -> Result<AuthMountRecord, AuthError> {
+    let kinds = [AuthKind::AppRole, AuthKind::Jwt, AuthKind::Oidc];
+    let mut mount = find(store, path, &kinds).await?;
+    if let Some(d) = description {
+        mount.description = d;
+    }
+    if let Some(t) = default_lease_ttl {
+        mount.default_lease_ttl = (t > 0).then_some(t);
+    }
+    if let Some(t) = max_lease_ttl {
+        mount.max_lease_ttl = (t > 0).then_some(t);
+    }
+    if let (Some(d), Some(m)) = (mount.default_lease_ttl, mount.max_lease_ttl)
+        && d > m
+    {
+        return Err(AuthError::Invalid(
+            "default_lease_ttl must not be greater than max_lease_ttl".into(),
+        ));
+    }
+    if !store.update_auth_mount(&mount).await? {
+        return Err(AuthError::NotFound(format!(
+            "no auth method is enabled at auth/{path}/"
+        )));
+    }
+    Ok(mount)
+}
+
 /// The auth mount at `path`, if it is of one of `kinds`.
 pub async fn find(
     store: &Arc<dyn Store>,

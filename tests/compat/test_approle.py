@@ -163,3 +163,20 @@ def test_cli_login_keeps_the_token_private_and_uses_it(client, server, mount, tm
     assert bad.returncode == 1 and "invalid secret_id" in bad.stderr
     assert stored.read_text().strip() == token
     client.sys.disable_auth_method(path)
+
+
+def test_tuning_the_method_caps_its_tokens(client, server, mount):
+    path = "at" + mount[1:]
+    role_id = setup_approle(client, mount, path)
+    client.sys.tune_auth_method(path, max_lease_ttl="5m", description="CI logins")
+    tuned = client.sys.read_auth_method_tuning(path)["data"]
+    assert tuned["max_lease_ttl"] == 300 and tuned["description"] == "CI logins"
+    assert client.sys.read_auth_method(path)["data"]["description"] == "CI logins"
+    secret_id = client.auth.approle.generate_secret_id("ci", mount_point=path)["data"]["secret_id"]
+    machine = hvac.Client(url=server)
+    # The role asks for 20m; the mount's maximum wins.
+    auth = machine.auth.approle.login(role_id, secret_id, mount_point=path)["auth"]
+    assert 290 <= auth["lease_duration"] <= 300
+    with pytest.raises(exceptions.InvalidRequest, match="default_lease_ttl"):
+        client.sys.tune_auth_method(path, default_lease_ttl="1h")
+    client.sys.disable_auth_method(path)

@@ -412,6 +412,19 @@ pub(super) fn read_auth() {}
               (status = 200, description = "enabled, with warnings", body = Envelope)))]
 pub(super) fn enable_auth() {}
 
+#[utoipa::path(get, path = "/v1/sys/auth/{path}/tune", tag = "sys",
+    params(("path" = String, Path, description = "auth mount path")),
+    responses((status = 200, description = "description, default_lease_ttl, max_lease_ttl, force_no_cache, token_type", body = Envelope)))]
+pub(super) fn read_auth_tune() {}
+
+/// Tunes an auth method's description and token TTLs (needs `sudo`).
+#[utoipa::path(method(post, put), path = "/v1/sys/auth/{path}/tune", tag = "sys",
+    params(("path" = String, Path, description = "auth mount path")),
+    request_body = MountTuneBody,
+    responses((status = 204, description = "tuned"),
+              (status = 200, description = "tuned, with warnings", body = Envelope)))]
+pub(super) fn tune_auth() {}
+
 /// Disables an auth method: every token it issued is revoked, and their leases (needs `sudo`).
 #[utoipa::path(delete, path = "/v1/sys/auth/{path}", tag = "sys",
     params(("path" = String, Path, description = "auth mount path")),
