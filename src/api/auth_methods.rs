@@ -42,26 +42,14 @@ pub(super) fn mount_path(raw: &str) -> Result<MountPath, ApiError> {
 
 /// An auth mount as `sys/auth` lists it, with the fields Vault's typed clients expect.
 fn view(m: &AuthMountRecord) -> Value {
-    json!({
-        "type": m.kind.as_str(),
-        "description": m.description,
-        "accessor": m.accessor,
-        "uuid": super::views::uuid_form(&hex_of(&m.accessor, m.created_at)),
-        "config": {
-            "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
-            "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
-            "force_no_cache": false,
-            "token_type": "default-service",
-        },
-        "options": null,
-        "local": false,
-        "seal_wrap": false,
-        "external_entropy_access": false,
-        "plugin_version": "",
-        "running_plugin_version": format!("v{}+builtin.iamlease", env!("CARGO_PKG_VERSION")),
-        "running_sha256": "",
-        "deprecation_status": "supported",
-    })
+    let config = json!({
+        "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
+        "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
+        "force_no_cache": false,
+        "token_type": "default-service",
+    });
+    let uuid = super::views::uuid_form(&hex_of(&m.accessor, m.created_at));
+    super::views::mount_entry(m.kind.as_str(), &m.description, &m.accessor, &uuid, config)
 }
 
 fn hex_of(accessor: &str, created_at: i64) -> String {

@@ -111,28 +111,16 @@ pub async fn list_auth(
 ) -> Result<Response, ApiError> {
     let id = &state.cluster_id;
     let mut methods = Map::new();
+    let config = json!({
+        "default_lease_ttl": 0,
+        "max_lease_ttl": 0,
+        "force_no_cache": false,
+        "token_type": "default-service",
+    });
+    let accessor = format!("auth_token_{}", &id.get(..8).unwrap_or("00000000"));
     methods.insert(
         "token/".into(),
-        json!({
-            "type": "token",
-            "description": "token based credentials",
-            "accessor": format!("auth_token_{}", &id.get(..8).unwrap_or("00000000")),
-            "uuid": id,
-            "config": {
-                "default_lease_ttl": 0,
-                "max_lease_ttl": 0,
-                "force_no_cache": false,
-                "token_type": "default-service",
-            },
-            "options": Value::Null,
-            "local": false,
-            "seal_wrap": false,
-            "external_entropy_access": false,
-            "plugin_version": "",
-            "running_plugin_version": format!("v{VERSION}+builtin.iamlease"),
-            "running_sha256": "",
-            "deprecation_status": "supported",
-        }),
+        views::mount_entry("token", "token based credentials", &accessor, id, config),
     );
     methods.extend(super::auth_methods::enabled(state.engine.store()).await?);
     Ok(vault::read_flat(methods))

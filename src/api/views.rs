@@ -54,16 +54,35 @@ pub fn role(role: &Role, mount: &MountPath, name: &RoleName) -> Value {
 pub fn mount(m: &MountRecord) -> Value {
     let digest = token_hash(&format!("mount:{}:{}", m.path, m.created_at));
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let config = json!({
+        "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
+        "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
+        "force_no_cache": false,
+    });
+    mount_entry(
+        &m.kind,
+        &m.description,
+        &format!("{}_{}", m.kind, &hex[..8]),
+        &uuid_form(&hex),
+        config,
+    )
+}
+
+/// One entry of `sys/mounts` or `sys/auth`: every field Vault's typed clients expect, with
+/// the open-source values for what iamlease does not have (plugins, seal wrapping, …).
+pub(super) fn mount_entry(
+    kind: &str,
+    description: &str,
+    accessor: &str,
+    uuid: &str,
+    config: Value,
+) -> Value {
     json!({
-        "type": m.kind,
-        "description": m.description,
-        "accessor": format!("{}_{}", m.kind, &hex[..8]),
-        "uuid": uuid_form(&hex),
-        "config": {
-            "default_lease_ttl": m.default_lease_ttl.unwrap_or(0),
-            "max_lease_ttl": m.max_lease_ttl.unwrap_or(0),
-            "force_no_cache": false,
-        },
+        "type": kind,
+        "description": description,
+        "accessor": accessor,
+        "uuid": uuid,
+        "config": config,
         "options": null,
         "local": false,
         "seal_wrap": false,
