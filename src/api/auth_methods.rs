@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::vault::{self, Input};
-use super::{AppState, approle, auth_forms};
+use super::{AppState, approle, auth_forms, jwt};
 use crate::auth::{Caller, mounts};
 use crate::clock::now;
 use crate::model::{AuthKind, AuthMountRecord, MountPath};
@@ -145,7 +145,9 @@ pub async fn disable(
     _caller: Caller,
     Path(path): Path<String>,
 ) -> ApiResult {
-    let done = mounts::disable(state.engine.store(), &mount_path(&path)?, now()).await?;
+    let path = mount_path(&path)?;
+    let done = mounts::disable(state.engine.store(), &path, now()).await?;
+    state.jwt_keys.forget(path.as_str());
     if done.leases > 0 {
         state.engine.wake_reaper();
     }
@@ -167,9 +169,7 @@ pub async fn login(
     let path = mount_path(&path)?;
     match kind_of(&state, &path).await? {
         AuthKind::AppRole => approle::login(&state, &path, peer, input).await,
-        AuthKind::Jwt | AuthKind::Oidc => Err(ApiError::bad_request(
-            "JWT/OIDC login is not available in this build yet",
-        )),
+        AuthKind::Jwt | AuthKind::Oidc => jwt::login(&state, &path, peer, input).await,
     }
 }
 
@@ -181,7 +181,7 @@ pub async fn list_roles(
     let path = mount_path(&path)?;
     match kind_of(&state, &path).await? {
         AuthKind::AppRole => approle::list_roles(&state, &path).await,
-        AuthKind::Jwt | AuthKind::Oidc => Err(ApiError::empty_list()),
+        AuthKind::Jwt | AuthKind::Oidc => jwt::list_roles(&state, &path).await,
     }
 }
 
@@ -193,9 +193,7 @@ pub async fn read_role(
     let path = mount_path(&path)?;
     match kind_of(&state, &path).await? {
         AuthKind::AppRole => approle::read_role(&state, &path, &name).await,
-        AuthKind::Jwt | AuthKind::Oidc => {
-            Err(ApiError::not_found(format!("role {name:?} does not exist")))
-        }
+        AuthKind::Jwt | AuthKind::Oidc => jwt::read_role(&state, &path, &name).await,
     }
 }
 
@@ -208,9 +206,7 @@ pub async fn write_role(
     let path = mount_path(&path)?;
     match kind_of(&state, &path).await? {
         AuthKind::AppRole => approle::write_role(&state, &path, &name, input).await,
-        AuthKind::Jwt | AuthKind::Oidc => Err(ApiError::bad_request(
-            "JWT/OIDC roles are not available in this build yet",
-        )),
+        AuthKind::Jwt | AuthKind::Oidc => jwt::write_role(&state, &path, &name, input).await,
     }
 }
 
@@ -222,6 +218,6 @@ pub async fn delete_role(
     let path = mount_path(&path)?;
     match kind_of(&state, &path).await? {
         AuthKind::AppRole => approle::delete_role(&state, &path, &name).await,
-        AuthKind::Jwt | AuthKind::Oidc => Ok(StatusCode::NO_CONTENT.into_response()),
+        AuthKind::Jwt | AuthKind::Oidc => jwt::delete_role(&state, &path, &name).await,
     }
 }

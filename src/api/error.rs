@@ -76,6 +76,7 @@ impl From<crate::auth::AuthError> for ApiError {
             AuthError::Invalid(m) => ApiError::bad_request(m),
             AuthError::NotFound(m) => ApiError::not_found(m),
             AuthError::Forbidden(m) => ApiError::forbidden(m),
+            AuthError::Unavailable(m) => ApiError::new(StatusCode::BAD_GATEWAY, m),
             AuthError::Store(s) => s.into(),
         }
     }

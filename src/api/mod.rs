@@ -10,6 +10,8 @@ mod error;
 mod fields;
 mod forms;
 mod gate;
+mod jwt;
+mod jwt_forms;
 pub mod internal;
 mod limits;
 mod openapi;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub started_at: i64,
     /// The store's cluster id (`status::cluster_id`), read once at start-up.
     pub cluster_id: String,
+    /// JWT/OIDC mounts' verification keys, fetched once and shared by every login.
+    pub jwt_keys: Arc<crate::auth::jwt::KeyCache>,
 }
 
 /// Every route's path pattern and the methods it serves (`LIST` where it lists), from the one

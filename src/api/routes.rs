@@ -10,7 +10,7 @@ use axum::handler::Handler;
 use axum::routing::MethodRouter;
 
 use super::AppState;
-use super::{approle, auth_methods, openapi, secrets, setup, status, sys, telemetry, token};
+use super::{approle, auth_methods, jwt, openapi, secrets, setup, status, sys, telemetry, token};
 use crate::auth::policy::Capability;
 
 /// What a request does, as Vault's ACL sees it. It comes from the route and the method only.
@@ -270,6 +270,16 @@ fn table() -> Vec<Route> {
             .sudo(Sudo::ForChanges),
         Route::new("/v1/auth/{mount}/login")
             .post(auth_methods::login)
+            .public(),
+        Route::new("/v1/auth/{mount}/config")
+            .read(jwt::read_config)
+            .write(jwt::write_config),
+        Route::new("/v1/auth/{mount}/oidc/auth_url")
+            .post(jwt::auth_url)
+            .public(),
+        Route::new("/v1/auth/{mount}/oidc/callback")
+            .read(jwt::callback)
+            .post(jwt::callback)
             .public(),
         Route::new("/v1/auth/{mount}/role").list(auth_methods::list_roles),
         Route::new("/v1/auth/{mount}/role/{name}")

@@ -4,6 +4,7 @@
 
 mod acl_cache;
 pub mod approle;
+pub mod jwt;
 mod login;
 pub mod mounts;
 pub mod policy;
@@ -33,6 +34,9 @@ pub enum AuthError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Something iamlease depends on (an identity provider) failed; not the caller's fault.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

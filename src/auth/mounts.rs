@@ -31,12 +31,6 @@ pub async fn enable(
             "auth/token/ is the token store, always enabled; choose another path".into(),
         ));
     }
-    if request.kind != AuthKind::AppRole {
-        return Err(AuthError::Invalid(format!(
-            "auth method type {:?} is not available yet; \"approle\" is",
-            request.kind.as_str()
-        )));
-    }
     if let (Some(d), Some(m)) = (request.default_lease_ttl, request.max_lease_ttl)
         && m > 0
         && d > m

@@ -143,6 +143,11 @@ impl Engine {
         &self.store
     }
 
+    /// What auth methods seal their secrets (an OIDC client secret, a sign-in's verifier) with.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     /// Fails when the master key is not the one this store's secrets were sealed with.
     pub async fn check_master_key(&self) -> Result<()> {
         const KEY: &str = "seal_check";

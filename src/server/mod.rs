@@ -256,6 +256,7 @@ impl Application {
                 postgres: self.postgres,
                 started_at: now(),
                 cluster_id: self.cluster_id.clone(),
+                jwt_keys: Default::default(),
             },
             crate::ui::routes(),
         );
