@@ -90,6 +90,8 @@ pub fn role(
     mut input: Fields,
 ) -> Result<(JwtRole, Vec<String>), ApiError> {
     let mut role = current.cloned().unwrap_or_default();
+    // hvac repeats the role's name in the body.
+    let _ = input.string("name");
     let bad = |e: crate::auth::jwt::JwtError| ApiError::bad_request(e.to_string());
     if let Some(t) = input.non_empty_string("role_type")? {
         role.role_type = RoleType::parse(&t).map_err(bad)?;

@@ -84,8 +84,17 @@ impl Client {
         path: &str,
         body: serde_json::Map<String, Value>,
     ) -> anyhow::Result<Value> {
-        self.send("POST", path, Some(Value::Object(body)), None)
-            .await
+        self.public("POST", path, Some(Value::Object(body))).await
+    }
+
+    /// A request that needs no token (logins, the OIDC sign-in).
+    pub async fn public(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        self.send(method, path, body, None).await
     }
 
     async fn send(

@@ -1,5 +1,5 @@
 //! `iamlease login`: trades what an auth method takes (AppRole's `role_id` and `secret_id`, a
-//! JWT, or an existing token) for a token, and keeps it in `~/.iamlease-token` (mode 0600), where
+//! JWT, a browser sign-in, or an existing token) for a token, and keeps it in `~/.iamlease-token` (mode 0600), where
 //! the other commands find it, as `vault login` does with `~/.vault-token`.
 
 use std::io::{Read, Write};
@@ -14,7 +14,8 @@ use super::{Client, UsageError};
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// The auth method: `approle`, `jwt` or `token` (check a token and store it).
+    /// The auth method: `approle`, `jwt`, `oidc` (sign in through the browser) or `token`
+    /// (check a token and store it).
     #[arg(long, default_value = "token")]
     pub method: String,
     /// Where the method is mounted (`auth/<path>/`); defaults to the method's name.
@@ -23,8 +24,10 @@ pub struct LoginArgs {
     /// Do not store the token; print it only.
     #[arg(long)]
     pub no_store: bool,
-    /// The method's fields as `key=value` (`role_id=… secret_id=…`, `role=… jwt=@token.jwt`);
-    /// a value `@FILE` is read from the file, `-` from standard input. For `token`: the token.
+    /// The method's fields as `key=value` (`role_id=… secret_id=…`, `role=… jwt=@token.jwt`;
+    /// for `oidc`: `role=…`, `port=8250`, `listenaddress=…`, `callbackhost=…`,
+    /// `skip_browser=true`); a value `@FILE` is read from the file, `-` from standard input.
+    /// For `token`: the token.
     pub fields: Vec<String>,
 }
 
@@ -106,13 +109,16 @@ pub async fn login(address: Option<String>, args: LoginArgs, out: &mut Out) -> a
         (token, me["data"].clone())
     } else {
         let path = args.path.clone().unwrap_or_else(|| args.method.clone());
+        let path = path.trim_matches('/');
         let client = Client::new(address, None)?;
-        let answer = client
-            .login(
-                &format!("auth/{}/login", path.trim_matches('/')),
-                fields(&args.fields)?,
-            )
-            .await?;
+        let answer = if args.method == "oidc" {
+            let options = super::oidc::OidcOptions::from_fields(fields(&args.fields)?)?;
+            super::oidc::sign_in(&client, path, options).await?
+        } else {
+            client
+                .login(&format!("auth/{path}/login"), fields(&args.fields)?)
+                .await?
+        };
         let token = answer["auth"]["client_token"]
             .as_str()
             .ok_or_else(|| anyhow!("the server's answer has no auth.client_token"))?

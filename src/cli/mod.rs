@@ -11,6 +11,7 @@ mod exec;
 mod issue;
 mod lease;
 mod login;
+mod oidc;
 mod mount;
 mod output;
 mod policy;

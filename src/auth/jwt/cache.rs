@@ -43,6 +43,8 @@ pub struct KeySet {
     match_kid: bool,
     pub provider: Option<Provider>,
     fetched_at: Instant,
+    /// Fetched because no key fitted a token: the next such fetch waits `REFETCH_EVERY`.
+    after_miss: bool,
 }
 
 #[derive(Default)]
@@ -112,14 +114,15 @@ impl KeyCache {
             let fresh = match seen {
                 None => current.fetched_at.elapsed() < MAX_AGE,
                 Some(seen) => {
-                    current.fetched_at > seen || current.fetched_at.elapsed() < REFETCH_EVERY
+                    current.fetched_at > seen
+                        || (current.after_miss && current.fetched_at.elapsed() < REFETCH_EVERY)
                 }
             };
             if fresh {
                 return Ok(current.clone());
             }
         }
-        match load(config, source.to_owned()).await {
+        match load(config, source.to_owned(), seen.is_some()).await {
             Ok(set) => {
                 let set = Arc::new(set);
                 self.lock().insert(mount.to_owned(), set.clone());
@@ -171,7 +174,7 @@ impl KeyCache {
     /// Fetches the keys of `config` without caching them: how a config write checks them.
     pub async fn check(config: &JwtConfig) -> Result<(), JwtError> {
         let source = source_key(&config.key_source()?);
-        load(config, source).await.map(|_| ())
+        load(config, source, false).await.map(|_| ())
     }
 }
 
@@ -179,7 +182,7 @@ fn source_key(source: &KeySource<'_>) -> String {
     format!("{source:?}")
 }
 
-async fn load(config: &JwtConfig, source: String) -> Result<KeySet, JwtError> {
+async fn load(config: &JwtConfig, source: String, after_miss: bool) -> Result<KeySet, JwtError> {
     let (keys, match_kid, provider) = match config.key_source()? {
         KeySource::Pems(pems) => {
             let keys = pems
@@ -227,6 +230,7 @@ async fn load(config: &JwtConfig, source: String) -> Result<KeySet, JwtError> {
         match_kid,
         provider,
         fetched_at: Instant::now(),
+        after_miss,
     })
 }
 

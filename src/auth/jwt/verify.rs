@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::algs::algorithm_name;
 use super::error::JwtError;
-use super::header::{TokenHeader, kid_for_message, read_header};
+use super::header::{TokenHeader, kid_for_message};
 use super::keys::PublicKey;
 
 /// The claims of a token whose signature verified.
@@ -81,7 +81,7 @@ pub fn verify_with_keys(
     token: &str,
     algs: &[Algorithm],
 ) -> Result<Claims, JwtError> {
-    let header = read_header(token, algs)?;
+    let header = super::header::read_header(token, algs)?;
     match verify_with(keys, token, &header, false) {
         Outcome::Verified(claims) => Ok(claims),
         Outcome::Miss(e) | Outcome::Refused(e) => Err(e),
@@ -148,7 +148,7 @@ mod tests {
     }
 
     fn by_kid(keys: &[PublicKey], token: &str) -> Outcome {
-        let header = read_header(token, &DEFAULT_ALGORITHMS).unwrap();
+        let header = super::super::header::read_header(token, &DEFAULT_ALGORITHMS).unwrap();
         verify_with(keys, token, &header, true)
     }
 
