@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod engine;
+pub mod idp;
 pub mod key_map;
 pub mod model;
 pub mod seal;

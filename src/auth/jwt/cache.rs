@@ -15,15 +15,13 @@ use super::header::read_header;
 use super::keys::{PublicKey, parse_jwks, parse_public_key};
 use super::settings::{JwtConfig, KeySource, check_http_url};
 use super::verify::{Claims, Outcome, verify_with};
+use crate::idp::IdpClient;
 
 /// The least time between two fetches a miss may cause.
 const REFETCH_EVERY: Duration = Duration::from_secs(10);
 /// Keys are fetched again on the first login after this long, even without a miss, so a key
 /// the provider withdrew stops verifying.
 const MAX_AGE: Duration = Duration::from_secs(3600);
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Larger than any real key set or discovery document.
-const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 /// What OIDC discovery says about the provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -192,14 +190,14 @@ async fn load(config: &JwtConfig, source: String, after_miss: bool) -> Result<Ke
             (keys, false, None)
         }
         KeySource::Jwks { url, ca_pem } => {
-            let client = http_client(ca_pem)?;
-            (parse_jwks(&fetch(&client, url, "key set").await?)?, true, None)
+            let client = IdpClient::new(ca_pem)?;
+            (parse_jwks(&client.get(url, "key set").await?)?, true, None)
         }
         KeySource::Discovery { url, ca_pem } => {
-            let client = http_client(ca_pem)?;
+            let client = IdpClient::new(ca_pem)?;
             let base = url.trim_end_matches('/');
             let well_known = format!("{base}/.well-known/openid-configuration");
-            let body = fetch(&client, &well_known, "discovery document").await?;
+            let body = client.get(&well_known, "discovery document").await?;
             let doc: Discovery = serde_json::from_slice(&body).map_err(|_| {
                 JwtError::fetch(format!(
                     "{well_known} is not an OpenID discovery document (it needs issuer and jwks_uri)"
@@ -214,7 +212,7 @@ async fn load(config: &JwtConfig, source: String, after_miss: bool) -> Result<Ke
                 )));
             }
             check_http_url("jwks_uri", &doc.jwks_uri).map_err(|e| JwtError::fetch(e.to_string()))?;
-            let keys = parse_jwks(&fetch(&client, &doc.jwks_uri, "key set").await?)?;
+            let keys = parse_jwks(&client.get(&doc.jwks_uri, "key set").await?)?;
             let provider = Provider {
                 issuer: doc.issuer,
                 authorization_endpoint: doc.authorization_endpoint,
@@ -232,35 +230,4 @@ async fn load(config: &JwtConfig, source: String, after_miss: bool) -> Result<Ke
         fetched_at: Instant::now(),
         after_miss,
     })
-}
-
-/// A client trusting `ca_pem` (when given) besides the system's roots.
-pub(crate) fn http_client(ca_pem: &str) -> Result<reqwest::Client, JwtError> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(3));
-    if !ca_pem.trim().is_empty() {
-        let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
-            .map_err(|_| JwtError::config("the CA PEM is not a valid PEM certificate"))?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder
-        .build()
-        .map_err(|e| JwtError::config(format!("cannot build an HTTP client: {e}")))
-}
-
-async fn fetch(client: &reqwest::Client, url: &str, what: &str) -> Result<Vec<u8>, JwtError> {
-    let failed = |e: &dyn std::fmt::Display| JwtError::fetch(format!("fetching the {what} from {url} failed: {e}"));
-    let response = client.get(url).send().await.map_err(|e| failed(&e))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(failed(&format!("HTTP {status}")));
-    }
-    let body = response.bytes().await.map_err(|e| failed(&e))?;
-    if body.len() > MAX_DOCUMENT_BYTES {
-        return Err(failed(&"the response is larger than 1 MiB"));
-    }
-    Ok(body.to_vec())
 }

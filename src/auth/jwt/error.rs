@@ -21,6 +21,15 @@ pub enum JwtError {
     Fetch(String),
 }
 
+impl From<crate::idp::IdpError> for JwtError {
+    fn from(e: crate::idp::IdpError) -> Self {
+        match e {
+            crate::idp::IdpError::Config(m) => JwtError::Config(m),
+            crate::idp::IdpError::Unreachable(m) => JwtError::Fetch(m),
+        }
+    }
+}
+
 impl JwtError {
     pub(crate) fn token(message: impl Into<String>) -> Self {
         JwtError::Token(message.into())

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::cache::KeyCache;
+use super::error::JwtError;
 use super::login::{JwtMount, check_source, claims_for, finish, login_role, mount};
 use super::settings::{JwtRole, RoleType};
 use crate::auth::AuthError;
+use crate::idp::IdpClient;
 use crate::model::MountPath;
 use crate::seal::{ALNUM, Sealer, random_string, token_hash};
 use crate::store::{Store, TokenRecord};
@@ -216,7 +218,7 @@ async fn exchange(
     code: &str,
     pending: &Pending,
 ) -> Result<String, AuthError> {
-    let client = super::cache::http_client(&mount.config.oidc_discovery_ca_pem)?;
+    let client = IdpClient::new(&mount.config.oidc_discovery_ca_pem).map_err(JwtError::from)?;
     let client_id = mount.config.oidc_client_id.as_str();
     let form = [
         ("grant_type", "authorization_code"),
@@ -225,25 +227,14 @@ async fn exchange(
         ("code_verifier", pending.code_verifier.as_str()),
         ("client_id", client_id),
     ];
-    let mut request = client.post(token_endpoint).form(&form);
-    // client_secret_basic, which every provider must accept (RFC 6749 §2.3.1).
-    if let Some(secret) = mount.client_secret(sealer)? {
-        request = request.basic_auth(
-            form_urlencoded::byte_serialize(client_id.as_bytes()).collect::<String>(),
-            Some(form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect::<String>()),
-        );
-    }
+    let secret = mount.client_secret(sealer)?;
+    let basic = secret.as_ref().map(|s| (client_id, s.expose()));
+    let (status, body) = client
+        .post_form(token_endpoint, &form, basic)
+        .await
+        .map_err(JwtError::from)?;
     let failed = |why: String| AuthError::Invalid(format!("the provider refused the authorization code: {why}"));
-    let response = request
-        .send()
-        .await
-        .map_err(|e| AuthError::Unavailable(format!("the provider's token endpoint cannot be reached: {e}")))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| AuthError::Unavailable(format!("reading the provider's token response failed: {e}")))?;
-    if !status.is_success() {
+    if !(200..300).contains(&status) {
         // The OAuth error code, never the body whole (it may echo the code).
         let error = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
