@@ -67,15 +67,16 @@ pub async fn serve() -> Response {
         auth_login, auth_list_roles, auth_read_role, auth_write_role, auth_delete_role,
         approle_read_role_id, approle_write_role_id, approle_secret_id, approle_list_secret_ids,
         approle_custom_secret_id, approle_lookup_secret_id, approle_destroy_secret_id,
-        approle_lookup_secret_id_accessor, approle_destroy_secret_id_accessor
+        approle_lookup_secret_id_accessor, approle_destroy_secret_id_accessor, jwt_read_config,
+        jwt_write_config, oidc_auth_url, oidc_callback, oidc_callback_post
     ),
     components(schemas(
         Envelope, ListEnvelope, ErrorBody, Health, MountBody, MountConfig, MountTuneBody,
         TokenRenewBody, CapabilitiesBody, Duration, StringList,
         Tags, RootConfigBody, LeaseConfigBody, RoleBody, CredentialType, CredsBody, LeaseIdBody,
         RenewBody, RevokeBody, TokenCreateBody, TokenLookupBody, AccessorBody, PolicyBody,
-        AuditHashBody, SweepBody, AuthMountBody, AppRoleBody, RoleIdBody, SecretIdBody,
-        SecretIdValueBody, SecretIdAccessorBody, AppRoleLoginBody
+        AuditHashBody, SweepBody, AuthMountBody, AuthRoleBody, RoleIdBody, SecretIdBody,
+        SecretIdValueBody, SecretIdAccessorBody, LoginBody, JwtConfigBody, OidcAuthUrlBody, OidcCallbackBody
     )),
     modifiers(&VaultConventions),
     tags(
@@ -127,10 +128,16 @@ const PUBLIC: &[&str] = &[
     "/v1/sys/leader",
     "/v1/sys/openapi.json",
     "/v1/auth/{mount}/login",
+    "/v1/auth/{mount}/oidc/auth_url",
+    "/v1/auth/{mount}/oidc/callback",
 ];
 
 /// Public routes that still refuse bad input (a login): they keep the client-error answers.
-const PUBLIC_WITH_INPUT: &[&str] = &["/v1/auth/{mount}/login"];
+const PUBLIC_WITH_INPUT: &[&str] = &[
+    "/v1/auth/{mount}/login",
+    "/v1/auth/{mount}/oidc/auth_url",
+    "/v1/auth/{mount}/oidc/callback",
+];
 
 impl Modify for VaultConventions {
     fn modify(&self, doc: &mut Document) {

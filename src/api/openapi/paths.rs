@@ -431,12 +431,50 @@ pub(super) fn tune_auth() {}
     responses((status = 204, description = "disabled")))]
 pub(super) fn disable_auth() {}
 
-/// Logs in (no token): AppRole takes `role_id` and `secret_id`.
+/// Logs in (no token): AppRole takes `role_id` and `secret_id`, JWT `role` and `jwt`.
 #[utoipa::path(post, path = "/v1/auth/{mount}/login", tag = "auth",
     params(("mount" = String, Path, description = "auth mount path")),
-    request_body = AppRoleLoginBody,
+    request_body = LoginBody,
     responses((status = 200, description = "`auth`: client_token, accessor, policies, metadata, lease_duration", body = Envelope)))]
 pub(super) fn auth_login() {}
+
+/// A JWT/OIDC mount's config (never its `oidc_client_secret`).
+#[utoipa::path(get, path = "/v1/auth/{mount}/config", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path")),
+    responses((status = 200, description = "the config", body = Envelope)))]
+pub(super) fn jwt_read_config() {}
+
+/// Configures a JWT/OIDC mount; the keys are fetched now, so a bad URL is a 400 here.
+#[utoipa::path(method(post, put), path = "/v1/auth/{mount}/config", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path")),
+    request_body = JwtConfigBody,
+    responses((status = 204, description = "written"),
+              (status = 200, description = "written, with warnings", body = Envelope)))]
+pub(super) fn jwt_write_config() {}
+
+/// Starts an OIDC sign-in (no token): the provider's authorization URL, with PKCE, `state` and
+/// `nonce`.
+#[utoipa::path(post, path = "/v1/auth/{mount}/oidc/auth_url", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path")),
+    request_body = OidcAuthUrlBody,
+    responses((status = 200, description = "`auth_url`", body = Envelope)))]
+pub(super) fn oidc_auth_url() {}
+
+/// Finishes an OIDC sign-in (no token): the code is exchanged and the ID token checked.
+#[utoipa::path(get, path = "/v1/auth/{mount}/oidc/callback", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path"),
+           ("state" = String, Query, description = "the `state` the provider sent back"),
+           ("code" = String, Query, description = "the authorization code"),
+           ("client_nonce" = Option<String>, Query, description = "the nonce given to `auth_url`")),
+    responses((status = 200, description = "`auth`: client_token, accessor, policies, metadata", body = Envelope)))]
+pub(super) fn oidc_callback() {}
+
+/// The callback with its fields in a JSON body.
+#[utoipa::path(post, path = "/v1/auth/{mount}/oidc/callback", tag = "auth",
+    params(("mount" = String, Path, description = "auth mount path")),
+    request_body = OidcCallbackBody,
+    responses((status = 200, description = "`auth`", body = Envelope)))]
+pub(super) fn oidc_callback_post() {}
 
 #[utoipa::path(get, path = "/v1/auth/{mount}/role", tag = "auth",
     params(("mount" = String, Path, description = "auth mount path"),
@@ -453,7 +491,7 @@ pub(super) fn auth_read_role() {}
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}", tag = "auth",
     params(("mount" = String, Path, description = "auth mount path"),
            ("name" = String, Path, description = "role name")),
-    request_body = AppRoleBody,
+    request_body = AuthRoleBody,
     responses((status = 204, description = "written"),
               (status = 200, description = "written, with warnings", body = Envelope)))]
 pub(super) fn auth_write_role() {}

@@ -304,7 +304,7 @@ pub(super) struct SweepBody {
     dry_run: Option<bool>,
 }
 
-/// `sys/auth/{path}`: `approle` (JWT/OIDC to come).
+/// `sys/auth/{path}`: `type` is `approle`, `jwt` or `oidc`.
 #[derive(ToSchema)]
 pub(super) struct AuthMountBody {
     #[schema(rename = "type")]
@@ -313,10 +313,38 @@ pub(super) struct AuthMountBody {
     config: Option<MountConfig>,
 }
 
-/// An AppRole role: Vault's fields (durations as seconds or Go strings, lists as arrays or
+/// A role of an auth method: AppRole's or JWT/OIDC's fields as the mount's kind takes them, the
+/// `token_*` ones shared (durations as seconds or Go strings, lists as arrays or
 /// comma-separated strings).
 #[derive(ToSchema)]
-pub(super) struct AppRoleBody {
+pub(super) struct AuthRoleBody {
+    /// JWT/OIDC: `jwt` or `oidc` (Vault's default).
+    role_type: Option<String>,
+    #[schema(value_type = Option<StringList>)]
+    bound_audiences: Option<Value>,
+    user_claim: Option<String>,
+    user_claim_json_pointer: Option<bool>,
+    bound_subject: Option<String>,
+    /// Claim name (or JSON pointer such as `/kubernetes.io/namespace`) → a value or a list.
+    bound_claims: Option<Value>,
+    /// `string` (exact) or `glob`.
+    bound_claims_type: Option<String>,
+    groups_claim: Option<String>,
+    #[schema(value_type = Option<Tags>)]
+    claim_mappings: Option<Value>,
+    #[schema(value_type = Option<StringList>)]
+    oidc_scopes: Option<Value>,
+    #[schema(value_type = Option<StringList>)]
+    allowed_redirect_uris: Option<Value>,
+    verbose_oidc_logging: Option<bool>,
+    #[schema(value_type = Option<Duration>)]
+    max_age: Option<Value>,
+    /// Seconds; 0 the default (60), -1 none.
+    clock_skew_leeway: Option<i64>,
+    /// Seconds; 0 the default (150), -1 none.
+    expiration_leeway: Option<i64>,
+    /// Seconds; 0 the default (150), -1 none.
+    not_before_leeway: Option<i64>,
     bind_secret_id: Option<bool>,
     #[schema(value_type = Option<StringList>)]
     secret_id_bound_cidrs: Option<Value>,
@@ -371,8 +399,50 @@ pub(super) struct SecretIdAccessorBody {
     secret_id_accessor: String,
 }
 
+/// AppRole takes `role_id` and `secret_id`; JWT takes `role` (or the mount's `default_role`)
+/// and `jwt`.
 #[derive(ToSchema)]
-pub(super) struct AppRoleLoginBody {
-    role_id: String,
+pub(super) struct LoginBody {
+    role_id: Option<String>,
     secret_id: Option<String>,
+    role: Option<String>,
+    jwt: Option<String>,
+}
+
+/// A JWT/OIDC mount's config: exactly one of `oidc_discovery_url`, `jwks_url` and
+/// `jwt_validation_pubkeys`. Written whole, as Vault does.
+#[derive(ToSchema)]
+pub(super) struct JwtConfigBody {
+    oidc_discovery_url: Option<String>,
+    oidc_discovery_ca_pem: Option<String>,
+    oidc_client_id: Option<String>,
+    /// Sealed in the store, never returned.
+    oidc_client_secret: Option<String>,
+    /// `query` or `form_post`.
+    oidc_response_mode: Option<String>,
+    #[schema(value_type = Option<StringList>)]
+    oidc_response_types: Option<Value>,
+    jwks_url: Option<String>,
+    jwks_ca_pem: Option<String>,
+    #[schema(value_type = Option<StringList>)]
+    jwt_validation_pubkeys: Option<Value>,
+    #[schema(value_type = Option<StringList>)]
+    jwt_supported_algs: Option<Value>,
+    bound_issuer: Option<String>,
+    default_role: Option<String>,
+    namespace_in_state: Option<bool>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct OidcAuthUrlBody {
+    role: Option<String>,
+    redirect_uri: String,
+    client_nonce: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub(super) struct OidcCallbackBody {
+    state: String,
+    code: String,
+    client_nonce: Option<String>,
 }
