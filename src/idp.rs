@@ -29,8 +29,9 @@ impl IdpClient {
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::limited(3));
         if !ca_pem.trim().is_empty() {
-            let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
-                .map_err(|_| IdpError::Config("the CA PEM is not a valid PEM certificate".into()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).map_err(|_| {
+                IdpError::Config("the CA PEM is not a valid PEM certificate".into())
+            })?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -43,8 +44,9 @@ impl IdpClient {
 
     /// The body of `GET url`, which must answer 2xx; `what` names it in errors.
     pub async fn get(&self, url: &str, what: &str) -> Result<Vec<u8>, IdpError> {
-        let failed =
-            |e: &dyn std::fmt::Display| IdpError::Unreachable(format!("fetching the {what} from {url} failed: {e}"));
+        let failed = |e: &dyn std::fmt::Display| {
+            IdpError::Unreachable(format!("fetching the {what} from {url} failed: {e}"))
+        };
         let response = self.0.get(url).send().await.map_err(|e| failed(&e))?;
         let status = response.status();
         if !status.is_success() {
@@ -70,7 +72,9 @@ impl IdpClient {
             request = request.basic_auth(enc(id), Some(enc(secret)));
         }
         let failed = |e: &dyn std::fmt::Display| {
-            IdpError::Unreachable(format!("the provider's token endpoint {token_endpoint} failed: {e}"))
+            IdpError::Unreachable(format!(
+                "the provider's token endpoint {token_endpoint} failed: {e}"
+            ))
         };
         let response = request.send().await.map_err(|e| failed(&e))?;
         let status = response.status().as_u16();

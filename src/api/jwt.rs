@@ -43,7 +43,12 @@ fn config_view(c: &JwtConfig) -> Value {
 
 fn role_view(r: &JwtRole) -> Value {
     let t = &r.token;
-    let cidrs: Vec<String> = t.token_bound_cidrs.iter().cloned().map(String::from).collect();
+    let cidrs: Vec<String> = t
+        .token_bound_cidrs
+        .iter()
+        .cloned()
+        .map(String::from)
+        .collect();
     json!({
         "role_type": r.role_type.as_str(),
         "bound_audiences": r.bound_audiences,
@@ -113,7 +118,12 @@ pub async fn write_config(
     Ok(vault::written(warnings))
 }
 
-pub(super) async fn login(state: &AppState, path: &MountPath, peer: Peer, mut input: Input) -> ApiResult {
+pub(super) async fn login(
+    state: &AppState,
+    path: &MountPath,
+    peer: Peer,
+    mut input: Input,
+) -> ApiResult {
     let f = &mut input.fields;
     let role = f.string("role")?;
     let token = f
@@ -129,7 +139,10 @@ pub(super) async fn login(state: &AppState, path: &MountPath, peer: Peer, mut in
         now(),
     )
     .await?;
-    Ok(vault::auth_response(token::auth_data(&client_token, &record)))
+    Ok(vault::auth_response(token::auth_data(
+        &client_token,
+        &record,
+    )))
 }
 
 pub(super) async fn list_roles(state: &AppState, path: &MountPath) -> ApiResult {
@@ -224,5 +237,8 @@ pub async fn callback(
         now(),
     )
     .await?;
-    Ok(vault::auth_response(token::auth_data(&client_token, &record)))
+    Ok(vault::auth_response(token::auth_data(
+        &client_token,
+        &record,
+    )))
 }

@@ -14,7 +14,10 @@ use crate::seal::Secret;
 /// `auth/{mount}/config`.
 pub fn config(mut input: Fields) -> Result<(JwtConfig, SecretChange, Vec<String>), ApiError> {
     let mut s = |key: &str| -> Result<String, ApiError> {
-        Ok(input.string(key)?.map(|v| v.trim().to_owned()).unwrap_or_default())
+        Ok(input
+            .string(key)?
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default())
     };
     let mut config = JwtConfig {
         oidc_discovery_url: s("oidc_discovery_url")?,
@@ -36,12 +39,19 @@ pub fn config(mut input: Fields) -> Result<(JwtConfig, SecretChange, Vec<String>
     // PEM keys hold no commas, but a list given as one string is split on them; take a string
     // as one key.
     config.jwt_validation_pubkeys = match input.peek("jwt_validation_pubkeys") {
-        Some(Value::String(_)) => input.string("jwt_validation_pubkeys")?.into_iter().collect(),
+        Some(Value::String(_)) => input
+            .string("jwt_validation_pubkeys")?
+            .into_iter()
+            .collect(),
         _ => input.list("jwt_validation_pubkeys")?.unwrap_or_default(),
     };
     config.namespace_in_state = input.bool("namespace_in_state")?.unwrap_or(false);
     // Accepted for Vault's clients, and empty here: no provider-specific group fetching.
-    for ignored in ["provider_config", "jwks_pairs", "unsupported_critical_cert_extensions"] {
+    for ignored in [
+        "provider_config",
+        "jwks_pairs",
+        "unsupported_critical_cert_extensions",
+    ] {
         // Taking the field is what marks it understood; its shape does not matter.
         let _ = input.json_document(ignored);
     }
@@ -69,7 +79,11 @@ fn object(input: &mut Fields, key: &str) -> Result<Option<Map<String, Value>>, A
         None => None,
         Some(doc) => match serde_json::from_str(&doc) {
             Ok(Value::Object(map)) => Some(map),
-            _ => return Err(ApiError::bad_request(format!("{key} must be a JSON object"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "{key} must be a JSON object"
+                )));
+            }
         },
     })
 }

@@ -41,7 +41,9 @@ impl OidcOptions {
             None | Some("false") => false,
             Some("true") => true,
             Some(other) => {
-                return Err(UsageError(format!("skip_browser={other:?}: use true or false")).into());
+                return Err(
+                    UsageError(format!("skip_browser={other:?}: use true or false")).into(),
+                );
             }
         };
         let options = OidcOptions {
@@ -98,21 +100,40 @@ pub async fn sign_in(client: &Client, mount: &str, options: OidcOptions) -> anyh
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut err = std::io::stderr();
-    writeln!(err, "Complete the login via your OIDC provider. Launching browser to:\n\n    {auth_url}\n")?;
+    writeln!(
+        err,
+        "Complete the login via your OIDC provider. Launching browser to:\n\n    {auth_url}\n"
+    )?;
     if options.skip_browser || !open_browser(&auth_url) {
-        writeln!(err, "Open the URL above in a browser to continue; waiting for its redirect to {redirect_uri}.")?;
+        writeln!(
+            err,
+            "Open the URL above in a browser to continue; waiting for its redirect to {redirect_uri}."
+        )?;
     }
     let params = tokio::time::timeout(WAIT, rx.recv()).await;
     server.abort();
     let params = params
-        .map_err(|_| anyhow!("no redirect from the browser within {} minutes", WAIT.as_secs() / 60))?
+        .map_err(|_| {
+            anyhow!(
+                "no redirect from the browser within {} minutes",
+                WAIT.as_secs() / 60
+            )
+        })?
         .ok_or_else(|| anyhow!("the redirect listener stopped"))?;
     if let Some(error) = params.get("error") {
-        let detail = params.get("error_description").map(String::as_str).unwrap_or("");
-        return Err(anyhow!("the provider refused the sign-in: {error} {detail}"));
+        let detail = params
+            .get("error_description")
+            .map(String::as_str)
+            .unwrap_or("");
+        return Err(anyhow!(
+            "the provider refused the sign-in: {error} {detail}"
+        ));
     }
     let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("state", params.get("state").map(String::as_str).unwrap_or(""))
+        .append_pair(
+            "state",
+            params.get("state").map(String::as_str).unwrap_or(""),
+        )
         .append_pair("code", params.get("code").map(String::as_str).unwrap_or(""))
         .append_pair("client_nonce", &client_nonce)
         .finish();
@@ -133,7 +154,11 @@ async fn redirected(
 
 /// Opens `url` in the desktop's browser; false when there is none to open.
 fn open_browser(url: &str) -> bool {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
     std::process::Command::new(opener)
         .arg(url)
         .stdin(std::process::Stdio::null())

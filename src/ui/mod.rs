@@ -8,8 +8,8 @@
 //! Responses carry a strict Content-Security-Policy (no inline script, nothing from elsewhere)
 //! and `Cache-Control: no-store`, so credentials shown once are not kept by the browser.
 //!
-//! The pages, one module per job: `signin`, `mounts` (a mount and its AWS connection), `roles`
-//! (and Generate), `leases`; what they share is in `page`. Each handler checks the session (and
+//! The pages, one module per job: `signin`, `sso` (sign-in through an OIDC provider), `mounts`
+//! (a mount and its AWS connection), `roles` (and Generate), `leases`; what they share is in `page`. Each handler checks the session (and
 //! the CSRF token on a POST), calls the API in-process with the session's token, and renders a
 //! template or redirects with a flash. API errors are shown next to the field they name, or at
 //! the top of the page; nothing fails silently.
@@ -20,6 +20,7 @@ mod page;
 mod roles;
 mod session;
 mod signin;
+mod sso;
 
 use axum::Router;
 use axum::extract::Request;
@@ -42,6 +43,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui", get(signin::home))
         .route("/ui/login", get(signin::login_form).post(signin::login))
         .route("/ui/logout", post(signin::logout))
+        .route("/ui/sso", post(sso::start))
+        .route("/ui/oidc/callback", get(sso::callback))
         .route("/ui/mounts", get(mounts::mounts).post(mounts::enable_mount))
         .route("/ui/mounts/{mount}", get(mounts::mount))
         .route(

@@ -15,6 +15,9 @@ use crate::seal::{ALNUM, Secret, random_string};
 pub const COOKIE: &str = "iamlease_session";
 /// Before sign-in there is no session; the login form's CSRF token is a double-submit cookie.
 pub const LOGIN_CSRF_COOKIE: &str = "iamlease_login_csrf";
+/// An SSO sign-in in progress: the mount and the client nonce only this browser holds, which
+/// the callback must present (so a code and state sent to another browser are worthless).
+pub const SSO_COOKIE: &str = "iamlease_sso";
 /// A session ends after this long, whatever the token's own TTL (which the API also enforces).
 const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// Bounds memory: the oldest sessions are dropped first.
@@ -121,9 +124,19 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, scoped to the console.
 pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>) -> String {
+    build_cookie(name, value, max_age, SameSite::Strict)
+}
+
+/// A cookie sent on a top-level navigation from another site too: the SSO cookie, which must
+/// come back with the provider's redirect to the callback.
+pub fn set_lax_cookie(name: &str, value: &str, max_age: Duration) -> String {
+    build_cookie(name, value, Some(max_age), SameSite::Lax)
+}
+
+fn build_cookie(name: &str, value: &str, max_age: Option<Duration>, same_site: SameSite) -> String {
     let mut c = Cookie::build((name.to_owned(), value.to_owned()))
         .http_only(true)
-        .same_site(SameSite::Strict)
+        .same_site(same_site)
         .path("/ui");
     if let Some(age) = max_age {
         c = c.max_age(cookie_duration(age));

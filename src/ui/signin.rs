@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::page::{Fields, Posted, field, render, to_login};
 use super::session::{
-    COOKIE, LIFETIME_SECS, LOGIN_CSRF_COOKIE, Sessions, cookie, new_login_csrf, same, set_cookie,
+    COOKIE, LIFETIME_SECS, LOGIN_CSRF_COOKIE, SSO_COOKIE, Sessions, cookie, new_login_csrf, same,
+    set_cookie,
 };
 use crate::api::AppState;
 use crate::api::internal::call;
@@ -30,7 +31,7 @@ pub async fn home(Extension(sessions): Extension<Arc<Sessions>>, headers: Header
     }
 }
 
-fn login_page(error: Option<String>, status: StatusCode) -> Response {
+pub(super) fn login_page(error: Option<String>, status: StatusCode) -> Response {
     let csrf = new_login_csrf();
     let mut res = render(LoginPage {
         csrf: csrf.clone(),
@@ -65,31 +66,45 @@ pub async fn login(
         return login_page(Some("enter a token".into()), StatusCode::BAD_REQUEST);
     }
     match call(&state, &token, "GET", "auth/token/lookup-self", None).await {
-        Ok(v) => {
-            let name = v["data"]["display_name"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .unwrap_or("token")
-                .to_owned();
-            let id = sessions.create(&token, name);
-            let mut res = Redirect::to("/ui/mounts").into_response();
-            let h = res.headers_mut();
-            for c in [
-                set_cookie(
-                    COOKIE,
-                    &id,
-                    Some(std::time::Duration::from_secs(LIFETIME_SECS)),
-                ),
-                set_cookie(LOGIN_CSRF_COOKIE, "", Some(std::time::Duration::ZERO)),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    h.append(header::SET_COOKIE, v);
-                }
-            }
-            res
-        }
+        Ok(v) => signed_in(
+            &sessions,
+            &token,
+            &v,
+            Redirect::to("/ui/mounts").into_response(),
+        ),
         Err(e) => login_page(Some(e.message()), StatusCode::FORBIDDEN),
     }
+}
+
+/// Starts a session for `token` (whose `lookup-self` answer is `me`) on `res`: the session
+/// cookie set, the sign-in cookies cleared.
+pub(super) fn signed_in(
+    sessions: &Sessions,
+    token: &str,
+    me: &serde_json::Value,
+    mut res: Response,
+) -> Response {
+    let name = me["data"]["display_name"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("token")
+        .to_owned();
+    let id = sessions.create(token, name);
+    let h = res.headers_mut();
+    for c in [
+        set_cookie(
+            COOKIE,
+            &id,
+            Some(std::time::Duration::from_secs(LIFETIME_SECS)),
+        ),
+        set_cookie(LOGIN_CSRF_COOKIE, "", Some(std::time::Duration::ZERO)),
+        set_cookie(SSO_COOKIE, "", Some(std::time::Duration::ZERO)),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    res
 }
 
 pub async fn logout(Posted { sessions, s, .. }: Posted) -> Response {

@@ -49,11 +49,17 @@ fn only_api_knows_http() {
     // `login --method oidc` listens on loopback for the browser's redirect, as vault's does);
     // ui/ is the console, a second HTTP face that reaches the engine only through api::internal.
     assert_eq!(
-        offenders("axum", &["src/api/", "src/server/", "src/ui/", "src/cli/oidc.rs"]),
+        offenders(
+            "axum",
+            &["src/api/", "src/server/", "src/ui/", "src/cli/oidc.rs"]
+        ),
         Vec::<String>::new()
     );
     // Outbound HTTP: the CLI to our server, idp.rs to identity providers.
-    assert_eq!(offenders("reqwest", &["src/cli/", "src/idp.rs"]), Vec::<String>::new());
+    assert_eq!(
+        offenders("reqwest", &["src/cli/", "src/idp.rs"]),
+        Vec::<String>::new()
+    );
 }
 
 /// The CLI talks to the server over HTTP; what it shares with the server is data rules in

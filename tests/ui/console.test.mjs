@@ -2,8 +2,9 @@
 // iamlease binary and a moto server, both on loopback. It signs in, connects the mount with
 // access keys, sees a too-long username template refused at its field, fixes it, generates
 // credentials and reads them from the page, checks in moto (boto3) that the user exists,
-// revokes from the leases page and checks in moto that it is gone. Screenshots of each page
-// go to tests/ui/artifacts/.
+// revokes from the leases page and checks in moto that it is gone. A second test signs in with
+// "Sign in with SSO" through a real OpenID Provider (tests/oidc, oidc-provider) on loopback.
+// Screenshots of each page go to tests/ui/artifacts/.
 //
 // Needs: IAMLEASE_BIN (the built binary), MOTO_SERVER and PYTHON (the venv's, with boto3).
 
@@ -246,5 +247,81 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
     form: { csrf: "forged", mount: "aws", role: "dev" }, maxRedirects: 0,
   });
   assert.equal(forged.status(), 403);
+  await context.close();
+});
+
+/** Starts tests/oidc/provider.mjs (oidc-provider) on a free port; resolves with its issuer. */
+async function startProvider(redirectUri, clientSecret) {
+  const oidcDir = join(root, "tests", "oidc");
+  const keys = join(mkdtempSync(join(tmpdir(), "iamlease-ui-oidc-")), "jwks.json");
+  execFileSync(process.execPath, [join(oidcDir, "keygen.mjs"), keys]);
+  const port = await freePort();
+  const provider = spawn(process.execPath, [join(oidcDir, "provider.mjs"), "--port", String(port), "--jwks", keys,
+    "--client-id", "iamlease", "--client-secret", clientSecret, "--redirect-uri", redirectUri],
+    { cwd: oidcDir, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(provider);
+  await new Promise((resolve, reject) => {
+    let out = "";
+    provider.stdout.on("data", (d) => { out += d; if (out.includes("READY ")) resolve(); });
+    provider.on("exit", (code) => reject(new Error(`oidc-provider exited with ${code}`)));
+  });
+  return `http://127.0.0.1:${port}`;
+}
+
+async function api(method, path, body) {
+  const r = await fetch(`${address}/v1/${path}`, {
+    method, headers: { "X-Vault-Token": TOKEN, "Content-Type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${await r.text()}`);
+}
+
+test("Sign in with SSO through a real OpenID Provider", { timeout: 120000 }, async () => {
+  const callback = `${address}/ui/oidc/callback`;
+  const clientSecret = "ui-cs-" + randomBytes(12).toString("hex");
+  const issuer = await startProvider(callback, clientSecret);
+  await api("POST", "sys/auth/oidc", { type: "oidc" });
+  await api("POST", "auth/oidc/config", { oidc_discovery_url: issuer, oidc_client_id: "iamlease",
+                                          oidc_client_secret: clientSecret, default_role: "person" });
+  await api("POST", "auth/oidc/role/person", { role_type: "oidc", user_claim: "email", oidc_scopes: ["email"],
+                                               allowed_redirect_uris: [callback], token_policies: ["default"] });
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text());
+  });
+  const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+
+  await page.goto(`${address}/ui/login`);
+  await page.click("text=Sign in with SSO");
+  // The provider's own login and consent pages.
+  await page.waitForURL((u) => u.href.startsWith(issuer));
+  const pending = (await context.cookies()).find((c) => c.name === "iamlease_sso");
+  assert.ok(pending, "the sign-in in progress is remembered in this browser");
+  assert.equal(pending.sameSite, "Lax");
+  assert.equal(pending.httpOnly, true);
+  await page.fill("input[name=login]", "carol");
+  await page.fill("input[name=password]", "any");
+  await shot("09-sso-provider-login");
+  await page.click("button[type=submit]");
+  await page.waitForSelector("button[type=submit]");
+  if (page.url().startsWith(issuer)) await page.click("button[type=submit]");
+  await page.waitForURL(/\/ui\/mounts$/);
+  assert.equal((await page.textContent(".who")).trim(), "oidc-carol@example.com");
+  await shot("10-sso-signed-in");
+  const cookies = await context.cookies();
+  assert.ok(cookies.find((c) => c.name === "iamlease_session"), "a session cookie is set");
+  assert.ok(!cookies.find((c) => c.name === "iamlease_sso"), "the sign-in cookie is cleared");
+
+  // A callback this browser did not start (a code and state sent to someone) signs no one in.
+  const replay = await context.newPage();
+  const answer = await replay.goto(`${callback}?state=made-up&code=x`);
+  assert.equal(answer.status(), 400);
+  assert.match(await replay.textContent("body"), /not started in this browser/);
+  assert.deepEqual(errors, [], "no script errors or CSP violations");
+  assert.ok(!serverLog.includes(clientSecret), "the client secret is not logged");
   await context.close();
 });

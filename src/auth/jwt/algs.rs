@@ -131,7 +131,10 @@ mod tests {
             "jwt_supported_algs: signing algorithm \"rs256\" is not supported"
         );
         let err = parse_algorithms(&names(&["ES512"])).unwrap_err();
-        assert!(err.to_string().contains("ES512 is not supported by this server"));
+        assert!(
+            err.to_string()
+                .contains("ES512 is not supported by this server")
+        );
     }
 
     #[test]

@@ -88,7 +88,11 @@ pub(crate) fn scalar_text(value: &Value) -> Option<String> {
 /// The claim `name` in `claims`: with `pointer` and a leading `/`, an RFC 6901 JSON pointer
 /// into nested claims (`/kubernetes.io/namespace`); otherwise a top-level name, dots and
 /// all. A `null` claim counts as absent, as in Vault.
-pub(crate) fn claim<'a>(claims: &'a Map<String, Value>, name: &str, pointer: bool) -> Option<&'a Value> {
+pub(crate) fn claim<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+    pointer: bool,
+) -> Option<&'a Value> {
     let found = match name.strip_prefix('/') {
         Some(path) if pointer => {
             let (first, rest) = match path.find('/') {
@@ -235,8 +239,16 @@ mod tests {
             ("a*a", "a", false),
             ("aa*aa", "aaa", false),
             ("aa*aa", "aaaa", true),
-            ("repo:acme/*:ref:refs/heads/main", "repo:acme/app:ref:refs/heads/main", true),
-            ("repo:acme/*:ref:refs/heads/main", "repo:evil/x:ref:refs/heads/main", false),
+            (
+                "repo:acme/*:ref:refs/heads/main",
+                "repo:acme/app:ref:refs/heads/main",
+                true,
+            ),
+            (
+                "repo:acme/*:ref:refs/heads/main",
+                "repo:evil/x:ref:refs/heads/main",
+                false,
+            ),
             ("repo:acme/*", "repo:acme/app:environment:prod", true),
             ("?", "a", false),
             ("[a]", "a", false),
@@ -253,13 +265,19 @@ mod tests {
     #[test]
     fn claims_are_found_by_name_or_pointer() {
         let k = kubernetes();
-        assert_eq!(claim(&k, "/kubernetes.io/namespace", true), Some(&json!("ci")));
+        assert_eq!(
+            claim(&k, "/kubernetes.io/namespace", true),
+            Some(&json!("ci"))
+        );
         assert_eq!(
             claim(&k, "/kubernetes.io/serviceaccount/name", true),
             Some(&json!("deployer"))
         );
         assert_eq!(claim(&k, "/a~1b/c~0d", true), Some(&json!("escaped")));
-        assert_eq!(claim(&k, "kubernetes.io", true).map(Value::is_object), Some(true));
+        assert_eq!(
+            claim(&k, "kubernetes.io", true).map(Value::is_object),
+            Some(true)
+        );
         // A null claim is absent; a pointer is only a pointer when asked for.
         assert_eq!(claim(&k, "/kubernetes.io/pod", true), None);
         assert_eq!(claim(&k, "/kubernetes.io/namespace", false), None);
@@ -276,7 +294,10 @@ mod tests {
             ("repository_owner", &["acme"]),
             ("run_number", &["42"]),
         ]);
-        assert_eq!(check_bound_claims(&g, &exact, BoundClaimsType::Exact), Ok(()));
+        assert_eq!(
+            check_bound_claims(&g, &exact, BoundClaimsType::Exact),
+            Ok(())
+        );
 
         let wrong = bound(&[("repository", &["acme/other", "acme/else"])]);
         assert_eq!(
@@ -286,9 +307,15 @@ mod tests {
             ))
         );
         // A glob is only a glob when the role says so.
-        let globs = bound(&[("sub", &["repo:acme/*:ref:refs/heads/main"]), ("ref", &["refs/heads/*"])]);
+        let globs = bound(&[
+            ("sub", &["repo:acme/*:ref:refs/heads/main"]),
+            ("ref", &["refs/heads/*"]),
+        ]);
         assert!(check_bound_claims(&g, &globs, BoundClaimsType::Exact).is_err());
-        assert_eq!(check_bound_claims(&g, &globs, BoundClaimsType::Glob), Ok(()));
+        assert_eq!(
+            check_bound_claims(&g, &globs, BoundClaimsType::Glob),
+            Ok(())
+        );
         let other_owner = bound(&[("sub", &["repo:evil/*"])]);
         assert!(check_bound_claims(&g, &other_owner, BoundClaimsType::Glob).is_err());
     }
@@ -298,7 +325,10 @@ mod tests {
         let k = kubernetes();
         let ok = bound(&[
             ("/kubernetes.io/namespace", &["ci"]),
-            ("/kubernetes.io/serviceaccount/name", &["deployer", "builder"]),
+            (
+                "/kubernetes.io/serviceaccount/name",
+                &["deployer", "builder"],
+            ),
         ]);
         assert_eq!(check_bound_claims(&k, &ok, BoundClaimsType::Exact), Ok(()));
         let wrong_ns = bound(&[("/kubernetes.io/namespace", &["prod"])]);
@@ -306,7 +336,9 @@ mod tests {
         let missing = bound(&[("/kubernetes.io/pod/name", &["x"])]);
         assert_eq!(
             check_bound_claims(&k, &missing, BoundClaimsType::Exact),
-            Err(JwtError::Claims("claim \"/kubernetes.io/pod/name\" is missing".into()))
+            Err(JwtError::Claims(
+                "claim \"/kubernetes.io/pod/name\" is missing".into()
+            ))
         );
         let object = bound(&[("kubernetes.io", &["x"])]);
         assert!(
@@ -320,12 +352,37 @@ mod tests {
     #[test]
     fn list_claims_match_when_any_element_does() {
         let c = map(json!({"groups": ["dev", "ops", 7, {"x": 1}, true], "empty": []}));
-        assert_eq!(check_bound_claims(&c, &bound(&[("groups", &["admin", "ops"])]), BoundClaimsType::Exact), Ok(()));
-        assert_eq!(check_bound_claims(&c, &bound(&[("groups", &["7"])]), BoundClaimsType::Exact), Ok(()));
-        assert_eq!(check_bound_claims(&c, &bound(&[("groups", &["true"])]), BoundClaimsType::Exact), Ok(()));
-        assert_eq!(check_bound_claims(&c, &bound(&[("groups", &["o*"])]), BoundClaimsType::Glob), Ok(()));
-        assert!(check_bound_claims(&c, &bound(&[("groups", &["admin"])]), BoundClaimsType::Exact).is_err());
-        assert!(check_bound_claims(&c, &bound(&[("empty", &["*"])]), BoundClaimsType::Glob).is_err());
+        assert_eq!(
+            check_bound_claims(
+                &c,
+                &bound(&[("groups", &["admin", "ops"])]),
+                BoundClaimsType::Exact
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_bound_claims(&c, &bound(&[("groups", &["7"])]), BoundClaimsType::Exact),
+            Ok(())
+        );
+        assert_eq!(
+            check_bound_claims(&c, &bound(&[("groups", &["true"])]), BoundClaimsType::Exact),
+            Ok(())
+        );
+        assert_eq!(
+            check_bound_claims(&c, &bound(&[("groups", &["o*"])]), BoundClaimsType::Glob),
+            Ok(())
+        );
+        assert!(
+            check_bound_claims(
+                &c,
+                &bound(&[("groups", &["admin"])]),
+                BoundClaimsType::Exact
+            )
+            .is_err()
+        );
+        assert!(
+            check_bound_claims(&c, &bound(&[("empty", &["*"])]), BoundClaimsType::Glob).is_err()
+        );
     }
 
     #[test]
@@ -340,7 +397,10 @@ mod tests {
 
     #[test]
     fn bound_values_read_vault_shapes() {
-        assert_eq!(BoundValues::from_json(&json!("a")).unwrap(), BoundValues::one("a"));
+        assert_eq!(
+            BoundValues::from_json(&json!("a")).unwrap(),
+            BoundValues::one("a")
+        );
         assert_eq!(
             BoundValues::from_json(&json!(["a", 1, false])).unwrap(),
             BoundValues::any_of(["a", "1", "false"])
@@ -350,7 +410,10 @@ mod tests {
         let parsed: BTreeMap<String, BoundValues> =
             serde_json::from_value(json!({"ref": "refs/heads/main", "env": ["a", "b"]})).unwrap();
         assert_eq!(parsed["env"].values(), ["a", "b"]);
-        assert_eq!(BoundClaimsType::parse("glob").unwrap(), BoundClaimsType::Glob);
+        assert_eq!(
+            BoundClaimsType::parse("glob").unwrap(),
+            BoundClaimsType::Glob
+        );
         assert_eq!(BoundClaimsType::parse("").unwrap(), BoundClaimsType::Exact);
         assert!(BoundClaimsType::parse("regex").is_err());
     }

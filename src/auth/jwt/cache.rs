@@ -211,7 +211,8 @@ async fn load(config: &JwtConfig, source: String, after_miss: bool) -> Result<Ke
                     doc.issuer
                 )));
             }
-            check_http_url("jwks_uri", &doc.jwks_uri).map_err(|e| JwtError::fetch(e.to_string()))?;
+            check_http_url("jwks_uri", &doc.jwks_uri)
+                .map_err(|e| JwtError::fetch(e.to_string()))?;
             let keys = parse_jwks(&client.get(&doc.jwks_uri, "key set").await?)?;
             let provider = Provider {
                 issuer: doc.issuer,

@@ -73,7 +73,9 @@ pub fn check_claims(
     if let Some(subject) = e.bound_subject
         && claims.get("sub").and_then(Value::as_str) != Some(subject)
     {
-        return Err(JwtError::claims("sub claim does not match the bound subject"));
+        return Err(JwtError::claims(
+            "sub claim does not match the bound subject",
+        ));
     }
     if let Some(nonce) = e.expected_nonce
         && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
@@ -95,7 +97,9 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(t) if t.is_finite() => Ok(Some(t)),
-            _ => Err(JwtError::claims(format!("{name} claim is not a valid time"))),
+            _ => Err(JwtError::claims(format!(
+                "{name} claim is not a valid time"
+            ))),
         },
         Some(_) => Err(JwtError::claims(format!(
             "{name} claim is not a number of seconds"
@@ -115,7 +119,9 @@ fn check_times(claims: &Map<String, Value>, e: &Expectations<'_>) -> Result<(), 
     }
     let early = now + e.not_before_leeway.max(0) as f64 + skew;
     if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > early) {
-        return Err(JwtError::claims("token is not valid yet (nbf is in the future)"));
+        return Err(JwtError::claims(
+            "token is not valid yet (nbf is in the future)",
+        ));
     }
     if numeric_date(claims, "iat")?.is_some_and(|iat| iat > early) {
         return Err(JwtError::claims("token was issued in the future (iat)"));
@@ -178,7 +184,9 @@ fn check_audience(claims: &Map<String, Value>, e: &Expectations<'_>) -> Result<(
 fn user(claims: &Map<String, Value>, e: &Expectations<'_>) -> Result<String, JwtError> {
     let name = e.user_claim;
     match claim(claims, name, e.user_claim_json_pointer) {
-        None => Err(JwtError::claims(format!("claim {name:?} not found in token"))),
+        None => Err(JwtError::claims(format!(
+            "claim {name:?} not found in token"
+        ))),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
         Some(_) => Err(JwtError::claims(format!(
@@ -187,12 +195,17 @@ fn user(claims: &Map<String, Value>, e: &Expectations<'_>) -> Result<String, Jwt
     }
 }
 
-fn groups(claims: &Map<String, Value>, groups_claim: Option<&str>) -> Result<Vec<String>, JwtError> {
+fn groups(
+    claims: &Map<String, Value>,
+    groups_claim: Option<&str>,
+) -> Result<Vec<String>, JwtError> {
     let Some(name) = groups_claim.filter(|n| !n.is_empty()) else {
         return Ok(Vec::new());
     };
     match claim(claims, name, true) {
-        None => Err(JwtError::claims(format!("{name:?} claim not found in token"))),
+        None => Err(JwtError::claims(format!(
+            "{name:?} claim not found in token"
+        ))),
         Some(Value::String(one)) => Ok(vec![one.clone()]),
         Some(Value::Array(items)) => items
             .iter()
@@ -207,7 +220,10 @@ fn groups(claims: &Map<String, Value>, groups_claim: Option<&str>) -> Result<Vec
     }
 }
 
-fn metadata(claims: &Map<String, Value>, mappings: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn metadata(
+    claims: &Map<String, Value>,
+    mappings: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut metadata = BTreeMap::new();
     for (source, target) in mappings {
         let Some(value) = claim(claims, source, true) else {
@@ -329,21 +345,33 @@ mod tests {
     fn exp_is_required_and_checked_with_both_leeways() {
         let role = Role::new();
         let e = role.expect();
-        assert_eq!(refusal(&token(json!({"exp": null})), &e), "token has no exp claim");
+        assert_eq!(
+            refusal(&token(json!({"exp": null})), &e),
+            "token has no exp claim"
+        );
         assert_eq!(
             refusal(&token(json!({"exp": "tomorrow"})), &e),
             "exp claim is not a number of seconds"
         );
         // Valid until exp + 150 + 60.
         assert!(check_claims(&token(json!({"exp": NOW - 210})), &e).is_ok());
-        assert_eq!(refusal(&token(json!({"exp": NOW - 211})), &e), "token is expired");
+        assert_eq!(
+            refusal(&token(json!({"exp": NOW - 211})), &e),
+            "token is expired"
+        );
         let mut strict = role.expect();
         strict.expiration_leeway = vault_leeway(-1, DEFAULT_EXPIRATION_LEEWAY);
         strict.clock_skew_leeway = vault_leeway(-1, DEFAULT_CLOCK_SKEW_LEEWAY);
-        assert_eq!(refusal(&token(json!({"exp": NOW - 1})), &strict), "token is expired");
+        assert_eq!(
+            refusal(&token(json!({"exp": NOW - 1})), &strict),
+            "token is expired"
+        );
         assert!(check_claims(&token(json!({"exp": NOW})), &strict).is_ok());
         assert!(check_claims(&token(json!({"exp": NOW as f64 + 0.5})), &strict).is_ok());
-        assert_eq!(refusal(&token(json!({"exp": -1e308})), &strict), "token is expired");
+        assert_eq!(
+            refusal(&token(json!({"exp": -1e308})), &strict),
+            "token is expired"
+        );
         assert!(check_claims(&token(json!({"exp": 1e308})), &strict).is_ok());
     }
 
@@ -443,7 +471,10 @@ mod tests {
         let mut n = role.expect();
         n.expected_nonce = Some("n-123");
         assert!(check_claims(&token(json!({"nonce": "n-123"})), &n).is_ok());
-        assert_eq!(refusal(&token(json!({"nonce": "n-124"})), &n), "nonce does not match");
+        assert_eq!(
+            refusal(&token(json!({"nonce": "n-124"})), &n),
+            "nonce does not match"
+        );
         assert_eq!(refusal(&token(json!({})), &n), "nonce does not match");
     }
 
@@ -453,7 +484,10 @@ mod tests {
         role.bound_audiences = vec!["https://github.com/acme".into()];
         role.bound_claims = [
             ("repository".to_string(), BoundValues::one("acme/app")),
-            ("ref".to_string(), BoundValues::any_of(["refs/heads/main", "refs/tags/v*"])),
+            (
+                "ref".to_string(),
+                BoundValues::any_of(["refs/heads/main", "refs/tags/v*"]),
+            ),
         ]
         .into();
         role.claim_mappings = [
@@ -501,13 +535,25 @@ mod tests {
         let mut role = Role::new();
         role.bound_audiences = vec!["https://kubernetes.default.svc".into()];
         role.bound_claims = [
-            ("/kubernetes.io/namespace".to_string(), BoundValues::one("ci")),
-            ("/kubernetes.io/serviceaccount/name".to_string(), BoundValues::one("deployer")),
+            (
+                "/kubernetes.io/namespace".to_string(),
+                BoundValues::one("ci"),
+            ),
+            (
+                "/kubernetes.io/serviceaccount/name".to_string(),
+                BoundValues::one("deployer"),
+            ),
         ]
         .into();
         role.claim_mappings = [
-            ("/kubernetes.io/namespace".to_string(), "namespace".to_string()),
-            ("/kubernetes.io/serviceaccount".to_string(), "sa".to_string()),
+            (
+                "/kubernetes.io/namespace".to_string(),
+                "namespace".to_string(),
+            ),
+            (
+                "/kubernetes.io/serviceaccount".to_string(),
+                "sa".to_string(),
+            ),
         ]
         .into();
         let claims = token(json!({
@@ -530,7 +576,10 @@ mod tests {
             "claim \"/kubernetes.io/serviceaccount/name\" not found in token"
         );
         let mut other_ns = claims.clone();
-        other_ns.insert("kubernetes.io".into(), json!({"namespace": "prod", "serviceaccount": {"name": "deployer"}}));
+        other_ns.insert(
+            "kubernetes.io".into(),
+            json!({"namespace": "prod", "serviceaccount": {"name": "deployer"}}),
+        );
         e.user_claim_json_pointer = true;
         assert!(refusal(&other_ns, &e).contains("/kubernetes.io/namespace"));
     }
@@ -539,15 +588,23 @@ mod tests {
     fn user_claim_rules() {
         let role = Role::new();
         let mut e = role.expect();
-        assert_eq!(refusal(&token(json!({"sub": null})), &e), "claim \"sub\" not found in token");
-        assert_eq!(check_claims(&token(json!({"sub": 1234})), &e).unwrap().user, "1234");
+        assert_eq!(
+            refusal(&token(json!({"sub": null})), &e),
+            "claim \"sub\" not found in token"
+        );
+        assert_eq!(
+            check_claims(&token(json!({"sub": 1234})), &e).unwrap().user,
+            "1234"
+        );
         assert_eq!(
             refusal(&token(json!({"sub": ["a"]})), &e),
             "claim \"sub\" could not be converted to string"
         );
         e.user_claim = "email";
         assert_eq!(
-            check_claims(&token(json!({"email": "a@example.com"})), &e).unwrap().user,
+            check_claims(&token(json!({"email": "a@example.com"})), &e)
+                .unwrap()
+                .user,
             "a@example.com"
         );
     }
@@ -558,11 +615,21 @@ mod tests {
         let mut e = role.expect();
         e.groups_claim = Some("groups");
         assert_eq!(
-            check_claims(&token(json!({"groups": ["dev", "ops"]})), &e).unwrap().groups,
+            check_claims(&token(json!({"groups": ["dev", "ops"]})), &e)
+                .unwrap()
+                .groups,
             ["dev", "ops"]
         );
-        assert_eq!(check_claims(&token(json!({"groups": "dev"})), &e).unwrap().groups, ["dev"]);
-        assert_eq!(refusal(&token(json!({})), &e), "\"groups\" claim not found in token");
+        assert_eq!(
+            check_claims(&token(json!({"groups": "dev"})), &e)
+                .unwrap()
+                .groups,
+            ["dev"]
+        );
+        assert_eq!(
+            refusal(&token(json!({})), &e),
+            "\"groups\" claim not found in token"
+        );
         assert!(refusal(&token(json!({"groups": ["dev", 1]})), &e).contains("not a string"));
         assert!(refusal(&token(json!({"groups": {"a": 1}})), &e).contains("string list"));
         e.groups_claim = Some("/realm_access/roles");
@@ -601,15 +668,28 @@ mod tests {
 
     #[test]
     fn claim_mappings_are_validated() {
-        let ok = BTreeMap::from([("a".to_string(), "x".to_string()), ("b".to_string(), "y".to_string())]);
+        let ok = BTreeMap::from([
+            ("a".to_string(), "x".to_string()),
+            ("b".to_string(), "y".to_string()),
+        ]);
         assert_eq!(validate_claim_mappings(&ok), Ok(()));
-        let twice = BTreeMap::from([("a".to_string(), "x".to_string()), ("b".to_string(), "x".to_string())]);
+        let twice = BTreeMap::from([
+            ("a".to_string(), "x".to_string()),
+            ("b".to_string(), "x".to_string()),
+        ]);
         assert_eq!(
             validate_claim_mappings(&twice),
-            Err(JwtError::Config("multiple keys are mapped to metadata key \"x\"".into()))
+            Err(JwtError::Config(
+                "multiple keys are mapped to metadata key \"x\"".into()
+            ))
         );
         let role = BTreeMap::from([("a".to_string(), "role".to_string())]);
-        assert!(validate_claim_mappings(&role).unwrap_err().to_string().contains("reserved"));
+        assert!(
+            validate_claim_mappings(&role)
+                .unwrap_err()
+                .to_string()
+                .contains("reserved")
+        );
         let empty = BTreeMap::from([("a".to_string(), String::new())]);
         assert!(validate_claim_mappings(&empty).is_err());
     }

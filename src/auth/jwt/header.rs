@@ -109,8 +109,11 @@ mod tests {
                 kid: Some("k1".into())
             }
         );
-        let header = read_header(&token_with_header(r#"{"alg":"EdDSA"}"#), &DEFAULT_ALGORITHMS)
-            .unwrap();
+        let header = read_header(
+            &token_with_header(r#"{"alg":"EdDSA"}"#),
+            &DEFAULT_ALGORITHMS,
+        )
+        .unwrap();
         assert_eq!(header.kid, None);
     }
 
@@ -132,8 +135,11 @@ mod tests {
 
     #[test]
     fn algorithms_outside_the_mount_list_are_refused() {
-        let err = read_header(&token_with_header(r#"{"alg":"RS256"}"#), &[Algorithm::ES256])
-            .unwrap_err();
+        let err = read_header(
+            &token_with_header(r#"{"alg":"RS256"}"#),
+            &[Algorithm::ES256],
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "signing algorithm RS256 is not in the mount's jwt_supported_algs"
@@ -147,7 +153,10 @@ mod tests {
         assert!(refusal("a.b").contains("three base64url parts"));
         assert!(refusal("a.b.c.d").contains("three base64url parts"));
         assert!(refusal("a.b.c.d.e").contains("JWE"));
-        assert_eq!(refusal("!!!.e30.c2ln"), "token header is not valid base64url");
+        assert_eq!(
+            refusal("!!!.e30.c2ln"),
+            "token header is not valid base64url"
+        );
         assert_eq!(
             refusal(&token_with_header("[1,2]")),
             "token header is not a JSON object"
@@ -162,7 +171,10 @@ mod tests {
             "token header kid is not a string"
         );
         assert!(refusal(&token_with_header(r#"{"alg":"RS256","crit":["b64"]}"#)).contains("crit"));
-        let huge = token_with_header(&format!(r#"{{"alg":"RS256","x":"{}"}}"#, "a".repeat(70_000)));
+        let huge = token_with_header(&format!(
+            r#"{{"alg":"RS256","x":"{}"}}"#,
+            "a".repeat(70_000)
+        ));
         assert_eq!(refusal(&huge), "token is larger than 64 KiB");
         // Multi-byte UTF-8 and control characters do not trip anything.
         assert!(refusal("é.\u{0}.ü").contains("base64url"));

@@ -35,9 +35,15 @@ pub enum Curve {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyMaterial {
     /// Big-endian modulus and exponent without leading zeros.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// An uncompressed SEC 1 point.
-    Ec { curve: Curve, point: Vec<u8> },
+    Ec {
+        curve: Curve,
+        point: Vec<u8>,
+    },
     Ed25519(Vec<u8>),
 }
 
@@ -100,10 +106,9 @@ impl PublicKey {
     /// Why this key does not fit `alg`, for a message.
     pub(crate) fn misfit(&self, alg: Algorithm) -> String {
         match self.alg {
-            Some(pinned) if pinned != alg => format!(
-                "is for {} only",
-                super::algs::algorithm_name(pinned)
-            ),
+            Some(pinned) if pinned != alg => {
+                format!("is for {} only", super::algs::algorithm_name(pinned))
+            }
             _ => format!("is {}", self.key_type.name()),
         }
     }
@@ -180,8 +185,8 @@ pub fn parse_public_key(pem: &str) -> Result<PublicKey, JwtError> {
 /// curve we cannot use, or malformed is skipped (one odd key must not break logins); a
 /// document with no usable key at all is an error.
 pub fn parse_jwks(body: &[u8]) -> Result<Vec<PublicKey>, JwtError> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|_| JwtError::fetch("the key set is not JSON"))?;
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|_| JwtError::fetch("the key set is not JSON"))?;
     let Some(entries) = doc.get("keys").and_then(Value::as_array) else {
         return Err(JwtError::fetch(
             "the key set is not a JSON Web Key Set: it has no \"keys\" list",
@@ -323,7 +328,10 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("not a valid uncompressed P-256 point"));
+        assert!(
+            err.to_string()
+                .contains("not a valid uncompressed P-256 point")
+        );
     }
 
     #[test]
@@ -340,7 +348,11 @@ mod tests {
 
     #[test]
     fn jwks_keeps_usable_keys_and_skips_the_rest() {
-        let good = [TestKey::rs256("r1"), TestKey::es256("e1"), TestKey::ed25519("d1")];
+        let good = [
+            TestKey::rs256("r1"),
+            TestKey::es256("e1"),
+            TestKey::ed25519("d1"),
+        ];
         let mut doc = jwks(&good);
         let keys_list = doc["keys"].as_array_mut().unwrap();
         keys_list.push(json!({"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}));

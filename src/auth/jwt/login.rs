@@ -6,22 +6,22 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::cache::{KeyCache, Provider};
+use super::claims::{
+    DEFAULT_CLOCK_SKEW_LEEWAY, DEFAULT_EXPIRATION_LEEWAY, DEFAULT_NOT_BEFORE_LEEWAY,
+};
 use super::claims::{Expectations, Verified, check_claims, vault_leeway};
-use super::claims::{DEFAULT_CLOCK_SKEW_LEEWAY, DEFAULT_EXPIRATION_LEEWAY, DEFAULT_NOT_BEFORE_LEEWAY};
 use super::error::JwtError;
 use super::settings::{JwtConfig, JwtRole, RoleType};
 use crate::auth::login::{LoginIdentity, allowed_from, login_token};
 use crate::auth::{AuthError, mounts};
 use crate::model::{AuthKind, AuthMountRecord, AuthRoleRecord, MountPath, RoleName};
-use crate::seal::{Secret, Sealer};
+use crate::seal::{Sealer, Secret};
 use crate::store::{Store, TokenRecord};
 
 impl From<JwtError> for AuthError {
     fn from(e: JwtError) -> Self {
         match e {
-            JwtError::Token(m) | JwtError::Claims(m) | JwtError::Config(m) => {
-                AuthError::Invalid(m)
-            }
+            JwtError::Token(m) | JwtError::Claims(m) | JwtError::Config(m) => AuthError::Invalid(m),
             JwtError::Fetch(m) => AuthError::Unavailable(m),
         }
     }
@@ -48,8 +48,14 @@ impl JwtMount {
         };
         let plain = sealer
             .open(&secret_context(&self.record), sealed)
-            .map_err(|_| AuthError::Invalid("the stored oidc_client_secret cannot be opened with this master key".into()))?;
-        Ok(Some(Secret::new(String::from_utf8_lossy(&plain).into_owned())))
+            .map_err(|_| {
+                AuthError::Invalid(
+                    "the stored oidc_client_secret cannot be opened with this master key".into(),
+                )
+            })?;
+        Ok(Some(Secret::new(
+            String::from_utf8_lossy(&plain).into_owned(),
+        )))
     }
 }
 
@@ -132,7 +138,10 @@ pub async fn write_role(
     Ok(())
 }
 
-pub async fn list_roles(store: &Arc<dyn Store>, path: &MountPath) -> Result<Vec<String>, AuthError> {
+pub async fn list_roles(
+    store: &Arc<dyn Store>,
+    path: &MountPath,
+) -> Result<Vec<String>, AuthError> {
     mount(store, path).await?;
     Ok(store.list_auth_roles(path).await?)
 }
@@ -190,7 +199,9 @@ pub async fn login(
     check_source(&role, peer)?;
     let jwt = jwt.trim();
     if jwt.is_empty() {
-        return Err(AuthError::Invalid("jwt is required: the signed token to log in with".into()));
+        return Err(AuthError::Invalid(
+            "jwt is required: the signed token to log in with".into(),
+        ));
     }
     let (claims, provider) = cache.verify(path.as_str(), &mount.config, jwt).await?;
     let verified = claims_for(&mount, &role, &claims, provider.as_ref(), None, now)?;

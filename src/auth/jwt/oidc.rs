@@ -43,21 +43,21 @@ fn state_hash(state: &str) -> Vec<u8> {
 }
 
 /// The provider's endpoints, or why the mount cannot sign people in.
-async fn provider(
-    cache: &KeyCache,
-    mount: &JwtMount,
-) -> Result<super::cache::Provider, AuthError> {
+async fn provider(cache: &KeyCache, mount: &JwtMount) -> Result<super::cache::Provider, AuthError> {
     if mount.config.oidc_discovery_url.is_empty() || mount.config.oidc_client_id.is_empty() {
         return Err(AuthError::Invalid(format!(
             "auth/{}/ is not configured for OIDC sign-in: set oidc_discovery_url and oidc_client_id in its config",
             mount.record.path
         )));
     }
-    let set = cache.keys(mount.record.path.as_str(), &mount.config).await?;
+    let set = cache
+        .keys(mount.record.path.as_str(), &mount.config)
+        .await?;
     let provider = set.provider.clone().unwrap_or_default();
     if provider.authorization_endpoint.is_empty() || provider.token_endpoint.is_empty() {
         return Err(AuthError::Unavailable(
-            "the provider's discovery document names no authorization_endpoint or token_endpoint".into(),
+            "the provider's discovery document names no authorization_endpoint or token_endpoint"
+                .into(),
         ));
     }
     Ok(provider)
@@ -76,9 +76,7 @@ fn redirect_allowed(role: &JwtRole, uri: &str) -> bool {
         let Ok(mut allowed) = Url::parse(allowed) else {
             return false;
         };
-        let loopback = |u: &Url| {
-            matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
-        };
+        let loopback = |u: &Url| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         if !loopback(&allowed) || !loopback(&given) {
             return false;
         }
@@ -129,7 +127,12 @@ pub async fn auth_url(
         AuthError::Unavailable("the provider's authorization_endpoint is not a URL".into())
     })?;
     let mut scopes = vec!["openid".to_owned()];
-    scopes.extend(role.oidc_scopes.iter().filter(|s| s.as_str() != "openid").cloned());
+    scopes.extend(
+        role.oidc_scopes
+            .iter()
+            .filter(|s| s.as_str() != "openid")
+            .cloned(),
+    );
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("client_id", &mount.config.oidc_client_id)
@@ -148,7 +151,10 @@ pub async fn auth_url(
         }
     }
     let sealed = sealer
-        .seal(&context(path), &serde_json::to_vec(&pending).expect("serialises"))
+        .seal(
+            &context(path),
+            &serde_json::to_vec(&pending).expect("serialises"),
+        )
         .map_err(|e| AuthError::Invalid(format!("cannot seal the sign-in request: {e}")))?;
     store
         .put_oidc_request(&state_hash(&state), path, &sealed, now + REQUEST_TTL)
@@ -180,7 +186,8 @@ pub async fn callback(
     now: i64,
 ) -> Result<(String, TokenRecord), AuthError> {
     let mount = mount(store, path).await?;
-    let expired = || AuthError::Invalid("expired or missing OAuth state: start the sign-in again".into());
+    let expired =
+        || AuthError::Invalid("expired or missing OAuth state: start the sign-in again".into());
     if cb.state.is_empty() {
         return Err(expired());
     }
@@ -198,7 +205,9 @@ pub async fn callback(
         return Err(AuthError::Invalid("invalid client_nonce".into()));
     }
     if cb.code.is_empty() {
-        return Err(AuthError::Invalid("the provider sent no authorization code".into()));
+        return Err(AuthError::Invalid(
+            "the provider sent no authorization code".into(),
+        ));
     }
     let (name, role) = login_role(store, &mount, Some(&pending.role)).await?;
     check_source(&role, cb.peer)?;
@@ -207,7 +216,14 @@ pub async fn callback(
     let (claims, provider) = cache
         .verify(path.as_str(), &mount.config, &id_token)
         .await?;
-    let verified = claims_for(&mount, &role, &claims, provider.as_ref(), Some(&pending.nonce), now)?;
+    let verified = claims_for(
+        &mount,
+        &role,
+        &claims,
+        provider.as_ref(),
+        Some(&pending.nonce),
+        now,
+    )?;
     finish(store, &mount, &name, &role, verified, now).await
 }
 
@@ -233,7 +249,11 @@ async fn exchange(
         .post_form(token_endpoint, &form, basic)
         .await
         .map_err(JwtError::from)?;
-    let failed = |why: String| AuthError::Invalid(format!("the provider refused the authorization code: {why}"));
+    let failed = |why: String| {
+        AuthError::Invalid(format!(
+            "the provider refused the authorization code: {why}"
+        ))
+    };
     if !(200..300).contains(&status) {
         // The OAuth error code, never the body whole (it may echo the code).
         let error = serde_json::from_slice::<serde_json::Value>(&body)
@@ -263,11 +283,17 @@ mod tests {
 
     #[test]
     fn loopback_redirects_match_on_any_port_others_exactly() {
-        let r = role(&["http://localhost:8250/oidc/callback", "https://app.example/cb"]);
+        let r = role(&[
+            "http://localhost:8250/oidc/callback",
+            "https://app.example/cb",
+        ]);
         assert!(redirect_allowed(&r, "http://localhost:8250/oidc/callback"));
         assert!(redirect_allowed(&r, "http://localhost:41873/oidc/callback"));
         assert!(!redirect_allowed(&r, "http://localhost:41873/other"));
-        assert!(!redirect_allowed(&r, "http://evil.example:8250/oidc/callback"));
+        assert!(!redirect_allowed(
+            &r,
+            "http://evil.example:8250/oidc/callback"
+        ));
         assert!(redirect_allowed(&r, "https://app.example/cb"));
         assert!(!redirect_allowed(&r, "https://app.example:8443/cb"));
         assert!(!redirect_allowed(&r, "https://app.example/cb/x"));

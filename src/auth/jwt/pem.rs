@@ -120,7 +120,11 @@ fn rsa_public_key(der: &[u8]) -> Result<KeyMaterial, JwtError> {
 /// A SubjectPublicKeyInfo of an RSA, EC (P-256, P-384) or Ed25519 key.
 fn spki_key(der: &[u8]) -> Result<KeyMaterial, JwtError> {
     let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|_| malformed("public key"))?;
-    spki_material(spki.algorithm.oid, spki.algorithm.parameters_oid().ok(), spki.subject_public_key.raw_bytes())
+    spki_material(
+        spki.algorithm.oid,
+        spki.algorithm.parameters_oid().ok(),
+        spki.subject_public_key.raw_bytes(),
+    )
 }
 
 fn spki_material(
@@ -140,7 +144,10 @@ fn spki_material(
                     ));
                 }
             };
-            Ok(KeyMaterial::Ec { curve, point: key.to_vec() })
+            Ok(KeyMaterial::Ec {
+                curve,
+                point: key.to_vec(),
+            })
         }
         OID_ED25519 => Ok(KeyMaterial::Ed25519(key.to_vec())),
         other => Err(JwtError::config(format!(
@@ -158,7 +165,11 @@ fn certificate_key(der: &[u8]) -> Result<KeyMaterial, JwtError> {
         .parameters
         .as_ref()
         .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-    spki_material(spki.algorithm.oid, curve, spki.subject_public_key.raw_bytes())
+    spki_material(
+        spki.algorithm.oid,
+        curve,
+        spki.subject_public_key.raw_bytes(),
+    )
 }
 
 #[cfg(test)]

@@ -41,8 +41,14 @@ pub struct JwtConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource<'a> {
     /// The provider's discovery document names its issuer and key set.
-    Discovery { url: &'a str, ca_pem: &'a str },
-    Jwks { url: &'a str, ca_pem: &'a str },
+    Discovery {
+        url: &'a str,
+        ca_pem: &'a str,
+    },
+    Jwks {
+        url: &'a str,
+        ca_pem: &'a str,
+    },
     Pems(&'a [String]),
 }
 
@@ -108,7 +114,11 @@ impl JwtConfig {
                 )));
             }
         }
-        if let Some(t) = self.oidc_response_types.iter().find(|t| t.as_str() != "code") {
+        if let Some(t) = self
+            .oidc_response_types
+            .iter()
+            .find(|t| t.as_str() != "code")
+        {
             return Err(JwtError::config(format!(
                 "oidc_response_types {t:?} is not supported: only \"code\" (the authorization code flow with PKCE)"
             )));

@@ -213,8 +213,12 @@ mod tests {
         let old = TestKey::es256("old");
         let new = TestKey::es256("new");
         let keys = pem_keys(&[&old, &new]);
-        let got = verify_with_keys(&keys, &new.sign_without_kid(&claims_at(5)), &DEFAULT_ALGORITHMS)
-            .unwrap();
+        let got = verify_with_keys(
+            &keys,
+            &new.sign_without_kid(&claims_at(5)),
+            &DEFAULT_ALGORITHMS,
+        )
+        .unwrap();
         assert_eq!(got["exp"], json!(305));
     }
 
@@ -228,7 +232,10 @@ mod tests {
         let confused = hs256(rsa.public_pem.as_bytes(), Some("k"), &claims);
         for (token, alg) in [(none, "none"), (confused, "HS256")] {
             let err = verify_with_keys(&keys, &token, &DEFAULT_ALGORITHMS).unwrap_err();
-            assert_eq!(err.to_string(), format!("signing algorithm {alg} is not allowed"));
+            assert_eq!(
+                err.to_string(),
+                format!("signing algorithm {alg} is not allowed")
+            );
         }
     }
 
@@ -245,9 +252,12 @@ mod tests {
         );
         parts[0] = &header;
         let relabelled = parts.join(".");
-        let err = verify_with_keys(&pem_keys(&[&rsa]), &relabelled, &DEFAULT_ALGORITHMS)
-            .unwrap_err();
-        assert_eq!(err.to_string(), "no key in the key set can verify an ES256 token");
+        let err =
+            verify_with_keys(&pem_keys(&[&rsa]), &relabelled, &DEFAULT_ALGORITHMS).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no key in the key set can verify an ES256 token"
+        );
         match by_kid(&jwks_keys(&[TestKey::rs256("k")]), &relabelled) {
             Outcome::Refused(e) => assert_eq!(
                 e.to_string(),
@@ -256,9 +266,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let es384 = TestKey::es384("k");
-        let err = verify_with_keys(&pem_keys(&[&ec]), &es384.sign(&claims_at(0)), &DEFAULT_ALGORITHMS)
-            .unwrap_err();
-        assert_eq!(err.to_string(), "no key in the key set can verify an ES384 token");
+        let err = verify_with_keys(
+            &pem_keys(&[&ec]),
+            &es384.sign(&claims_at(0)),
+            &DEFAULT_ALGORITHMS,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no key in the key set can verify an ES384 token"
+        );
     }
 
     #[test]
@@ -317,6 +334,9 @@ mod tests {
         )
         .unwrap();
         let err = verify_with_keys(&pem_keys(&[&signer]), &token, &DEFAULT_ALGORITHMS).unwrap_err();
-        assert!(err.to_string().starts_with("token claims are not a JSON object"));
+        assert!(
+            err.to_string()
+                .starts_with("token claims are not a JSON object")
+        );
     }
 }
