@@ -295,6 +295,10 @@ test("Sign in with SSO through a real OpenID Provider", { timeout: 120000 }, asy
   });
   const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 
+  const codes = [];
+  page.on("request", (r) => {
+    if (r.url().startsWith(callback)) codes.push(new URL(r.url()).searchParams.get("code"));
+  });
   await page.goto(`${address}/ui/login`);
   await page.click("text=Sign in with SSO");
   // The provider's own login and consent pages.
@@ -323,5 +327,7 @@ test("Sign in with SSO through a real OpenID Provider", { timeout: 120000 }, asy
   assert.match(await replay.textContent("body"), /not started in this browser/);
   assert.deepEqual(errors, [], "no script errors or CSP violations");
   assert.ok(!serverLog.includes(clientSecret), "the client secret is not logged");
+  assert.equal(codes.length, 1);
+  assert.ok(codes[0] && !serverLog.includes(codes[0]), "the authorization code is not logged");
   await context.close();
 });

@@ -253,7 +253,26 @@ pub(super) fn claims_for(
         expected_nonce: nonce,
         now,
     };
-    Ok(check_claims(claims, &expect)?)
+    let verified = check_claims(claims, &expect)?;
+    // `max_age`: the person must have authenticated at the provider recently (Vault's rule).
+    if role.max_age > 0 {
+        let auth_time = claims
+            .get("auth_time")
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| {
+                AuthError::Invalid(
+                    "the role sets max_age, but the token has no auth_time claim".into(),
+                )
+            })?;
+        let oldest = (now - role.max_age - expect.clock_skew_leeway) as f64;
+        if auth_time < oldest {
+            return Err(AuthError::Invalid(
+                "auth_time claim is older than the role's max_age: sign in at the provider again"
+                    .into(),
+            ));
+        }
+    }
+    Ok(verified)
 }
 
 /// The token of a login that passed: display name `{mount}-{user}`, meta the mapped claims
@@ -275,4 +294,59 @@ pub(super) async fn finish(
         extra_bound_cidrs: Vec::new(),
     };
     login_token(store, &mount.record, &role.token, who, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mount() -> JwtMount {
+        JwtMount {
+            record: AuthMountRecord {
+                path: MountPath::parse("oidc").unwrap(),
+                kind: AuthKind::Oidc,
+                accessor: "auth_oidc_test".into(),
+                description: String::new(),
+                config: "{}".into(),
+                secret_sealed: None,
+                default_lease_ttl: None,
+                max_lease_ttl: None,
+                created_at: 0,
+            },
+            config: JwtConfig {
+                oidc_client_id: "iamlease".into(),
+                ..JwtConfig::default()
+            },
+        }
+    }
+
+    #[test]
+    fn max_age_needs_a_recent_auth_time() {
+        const NOW: i64 = 1_800_000_000;
+        let role = JwtRole {
+            user_claim: "sub".into(),
+            max_age: 300,
+            ..JwtRole::default()
+        };
+        let claims = |auth_time: Option<i64>| {
+            let mut c = json!({"sub": "alice", "aud": "iamlease", "exp": NOW + 60});
+            if let Some(t) = auth_time {
+                c["auth_time"] = json!(t);
+            }
+            c.as_object().unwrap().clone()
+        };
+        let check = |c| claims_for(&mount(), &role, &c, None, None, NOW).map(|v| v.user);
+        assert_eq!(check(claims(Some(NOW - 100))).unwrap(), "alice");
+        let old = check(claims(Some(NOW - 300 - 61))).unwrap_err().to_string();
+        assert!(old.contains("max_age"), "{old}");
+        let missing = check(claims(None)).unwrap_err().to_string();
+        assert!(missing.contains("auth_time"), "{missing}");
+        // Without max_age, auth_time does not matter.
+        let lax = JwtRole {
+            max_age: 0,
+            ..role.clone()
+        };
+        assert!(claims_for(&mount(), &lax, &claims(None), None, None, NOW).is_ok());
+    }
 }
