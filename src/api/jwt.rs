@@ -205,7 +205,7 @@ pub async fn auth_url(
 }
 
 /// `GET|POST auth/{mount}/oidc/callback`: `state`, `code`, `client_nonce` from the query (or
-/// the form the provider posted, with `oidc_response_mode` `form_post`).
+/// a JSON body).
 pub async fn callback(
     State(state): State<AppState>,
     Path(path): Path<String>,

@@ -98,7 +98,7 @@ impl BinServer {
     }
 }
 
-fn lines(path: &Path) -> Vec<Value> {
+pub fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -106,7 +106,7 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-async fn audit_hash(base: &str, value: &str) -> String {
+pub async fn audit_hash(base: &str, value: &str) -> String {
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
         .args(["audit", "hash", value])
         .env("IAMLEASE_ADDR", base)

@@ -17,6 +17,7 @@ mod iam_user;
 mod key_map;
 mod layering;
 mod limits;
+mod logins;
 mod openapi;
 mod recovery;
 mod replicas;

@@ -418,7 +418,7 @@ pub(super) struct JwtConfigBody {
     oidc_client_id: Option<String>,
     /// Sealed in the store, never returned.
     oidc_client_secret: Option<String>,
-    /// `query` or `form_post`.
+    /// `query` (`form_post` is refused).
     oidc_response_mode: Option<String>,
     #[schema(value_type = Option<StringList>)]
     oidc_response_types: Option<Value>,

@@ -143,9 +143,6 @@ pub async fn auth_url(
             .append_pair("nonce", &pending.nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
-        if mount.config.oidc_response_mode == "form_post" {
-            q.append_pair("response_mode", "form_post");
-        }
         if role.max_age > 0 {
             q.append_pair("max_age", &role.max_age.to_string());
         }

@@ -25,7 +25,7 @@ pub struct JwtConfig {
     pub oidc_discovery_url: String,
     pub oidc_discovery_ca_pem: String,
     pub oidc_client_id: String,
-    /// `query` (default) or `form_post`.
+    /// `query` (the default and the only one taken).
     pub oidc_response_mode: String,
     pub oidc_response_types: Vec<String>,
     pub jwks_url: String,
@@ -107,10 +107,17 @@ impl JwtConfig {
             ));
         }
         match self.oidc_response_mode.as_str() {
-            "" | "query" | "form_post" => {}
+            "" | "query" => {}
+            // The provider would POST the code cross-site, where neither the CLI's listener nor
+            // the console's SameSite cookie can take it.
+            "form_post" => {
+                return Err(JwtError::config(
+                    "oidc_response_mode \"form_post\" is not supported: leave it empty or \"query\" (the code flow with PKCE)",
+                ));
+            }
             other => {
                 return Err(JwtError::config(format!(
-                    "oidc_response_mode {other:?} is not valid: use \"query\" or \"form_post\""
+                    "oidc_response_mode {other:?} is not valid: use \"query\""
                 )));
             }
         }
