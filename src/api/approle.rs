@@ -71,10 +71,6 @@ pub(super) async fn login(
     )))
 }
 
-pub(super) async fn list_roles(state: &AppState, path: &MountPath) -> ApiResult {
-    vault::list(ar::list_roles(state.engine.store(), path).await?)
-}
-
 pub(super) async fn read_role(state: &AppState, path: &MountPath, name: &str) -> ApiResult {
     let name = role_name(name)?;
     match ar::read_role(state.engine.store(), path, &name).await? {
@@ -99,11 +95,6 @@ pub(super) async fn write_role(
         auth_forms::approle_role(current.as_ref().map(|c| &c.role), input.fields)?;
     ar::write_role(store, path, &name, &role, role_id).await?;
     Ok(vault::written(warnings))
-}
-
-pub(super) async fn delete_role(state: &AppState, path: &MountPath, name: &str) -> ApiResult {
-    ar::delete_role(state.engine.store(), path, &role_name(name)?).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn names(mount: &str, name: &str) -> Result<(MountPath, RoleName), ApiError> {

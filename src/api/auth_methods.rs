@@ -14,7 +14,7 @@ use super::vault::{self, Input};
 use super::{AppState, approle, auth_forms, jwt};
 use crate::auth::{Caller, mounts};
 use crate::clock::now;
-use crate::model::{AuthKind, AuthMountRecord, MountPath};
+use crate::model::{AuthKind, AuthMountRecord, MountPath, RoleName};
 use crate::store::Store;
 
 type ApiResult = Result<Response, ApiError>;
@@ -179,10 +179,8 @@ pub async fn list_roles(
     Path(path): Path<String>,
 ) -> ApiResult {
     let path = mount_path(&path)?;
-    match kind_of(&state, &path).await? {
-        AuthKind::AppRole => approle::list_roles(&state, &path).await,
-        AuthKind::Jwt | AuthKind::Oidc => jwt::list_roles(&state, &path).await,
-    }
+    kind_of(&state, &path).await?;
+    vault::list(mounts::list_roles(state.engine.store(), &path).await?)
 }
 
 pub async fn read_role(
@@ -216,8 +214,8 @@ pub async fn delete_role(
     Path((path, name)): Path<(String, String)>,
 ) -> ApiResult {
     let path = mount_path(&path)?;
-    match kind_of(&state, &path).await? {
-        AuthKind::AppRole => approle::delete_role(&state, &path, &name).await,
-        AuthKind::Jwt | AuthKind::Oidc => jwt::delete_role(&state, &path, &name).await,
-    }
+    kind_of(&state, &path).await?;
+    let name = RoleName::parse(&name).map_err(ApiError::bad_request)?;
+    mounts::delete_role(state.engine.store(), &path, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

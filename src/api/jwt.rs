@@ -2,8 +2,7 @@
 //! `oidc/callback`): Vault's fields in, Vault's shapes out; the rules live in `auth::jwt`.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::auth_methods::{Peer, mount_path};
@@ -145,10 +144,6 @@ pub(super) async fn login(
     )))
 }
 
-pub(super) async fn list_roles(state: &AppState, path: &MountPath) -> ApiResult {
-    vault::list(jwt::list_roles(state.engine.store(), path).await?)
-}
-
 pub(super) async fn read_role(state: &AppState, path: &MountPath, name: &str) -> ApiResult {
     let name = role_name(name)?;
     match jwt::read_role(state.engine.store(), path, &name).await? {
@@ -172,11 +167,6 @@ pub(super) async fn write_role(
     let (role, warnings) = jwt_forms::role(current.as_ref(), input.fields)?;
     jwt::write_role(store, path, &name, &role).await?;
     Ok(vault::written(warnings))
-}
-
-pub(super) async fn delete_role(state: &AppState, path: &MountPath, name: &str) -> ApiResult {
-    jwt::delete_role(state.engine.store(), path, &role_name(name)?).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST auth/{mount}/oidc/auth_url`: `role`, `redirect_uri`, `client_nonce`.

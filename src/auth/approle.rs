@@ -162,24 +162,6 @@ pub async fn set_role_id(
     put(store, path, name, &current.role, checked_role_id(role_id)?).await
 }
 
-pub async fn list_roles(
-    store: &Arc<dyn Store>,
-    path: &MountPath,
-) -> Result<Vec<String>, AuthError> {
-    mount(store, path).await?;
-    Ok(store.list_auth_roles(path).await?)
-}
-
-pub async fn delete_role(
-    store: &Arc<dyn Store>,
-    path: &MountPath,
-    name: &RoleName,
-) -> Result<(), AuthError> {
-    mount(store, path).await?;
-    store.delete_auth_role(path, name).await?;
-    Ok(())
-}
-
 /// What `secret-id` and `custom-secret-id` ask for.
 #[derive(Debug, Clone, Default)]
 pub struct SecretIdRequest {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::AuthError;
-use crate::model::{AuthKind, AuthMountRecord, MountPath, TokenRevocation};
+use crate::model::{AuthKind, AuthMountRecord, MountPath, RoleName, TokenRevocation};
 use crate::seal::{ALNUM, random_string};
 use crate::store::{Store, TokenRoots};
 
@@ -142,4 +142,22 @@ pub async fn disable(
         "disabled an auth method and revoked its tokens"
     );
     Ok(done)
+}
+
+/// The role names of any auth mount (the kind is the caller's business).
+pub async fn list_roles(
+    store: &Arc<dyn Store>,
+    path: &MountPath,
+) -> Result<Vec<String>, AuthError> {
+    Ok(store.list_auth_roles(path).await?)
+}
+
+/// Deletes a role of any auth mount, with AppRole's secret IDs; a missing role is no error.
+pub async fn delete_role(
+    store: &Arc<dyn Store>,
+    path: &MountPath,
+    name: &RoleName,
+) -> Result<(), AuthError> {
+    store.delete_auth_role(path, name).await?;
+    Ok(())
 }

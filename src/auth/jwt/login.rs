@@ -138,24 +138,6 @@ pub async fn write_role(
     Ok(())
 }
 
-pub async fn list_roles(
-    store: &Arc<dyn Store>,
-    path: &MountPath,
-) -> Result<Vec<String>, AuthError> {
-    mount(store, path).await?;
-    Ok(store.list_auth_roles(path).await?)
-}
-
-pub async fn delete_role(
-    store: &Arc<dyn Store>,
-    path: &MountPath,
-    name: &RoleName,
-) -> Result<(), AuthError> {
-    mount(store, path).await?;
-    store.delete_auth_role(path, name).await?;
-    Ok(())
-}
-
 /// The role a login names, or the mount's `default_role`.
 pub(super) async fn login_role(
     store: &Arc<dyn Store>,

@@ -20,8 +20,5 @@ mod verify;
 pub use bound::{BoundClaimsType, BoundValues};
 pub use cache::KeyCache;
 pub use error::JwtError;
-pub use login::{
-    JwtMount, SecretChange, delete_role, list_roles, login, mount, read_role, write_config,
-    write_role,
-};
+pub use login::{JwtMount, SecretChange, login, mount, read_role, write_config, write_role};
 pub use settings::{JwtConfig, JwtRole, RoleType};
