@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::attribution;
 use super::cache::Snapshot;
 use super::role::{ASSUME_ROLE_MAX_TTL, FEDERATION_MAX_TTL, Role, STS_MIN_TTL};
 use super::template::{self, RenderContext};
@@ -219,6 +220,7 @@ impl Engine {
                 role: role_name.as_str(),
                 mount: mount.path.as_str(),
                 display_name: &caller.display_name,
+                meta: &caller.token.meta,
                 unix_time: issued_at,
             })
         };
@@ -378,6 +380,7 @@ impl Engine {
             role: role_name.as_str(),
             mount: mount.path.as_str(),
             display_name: &caller.display_name,
+            meta: &caller.token.meta,
             unix_time: issued_at,
         });
         let expire_time = issued_at + ttl as i64;
@@ -401,6 +404,12 @@ impl Engine {
             ("iamlease:expires-at".to_owned(), rfc3339(expire_time)),
         ];
         tags.extend(role.iam_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Who asked, in CreateUser itself: a user never exists without it.
+        tags.extend(attribution::user_tags(
+            &caller.display_name,
+            &caller.token.meta,
+            tags.len(),
+        ));
         let spec = IamUserSpec {
             username: username.clone(),
             path: role.user_path(&mount.path, role_name),

@@ -5,6 +5,7 @@
 //! knows nothing of HTTP.
 
 mod accounts;
+mod attribution;
 mod cache;
 mod config;
 mod issue;

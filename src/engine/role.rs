@@ -18,7 +18,8 @@ use crate::model::{CredentialType, MountPath, RoleName};
 pub const STS_MIN_TTL: u64 = 900;
 pub const ASSUME_ROLE_MAX_TTL: u64 = 12 * 3600;
 pub const FEDERATION_MAX_TTL: u64 = 36 * 3600;
-const MAX_USER_TAGS: usize = 50 - 4; // IAM allows 50 tags; four are ours.
+// IAM allows 50 tags; five are ours (lease id, mount, role, expiry, requester).
+const MAX_USER_TAGS: usize = 50 - 5;
 
 /// A validated role as stored. The secret parts of a credential never live here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

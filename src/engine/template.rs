@@ -1,6 +1,7 @@
 //! Phase-style name templates (`iamlease-{{role}}-{{random}}`): parsed and bounded when a role is
 //! written, rendered when a credential is issued.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::seal::{LOWER_ALNUM, random_string};
@@ -21,6 +22,8 @@ enum Segment {
     Role,
     Mount,
     DisplayName,
+    /// `{{meta.KEY}}`: the requesting token's metadata (a JWT login's mapped claims).
+    Meta(String),
     UnixTime,
 }
 
@@ -61,6 +64,8 @@ pub struct RenderContext<'a> {
     pub role: &'a str,
     pub mount: &'a str,
     pub display_name: &'a str,
+    /// The requesting token's `meta`; a key it lacks renders as nothing.
+    pub meta: &'a BTreeMap<String, String>,
     pub unix_time: i64,
 }
 
@@ -121,7 +126,9 @@ impl NameTemplate {
             .map(|s| match s {
                 Segment::Literal(l) => l.len(),
                 Segment::Random(n) => *n,
-                Segment::Role | Segment::Mount | Segment::DisplayName => MAX_FIELD_LEN,
+                Segment::Role | Segment::Mount | Segment::DisplayName | Segment::Meta(_) => {
+                    MAX_FIELD_LEN
+                }
                 Segment::UnixTime => UNIX_TIME_LEN,
             })
             .sum()
@@ -140,6 +147,9 @@ impl NameTemplate {
                 Segment::Role => out.push_str(&sanitize(ctx.role)),
                 Segment::Mount => out.push_str(&sanitize(ctx.mount)),
                 Segment::DisplayName => out.push_str(&sanitize(ctx.display_name)),
+                Segment::Meta(key) => {
+                    out.push_str(&sanitize(ctx.meta.get(key).map_or("", String::as_str)))
+                }
                 Segment::UnixTime => out.push_str(&format!("{:010}", ctx.unix_time.max(0))),
             }
         }
@@ -182,8 +192,22 @@ fn parse_placeholder(inner: &str) -> Result<Segment, String> {
         "mount" => no_arg(Segment::Mount),
         "display_name" => no_arg(Segment::DisplayName),
         "unix_time" => no_arg(Segment::UnixTime),
+        meta if meta.starts_with("meta.") => {
+            let key = &meta["meta.".len()..];
+            if key.is_empty()
+                || key.len() > 128
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return Err(format!(
+                    "username_template {{{{{meta}}}}}: the metadata key must be 1 to 128 characters of A-Z a-z 0-9 _ - ."
+                ));
+            }
+            no_arg(Segment::Meta(key.to_owned()))
+        }
         other => Err(format!(
-            "username_template has unknown placeholder {{{{{other}}}}}; use random, random N, role, mount, display_name or unix_time"
+            "username_template has unknown placeholder {{{{{other}}}}}; use random, random N, role, mount, display_name, meta.KEY or unix_time"
         )),
     }
 }
@@ -201,12 +225,40 @@ fn sanitize(value: &str) -> String {
 mod tests {
     use super::*;
 
+    static NO_META: BTreeMap<String, String> = BTreeMap::new();
+
     fn ctx<'a>(role: &'a str, display_name: &'a str) -> RenderContext<'a> {
         RenderContext {
             role,
             mount: "aws",
             display_name,
+            meta: &NO_META,
             unix_time: 1_764_000_000,
+        }
+    }
+
+    #[test]
+    fn meta_placeholders_render_the_tokens_metadata_sanitised_and_bounded() {
+        let t =
+            NameTemplate::parse("ci-{{meta.repository}}-{{random 8}}", NameKind::IamUser).unwrap();
+        assert_eq!(t.max_len(), 3 + 32 + 1 + 8);
+        let meta = BTreeMap::from([("repository".to_owned(), "octo-org/app".to_owned())]);
+        let name = t.render(&RenderContext {
+            meta: &meta,
+            ..ctx("dev", "jwt-x")
+        });
+        assert!(name.starts_with("ci-octo-org_app-"), "{name}");
+        // A key the token lacks renders as nothing; the name is still unique by its random part.
+        assert!(t.render(&ctx("dev", "root")).starts_with("ci--"));
+        for bad in [
+            "{{meta.}}-{{random}}",
+            "{{meta.a/b}}-{{random}}",
+            "{{meta.x y}}-{{random}}",
+        ] {
+            assert!(
+                NameTemplate::parse(bad, NameKind::IamUser).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -41,7 +41,7 @@ def setup_jwt(client, mount, path, config, **role):
     client.sys.enable_auth_method("jwt", path=path)
     client.auth.jwt.configure(path=path, **config)
     client.sys.create_or_update_policy(
-        f"{path}-creds", f'path "{mount}/creds/dev" {{ capabilities = ["read", "update"] }}')
+        f"{path}-creds", f'path "{mount}/creds/*" {{ capabilities = ["read", "update"] }}')
     client.secrets.aws.create_or_update_role("dev", "iam_user", policy_document=DOC, mount_point=mount)
     client.auth.jwt.create_role("ci", allowed_redirect_uris=[], token_policies=[f"{path}-creds"],
                                 token_ttl="15m", path=path, **role)
@@ -81,6 +81,16 @@ def test_github_actions_token_gets_aws_keys_and_tags_its_token(client, server, m
 
     creds = workload.secrets.aws.generate_credentials("dev", mount_point=mount)["data"]
     assert users_under(moto, mount) == [creds["username"]]
+    # What AWS holds says who asked: the token's display name and its mapped claims, as tags.
+    tags = {t["Key"]: t["Value"] for t in moto["iam"].list_user_tags(UserName=creds["username"])["Tags"]}
+    assert tags["iamlease:requester"] == me["display_name"]
+    assert tags["iamlease:meta:repository"] == "octo-org/app"
+    assert tags["iamlease:meta:ref"] == "refs/heads/main" and tags["iamlease:meta:role"] == "ci"
+    # A username template may name the token's metadata.
+    client.write(f"{mount}/roles/named", credential_type="iam_user", policy_document=json.dumps(DOC),
+                 username_template="gh-{{meta.repository}}-{{random 8}}")
+    by_meta = workload.secrets.aws.generate_credentials("named", mount_point=mount)["data"]
+    assert by_meta["username"].startswith("gh-octo-org_app-"), by_meta["username"]
 
     # Another repository or branch: refused with the claim named, nothing issued.
     for sub, claims, named in [
@@ -89,7 +99,7 @@ def test_github_actions_token_gets_aws_keys_and_tags_its_token(client, server, m
     ]:
         status, message = refusal(server, path, "ci", oidc.mint(sub, GITHUB_AUD, claims))
         assert status == 400 and named in message, message
-    assert users_under(moto, mount) == [creds["username"]]
+    assert sorted(users_under(moto, mount)) == sorted([creds["username"], by_meta["username"]])
 
     # The store holds no token in clear.
     for name in os.listdir(STORE["dir"]):

@@ -87,6 +87,8 @@ async fn issue_creates_the_user_exactly_as_the_role_says() {
     assert_eq!(tag(&tags, "iamlease:role"), Some("dev"));
     assert!(tag(&tags, "iamlease:expires-at").unwrap().ends_with('Z'));
     assert_eq!(tag(&tags, "team"), Some("platform"));
+    // Who asked, on the user itself (the root token's display name).
+    assert_eq!(tag(&tags, "iamlease:requester"), Some("root"));
     let attached: Vec<String> = iam
         .list_attached_user_policies()
         .user_name(&username)
