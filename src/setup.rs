@@ -176,7 +176,7 @@ pub fn server_policy(o: &SetupOptions) -> Value {
         statements.push(json!({
             "Sid": "AssumeRolesForLeases",
             "Effect": "Allow",
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
             "Resource": o.sts_role_arns,
         }));
     }

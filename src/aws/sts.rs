@@ -16,6 +16,8 @@ pub struct AssumeRoleSpec {
     pub policy_arns: Vec<String>,
     pub tags: Vec<(String, String)>,
     pub external_id: Option<String>,
+    /// Who asked: kept on this session and every one chained from it.
+    pub source_identity: Option<String>,
 }
 
 /// sts:GetFederationToken, as a `federation_token` role asks for it.
@@ -96,6 +98,7 @@ impl AwsAccount {
             .set_policy_arns(policy_descriptors(&spec.policy_arns))
             .set_tags(Some(tags).filter(|t| !t.is_empty()))
             .set_external_id(spec.external_id.clone())
+            .set_source_identity(spec.source_identity.clone())
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(OP, e))?;

@@ -56,6 +56,46 @@ pub fn user_tags(
     tags
 }
 
+/// STS's `SourceIdentity`: 2 to 64 characters of `A-Z a-z 0-9 + = , . @ _ -`, the requester's
+/// name with anything else as `_`. It stays on every session chained from this one, so
+/// CloudTrail shows who acted even after role chaining.
+pub fn source_identity(requester: &str) -> String {
+    let mut id: String = requester
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if id.len() < 2 {
+        id = format!("iamlease-{id}");
+    }
+    id
+}
+
+/// The session tags of an AssumeRole: the role's, then `iamlease:requester` unless the role
+/// sets that key itself (STS allows 50; a role may set 49).
+pub fn session_tags(
+    role_tags: &BTreeMap<String, String>,
+    requester: &str,
+) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = role_tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !role_tags.contains_key(REQUESTER_TAG) && tags.len() < MAX_TAGS {
+        tags.push((
+            REQUESTER_TAG.to_owned(),
+            tag_text(requester, MAX_VALUE_CHARS),
+        ));
+    }
+    tags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +122,27 @@ mod tests {
             .find(|(k, _)| k == "iamlease:meta:odd key_")
             .unwrap();
         assert_eq!(odd.1.chars().count(), 256);
+    }
+
+    #[test]
+    fn source_identity_keeps_to_stss_character_set_and_length() {
+        assert_eq!(
+            source_identity("jwt-repo:octo-org/app:ref:refs/heads/main"),
+            "jwt-repo_octo-org_app_ref_refs_heads_main"
+        );
+        assert_eq!(source_identity("x"), "iamlease-x");
+        assert_eq!(source_identity(&"é".repeat(100)).len(), 64);
+        let role = BTreeMap::from([("team".to_owned(), "platform".to_owned())]);
+        assert_eq!(
+            session_tags(&role, "oidc-alice@example.com"),
+            vec![
+                ("team".to_owned(), "platform".to_owned()),
+                (
+                    REQUESTER_TAG.to_owned(),
+                    "oidc-alice@example.com".to_owned()
+                )
+            ]
+        );
     }
 
     #[test]

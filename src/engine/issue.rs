@@ -245,12 +245,9 @@ impl Engine {
                     duration_secs: ttl,
                     policy_document: role.policy_document.clone(),
                     policy_arns: role.policy_arns.clone(),
-                    tags: role
-                        .session_tags
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
+                    tags: attribution::session_tags(&role.session_tags, &caller.display_name),
                     external_id: role.external_id.clone(),
+                    source_identity: Some(attribution::source_identity(&caller.display_name)),
                 })
             }
             CredentialType::FederationToken => Call::FederationToken(FederationTokenSpec {

@@ -138,7 +138,8 @@ impl Role {
             if let Some(id) = &self.external_id {
                 check_external_id(id)?;
             }
-            check_tags(&self.session_tags, "session_tags", 50)?;
+            // STS allows 50; one is ours (`iamlease:requester`).
+            check_tags(&self.session_tags, "session_tags", 49)?;
         }
 
         for arn in &self.policy_arns {

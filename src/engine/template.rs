@@ -12,7 +12,9 @@ const DEFAULT_RANDOM_LEN: usize = 16;
 const UNIX_TIME_LEN: usize = 10;
 
 pub const DEFAULT_USERNAME_TEMPLATE: &str = "iamlease-{{role}}-{{random}}";
-pub const DEFAULT_FEDERATION_TEMPLATE: &str = "iamlease-{{random}}";
+/// 32 characters at most, the requester's name cut to fit (a federated user's name is all
+/// CloudTrail shows of who asked).
+pub const DEFAULT_FEDERATION_TEMPLATE: &str = "iamlease-{{display_name 14}}-{{random 8}}";
 pub const DEFAULT_SESSION_TEMPLATE: &str = "iamlease-{{display_name}}-{{random}}";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +23,8 @@ enum Segment {
     Random(usize),
     Role,
     Mount,
-    DisplayName,
+    /// `{{display_name}}`, or `{{display_name N}}` cut to N characters.
+    DisplayName(usize),
     /// `{{meta.KEY}}`: the requesting token's metadata (a JWT login's mapped claims).
     Meta(String),
     UnixTime,
@@ -126,9 +129,8 @@ impl NameTemplate {
             .map(|s| match s {
                 Segment::Literal(l) => l.len(),
                 Segment::Random(n) => *n,
-                Segment::Role | Segment::Mount | Segment::DisplayName | Segment::Meta(_) => {
-                    MAX_FIELD_LEN
-                }
+                Segment::Role | Segment::Mount | Segment::Meta(_) => MAX_FIELD_LEN,
+                Segment::DisplayName(n) => *n,
                 Segment::UnixTime => UNIX_TIME_LEN,
             })
             .sum()
@@ -146,7 +148,7 @@ impl NameTemplate {
                 Segment::Random(n) => out.push_str(&random_string(*n, LOWER_ALNUM)),
                 Segment::Role => out.push_str(&sanitize(ctx.role)),
                 Segment::Mount => out.push_str(&sanitize(ctx.mount)),
-                Segment::DisplayName => out.push_str(&sanitize(ctx.display_name)),
+                Segment::DisplayName(n) => out.extend(sanitize(ctx.display_name).chars().take(*n)),
                 Segment::Meta(key) => {
                     out.push_str(&sanitize(ctx.meta.get(key).map_or("", String::as_str)))
                 }
@@ -190,7 +192,15 @@ fn parse_placeholder(inner: &str) -> Result<Segment, String> {
         },
         "role" => no_arg(Segment::Role),
         "mount" => no_arg(Segment::Mount),
-        "display_name" => no_arg(Segment::DisplayName),
+        "display_name" => match arg {
+            None => Ok(Segment::DisplayName(MAX_FIELD_LEN)),
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if (1..=MAX_FIELD_LEN).contains(&n) => Ok(Segment::DisplayName(n)),
+                _ => Err(format!(
+                    "username_template {{{{display_name {n}}}}}: the length must be a number from 1 to 32"
+                )),
+            },
+        },
         "unix_time" => no_arg(Segment::UnixTime),
         meta if meta.starts_with("meta.") => {
             let key = &meta["meta.".len()..];
@@ -207,7 +217,7 @@ fn parse_placeholder(inner: &str) -> Result<Segment, String> {
             no_arg(Segment::Meta(key.to_owned()))
         }
         other => Err(format!(
-            "username_template has unknown placeholder {{{{{other}}}}}; use random, random N, role, mount, display_name, meta.KEY or unix_time"
+            "username_template has unknown placeholder {{{{{other}}}}}; use random, random N, role, mount, display_name, display_name N, meta.KEY or unix_time"
         )),
     }
 }
@@ -235,6 +245,19 @@ mod tests {
             meta: &NO_META,
             unix_time: 1_764_000_000,
         }
+    }
+
+    #[test]
+    fn display_name_can_be_cut_so_federation_names_fit_32() {
+        let t =
+            NameTemplate::parse(DEFAULT_FEDERATION_TEMPLATE, NameKind::FederationToken).unwrap();
+        assert_eq!(t.max_len(), 32);
+        let name = t.render(&ctx("fed", "jwt-repo:octo-org/app:ref:refs/heads/main"));
+        assert!(name.starts_with("iamlease-jwt-repo_octo--"), "{name}");
+        assert_eq!(name.len(), 32);
+        assert!(t.render(&ctx("fed", "root")).starts_with("iamlease-root-"));
+        assert!(NameTemplate::parse("{{display_name 33}}{{random}}", NameKind::IamUser).is_err());
+        assert!(NameTemplate::parse("{{display_name 0}}{{random}}", NameKind::IamUser).is_err());
     }
 
     #[test]

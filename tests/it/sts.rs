@@ -101,6 +101,13 @@ async fn assumed_role_credentials_act_as_the_role_session() {
         call.field("Tags.member.1.Value").as_deref(),
         Some("platform")
     );
+    // Who asked, in AWS's own record of the session: SourceIdentity and a session tag.
+    assert_eq!(call.field("SourceIdentity").as_deref(), Some("root"));
+    assert_eq!(
+        call.field("Tags.member.2.Key").as_deref(),
+        Some("iamlease:requester")
+    );
+    assert_eq!(call.field("Tags.member.2.Value").as_deref(), Some("root"));
     assert_eq!(call.field("ExternalId"), None);
 
     // The lease is recorded, listed and looked up, but not renewable.
@@ -237,9 +244,10 @@ async fn federation_and_session_tokens() {
     );
     let calls = proxy.requests_of("GetFederationToken");
     assert_eq!(calls.len(), 1);
+    // The requester's name, cut so the whole name fits federation's 32 characters.
     let name = calls[0].field("Name").unwrap();
     assert!(
-        name.starts_with("iamlease-") && name.len() == "iamlease-".len() + 16,
+        name.starts_with("iamlease-root-") && name.len() == "iamlease-root-".len() + 8,
         "{name}"
     );
     assert_eq!(calls[0].field("DurationSeconds").as_deref(), Some("7200"));

@@ -125,13 +125,14 @@ function roleForm() {
     const role = (name && name.value) || "role";
     const t = (tpl && tpl.value) || "iamlease-{{role}}-{{random}}";
     let worst = 0, example = "", rest = t, ok = /\{\{\s*random(\s+\d+)?\s*\}\}/.test(t);
-    const re = /\{\{\s*(random(?:\s+(\d+))?|role|mount|display_name|meta\.[A-Za-z0-9_.-]+|unix_time)\s*\}\}/g;
+    const re = /\{\{\s*((?:random|display_name)(?:\s+(\d+))?|role|mount|meta\.[A-Za-z0-9_.-]+|unix_time)\s*\}\}/g;
     let last = 0, m;
     while ((m = re.exec(t))) {
       const lit = t.slice(last, m.index); worst += lit.length; example += lit;
       const key = m[1].split(/\s+/)[0];
       if (key === "random") { const n = m[2] ? Number(m[2]) : 16; worst += n; example += rnd(n); }
       else if (key === "unix_time") { worst += 10; example += String(Math.floor(Date.now() / 1000)); }
+      else if (key === "display_name") { const n = m[2] ? Number(m[2]) : 32; worst += n; example += clean("token-ci").slice(0, n); }
       else if (key.startsWith("meta.")) { worst += 32; example += clean(key.slice(5)); }
       else { worst += 32; example += clean(key === "role" ? role : key === "mount" ? mount : "token-ci"); }
       last = re.lastIndex;
