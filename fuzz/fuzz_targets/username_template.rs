@@ -1,7 +1,9 @@
 //! Username templates: any text either parses or is refused (never a panic), and what parses
-//! renders, for any role, mount and display name, to at most the worst case it promised, within
+//! renders, for any role, mount, display name and token metadata, to at most the worst case it promised, within
 //! the kind's limit, in IAM's character set.
 #![no_main]
+
+use std::collections::BTreeMap;
 
 use iamlease::engine::template::{NameKind, NameTemplate, RenderContext, is_iam_name_char};
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +20,11 @@ fuzz_target!(|data: &[u8]| {
         parts.next().unwrap_or("aws"),
         parts.next().unwrap_or("root"),
     );
+    // One metadata entry, named by the input, so `{{meta.KEY}}` can find a value or not.
+    let meta = BTreeMap::from([(
+        parts.next().unwrap_or("repository").to_owned(),
+        parts.next().unwrap_or("octo-org/app").to_owned(),
+    )]);
     let kind = match selector % 3 {
         0 => NameKind::IamUser,
         1 => NameKind::FederationToken,
@@ -31,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         role,
         mount,
         display_name,
+        meta: &meta,
         unix_time: 1_700_000_000 + i64::from(selector),
     });
     assert!(name.len() <= template.max_len(), "{name:?} longer than {}", template.max_len());

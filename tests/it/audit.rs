@@ -246,6 +246,18 @@ async fn every_request_is_audited_without_secrets_and_the_log_fails_closed() {
     assert_eq!(issue_response["auth"]["display_name"], "root");
     assert_eq!(issue_response["auth"]["policy_results"]["allowed"], true);
     assert_eq!(issue_response["response"]["status"], 200);
+    // Which key it was is readable (an access key id is no secret; CloudTrail shows it), so the
+    // log alone answers who held a key.
+    assert_eq!(
+        issue_response["response"]["data"]["data"]["access_key"],
+        kept["data"]["access_key"]
+    );
+    assert!(
+        kept["data"]["access_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("AKIA")
+    );
     assert!(
         issue_response["remote_address"]
             .as_str()
