@@ -78,9 +78,11 @@ fn main() {
             "reaper" => reaper(&opts).await,
             "store" => store(&opts).await,
             "acl" => acl(&opts).await,
+            "login" => login(&opts).await,
             "all" => {
                 store(&opts).await;
                 acl(&opts).await;
+                login(&opts).await;
                 reaper(&opts).await;
                 issue(&opts).await;
                 cli(&opts).await;
@@ -88,7 +90,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown benchmark {other:?}; one of: issue cli scale reaper store acl all"
+                    "unknown benchmark {other:?}; one of: issue cli scale reaper store acl login all"
                 );
                 std::process::exit(2);
             }
@@ -1167,5 +1169,120 @@ async fn acl(opts: &Opts) {
     println!(
         "\nratio (before / now, median): {:.1}×",
         ratio(p.median, c.median)
+    );
+}
+
+/// A JWT login against an AppRole login, side by side: once a mount's keys are cached a JWT
+/// login is a signature check and claim rules on top of the same store work (role read,
+/// token insert), and no network call.
+async fn login(opts: &Opts) {
+    use iamlease::auth::approle::{self, AppRole, SecretIdRequest};
+    use iamlease::auth::jwt::{self, JwtConfig, JwtRole, KeyCache, RoleType, SecretChange};
+    use iamlease::auth::mounts::{AuthMountRequest, enable};
+    use iamlease::model::AuthKind;
+    let iters = opts.get("iters", 500, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/l.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let now = iamlease::clock::now();
+    let sealer = Sealer::new(&MasterKey::generate().unwrap());
+    let cache = KeyCache::new();
+    let mount = |p: &str, kind| AuthMountRequest {
+        path: MountPath::parse(p).unwrap(),
+        kind,
+        description: None,
+        default_lease_ttl: None,
+        max_lease_ttl: None,
+    };
+    let (ar_path, jwt_path) = (
+        MountPath::parse("approle").unwrap(),
+        MountPath::parse("jwt").unwrap(),
+    );
+    let role = RoleName::parse("ci").unwrap();
+    enable(&store, mount("approle", AuthKind::AppRole), now)
+        .await
+        .unwrap();
+    approle::write_role(&store, &ar_path, &role, &AppRole::default(), None)
+        .await
+        .unwrap();
+    let role_id = approle::read_role(&store, &ar_path, &role)
+        .await
+        .unwrap()
+        .unwrap()
+        .role_id;
+    let secret =
+        approle::create_secret_id(&store, &ar_path, &role, SecretIdRequest::default(), now)
+            .await
+            .unwrap()
+            .secret_id;
+
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    enable(&store, mount("jwt", AuthKind::Jwt), now)
+        .await
+        .unwrap();
+    let config = JwtConfig {
+        jwt_validation_pubkeys: vec![pair.public_key_pem()],
+        ..JwtConfig::default()
+    };
+    jwt::write_config(
+        &store,
+        &cache,
+        &sealer,
+        &jwt_path,
+        config,
+        SecretChange::Clear,
+    )
+    .await
+    .unwrap();
+    let jwt_role = JwtRole {
+        role_type: RoleType::Jwt,
+        user_claim: "sub".into(),
+        bound_audiences: vec!["ci".into()],
+        ..JwtRole::default()
+    };
+    jwt::write_role(&store, &jwt_path, &role, &jwt_role)
+        .await
+        .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der());
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &json!({"sub": "pipeline", "aud": "ci", "iat": now, "exp": now + 3600}),
+        &key,
+    )
+    .unwrap();
+
+    let (mut by_jwt, mut by_approle) = (Vec::new(), Vec::new());
+    for _ in 0..iters {
+        let t = Instant::now();
+        jwt::login(&store, &cache, &jwt_path, Some("ci"), &token, None, now)
+            .await
+            .unwrap();
+        by_jwt.push(t.elapsed());
+        let t = Instant::now();
+        approle::login(&store, &ar_path, &role_id, Some(&secret), None, now)
+            .await
+            .unwrap();
+        by_approle.push(t.elapsed());
+    }
+    let (j, a) = (stats(&by_jwt), stats(&by_approle));
+    println!("\n## logins: {iters} of each, side by side (keys cached, SQLite store)\n");
+    println!("| login | median | p99 |");
+    println!("|---|---|---|");
+    println!(
+        "| JWT (ES256, PEM key) | {} | {} |",
+        ms(j.median),
+        ms(j.p99)
+    );
+    println!(
+        "| AppRole (role_id + secret_id) | {} | {} |",
+        ms(a.median),
+        ms(a.p99)
+    );
+    println!(
+        "\nratio (JWT / AppRole, median): {:.2}×",
+        ratio(j.median, a.median)
     );
 }
