@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth_methods::{Peer, mount_path};
+use super::auth_methods::{Peer, mount_path, role_name};
 use super::error::ApiError;
 use super::vault::{self, Input};
 use super::{AppState, auth_forms, token};
@@ -16,10 +16,6 @@ use crate::clock::{now, rfc3339};
 use crate::model::{MountPath, RoleName, SecretIdRecord};
 
 type ApiResult = Result<Response, ApiError>;
-
-fn role_name(raw: &str) -> Result<RoleName, ApiError> {
-    RoleName::parse(raw).map_err(ApiError::bad_request)
-}
 
 fn role_view(role: &AppRole) -> Value {
     let t = &role.token;

@@ -40,6 +40,10 @@ pub(super) fn mount_path(raw: &str) -> Result<MountPath, ApiError> {
     MountPath::parse(raw).map_err(ApiError::bad_request)
 }
 
+pub(super) fn role_name(raw: &str) -> Result<RoleName, ApiError> {
+    RoleName::parse(raw).map_err(ApiError::bad_request)
+}
+
 /// An auth mount as `sys/auth` lists it, with the fields Vault's typed clients expect.
 fn view(m: &AuthMountRecord) -> Value {
     let config = json!({
@@ -215,7 +219,7 @@ pub async fn delete_role(
 ) -> ApiResult {
     let path = mount_path(&path)?;
     kind_of(&state, &path).await?;
-    let name = RoleName::parse(&name).map_err(ApiError::bad_request)?;
+    let name = role_name(&name)?;
     mounts::delete_role(state.engine.store(), &path, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

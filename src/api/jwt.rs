@@ -5,20 +5,16 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::auth_methods::{Peer, mount_path};
+use super::auth_methods::{Peer, mount_path, role_name};
 use super::error::ApiError;
 use super::vault::{self, Input};
 use super::{AppState, jwt_forms, token};
 use crate::auth::Caller;
 use crate::auth::jwt::{self, JwtConfig, JwtRole, oidc};
 use crate::clock::now;
-use crate::model::{MountPath, RoleName};
+use crate::model::MountPath;
 
 type ApiResult = Result<Response, ApiError>;
-
-fn role_name(raw: &str) -> Result<RoleName, ApiError> {
-    RoleName::parse(raw).map_err(ApiError::bad_request)
-}
 
 fn config_view(c: &JwtConfig) -> Value {
     json!({

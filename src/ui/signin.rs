@@ -44,6 +44,18 @@ pub(super) fn login_page(error: Option<String>, status: StatusCode) -> Response 
     res
 }
 
+/// The sign-in forms' CSRF check (a double-submit cookie, as there is no session yet): the
+/// page to answer when it fails.
+pub(super) fn expired_form(headers: &HeaderMap, form: &Fields) -> Option<Response> {
+    let expected = cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    (!same(&field(form, "csrf"), &expected)).then(|| {
+        login_page(
+            Some("the sign-in form expired; please try again".into()),
+            StatusCode::FORBIDDEN,
+        )
+    })
+}
+
 pub async fn login_form() -> Response {
     login_page(None, StatusCode::OK)
 }
@@ -54,12 +66,8 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if !same(&field(&form, "csrf"), &expected) {
-        return login_page(
-            Some("the sign-in form expired; please try again".into()),
-            StatusCode::FORBIDDEN,
-        );
+    if let Some(expired) = expired_form(&headers, &form) {
+        return expired;
     }
     let token = field(&form, "token");
     if token.is_empty() {

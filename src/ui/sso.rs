@@ -6,15 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use askama::Template;
 use axum::Extension;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
-use super::page::{Fields, field};
-use super::session::{LOGIN_CSRF_COOKIE, SSO_COOKIE, Sessions, cookie, same, set_lax_cookie};
-use super::signin::{login_page, signed_in};
+use super::page::{Fields, field, render};
+use super::session::{SSO_COOKIE, Sessions, cookie, set_lax_cookie};
+use super::signin::{expired_form, login_page, signed_in};
 use crate::api::AppState;
 use crate::api::internal::call;
 use crate::seal::{ALNUM, random_string};
@@ -34,22 +35,14 @@ fn callback_uri(state: &AppState, headers: &HeaderMap) -> Option<String> {
 
 /// A page that sends the browser on to `url`. A page rather than a redirect: the console's
 /// CSP allows forms to post only to itself, and a redirect answering a form counts as the form.
-fn go_to(url: &str) -> Response {
-    let url = html_escape(url);
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>Signing in · iamlease</title>\
-         <link rel=\"stylesheet\" href=\"/ui/assets/app.css\"></head><body class=\"login\">\
-         <main class=\"login-card\"><p>Continuing to <a href=\"{url}\">sign in</a>…</p></main></body></html>"
-    ))
-    .into_response()
+#[derive(Template)]
+#[template(path = "continue.html")]
+struct Continue<'a> {
+    url: &'a str,
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+fn go_to(url: &str) -> Response {
+    render(Continue { url })
 }
 
 /// `POST /ui/sso`: `mount` (default `oidc`) and an optional `role`.
@@ -58,12 +51,8 @@ pub async fn start(
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if !same(&field(&form, "csrf"), &expected) {
-        return login_page(
-            Some("the sign-in form expired; please try again".into()),
-            StatusCode::FORBIDDEN,
-        );
+    if let Some(expired) = expired_form(&headers, &form) {
+        return expired;
     }
     let mount = match field(&form, "mount").trim().trim_matches('/') {
         "" => "oidc".to_owned(),

@@ -113,6 +113,15 @@ pub async fn read_role(
     name: &RoleName,
 ) -> Result<Option<JwtRole>, AuthError> {
     mount(store, path).await?;
+    stored_role(store, path, name).await
+}
+
+/// The role as stored, the mount already known to be JWT/OIDC.
+async fn stored_role(
+    store: &Arc<dyn Store>,
+    path: &MountPath,
+    name: &RoleName,
+) -> Result<Option<JwtRole>, AuthError> {
     let Some(record) = store.get_auth_role(path, name).await? else {
         return Ok(None);
     };
@@ -154,7 +163,8 @@ pub(super) async fn login_role(
         }
     };
     let name = RoleName::parse(raw).map_err(AuthError::Invalid)?;
-    let role = read_role(store, &mount.record.path, &name)
+    // The mount is in hand: one read of the role, not another of the mount.
+    let role = stored_role(store, &mount.record.path, &name)
         .await?
         .ok_or_else(|| AuthError::Invalid(format!("role {raw:?} could not be found")))?;
     Ok((name, role))
