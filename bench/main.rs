@@ -18,10 +18,10 @@ use base64::Engine as _;
 use futures::StreamExt;
 use iamlease::config::{DevSettings, MasterKeySource, Settings};
 use iamlease::engine::{Engine, EngineSettings};
-use iamlease::model::{CredentialType, Lease, LeaseState, MountPath, RoleName};
+use iamlease::model::{CredentialType, KeyRecord, Lease, LeaseState, MountPath, RoleName};
 use iamlease::seal::{MasterKey, Sealer};
 use iamlease::server::Application;
-use iamlease::store::{SqliteStore, Store};
+use iamlease::store::{KeyHistoryStore, SqliteStore, Store};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "bench-root-token";
@@ -1036,6 +1036,7 @@ async fn store(opts: &Opts) {
         );
     };
     let now = iamlease::clock::now();
+    let meta = std::collections::BTreeMap::new();
     let mut samples = Vec::new();
     for i in 0..iters {
         let l = bulk_lease(rows + i, LeaseState::Pending, CredentialType::IamUser, far);
@@ -1046,12 +1047,13 @@ async fn store(opts: &Opts) {
     report("insert_lease (intent record, one commit)", &samples);
     let mut samples = Vec::new();
     for i in 0..iters {
-        let id = format!("{MOUNT}/creds/dev/{:024}", rows + i);
+        let l = bulk_lease(rows + i, LeaseState::Pending, CredentialType::IamUser, far);
+        let key = KeyRecord::for_lease(&l, &format!("AKIA{:016}", rows + i), "bench", &meta);
         let t = Instant::now();
-        assert!(s.activate_lease(&id, Some("AKIA"), far).await.unwrap());
+        assert!(s.activate_lease(&l.id, &key, far).await.unwrap());
         samples.push(t.elapsed());
     }
-    report("activate_lease", &samples);
+    report("activate_lease (with its key-history row)", &samples);
     let mut samples = Vec::new();
     for i in 0..iters {
         let id = format!("{MOUNT}/creds/dev/{:024}", (i * 7919) % rows);

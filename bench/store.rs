@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use iamlease::model::{Lease, LeaseState, MountPath, RoleName};
-use iamlease::store::{SqliteStore, Store};
+use iamlease::model::{KeyRecord, Lease, LeaseState, MountPath, RoleName};
+use iamlease::store::{KeyHistoryStore, SqliteStore, Store};
 
 /// Leases in the store: 100,000 for `cargo bench`; 1,000 for the smoke run under `cargo test`.
 fn rows() -> usize {
@@ -63,6 +63,7 @@ fn statements(c: &mut Criterion) {
     c.bench_function("claim_due (nothing due)", |b| {
         b.iter(|| black_box(rt.block_on(store.claim_due(now, now + 300, 256)).unwrap()))
     });
+    let meta = std::collections::BTreeMap::new();
     c.bench_function(
         "insert_lease + activate_lease (an issue's two commits)",
         |b| {
@@ -74,10 +75,8 @@ fn statements(c: &mut Criterion) {
                 );
                 rt.block_on(async {
                     store.insert_lease(&l).await.unwrap();
-                    store
-                        .activate_lease(&l.id, Some("AKIA"), far)
-                        .await
-                        .unwrap()
+                    let key = KeyRecord::for_lease(&l, "AKIABENCH00000000000", "bench", &meta);
+                    store.activate_lease(&l.id, &key, far).await.unwrap()
                 })
             })
         },

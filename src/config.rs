@@ -27,6 +27,7 @@
 //! | `max_connections` / `IAMLEASE_MAX_CONNECTIONS` | `1024`: open connections at once; more are closed at accept |
 //! | `max_connections_per_address` / `IAMLEASE_MAX_CONNECTIONS_PER_ADDRESS` | `256`: open connections at once from one client IP |
 //! | `allowed_aws_endpoints` / `IAMLEASE_ALLOWED_AWS_ENDPOINTS` | empty: any; else comma-separated URL prefixes a root config's `iam_endpoint`/`sts_endpoint` must start with (setting one needs `sudo` either way) |
+//! | `key_history_retention` / `IAMLEASE_KEY_HISTORY_RETENTION` | `90d`: how long `whois` still answers for an access key after its lease ended (at least 1s) |
 //! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
 //! | `tls_key_file` / `IAMLEASE_TLS_KEY_FILE`      | off; PEM private key; both files are reloaded on SIGHUP |
 //!
@@ -86,6 +87,7 @@ struct RawSettings {
     max_connections: Option<u32>,
     max_connections_per_address: Option<u32>,
     allowed_aws_endpoints: Option<Vec<String>>,
+    key_history_retention: Option<String>,
 }
 
 /// Where the master key comes from.
@@ -135,6 +137,8 @@ pub struct Settings {
     /// URL prefixes a root config's endpoint overrides must start with; empty allows any
     /// (writing one needs `sudo` either way).
     pub allowed_aws_endpoints: Vec<String>,
+    /// How long an access key's history is kept after its lease ended.
+    pub key_history_retention: Duration,
     /// HTTPS with these PEM files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
 }
@@ -222,6 +226,10 @@ impl Settings {
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
         overlay(&mut raw.wait_ready_timeout, "IAMLEASE_WAIT_READY_TIMEOUT");
         overlay(&mut raw.log_format, "IAMLEASE_LOG_FORMAT");
+        overlay(
+            &mut raw.key_history_retention,
+            "IAMLEASE_KEY_HISTORY_RETENTION",
+        );
         let log_format = match raw.log_format.as_deref().map(str::trim) {
             None | Some("pretty" | "text") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -418,6 +426,20 @@ impl Settings {
                 max_connections_per_address,
             },
             allowed_aws_endpoints,
+            key_history_retention: match duration(
+                "key_history_retention",
+                raw.key_history_retention,
+                90 * 86_400,
+            )?
+            .as_secs()
+            {
+                0 => {
+                    return Err(ConfigError::Invalid(
+                        "key_history_retention must be at least 1s (the history of a key is what answers who held it)".into(),
+                    ));
+                }
+                s => Duration::from_secs(s),
+            },
             tls,
         })
     }

@@ -104,6 +104,8 @@ enum Command {
         after_help = "Examples:\n  iamlease lease list aws/creds/dev/\n  iamlease lease revoke aws/creds/dev/<id>"
     )]
     Lease(cli::LeaseCommand),
+    /// Who held an access key: lease, role, requester, token metadata, issue/expire/revoke times.
+    Whois(cli::WhoisArgs),
     /// Create, look up or revoke tokens.
     #[command(subcommand)]
     #[command(
@@ -204,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Lease(cmd) => cli::lease(&client()?, cmd, out).await?,
         Command::Login(args) => cli::login(cli.address.clone(), args, out).await?,
+        Command::Whois(args) => cli::whois(&client()?, args, out).await?,
         Command::Token(cmd) => cli::token(&client()?, cmd, out).await?,
         Command::Policy(cmd) => cli::policy(&client()?, cmd, out).await?,
         Command::Sweep(args) => cli::sweep(&client()?, args, out).await?,

@@ -419,6 +419,7 @@ fn table() -> Vec<Route> {
             .read(secrets::issue_sts)
             .write(secrets::issue_sts)
             .role("name"),
+        Route::mount("/v1/{mount}/access-keys/{access_key_id}").read(secrets::whois),
     ]
 }
 

@@ -1,5 +1,5 @@
 //! Routes of an `aws` mount: `config/root`, `config/rotate-root`, `config/lease`, `roles/`,
-//! `creds/`, `sts/`.
+//! `creds/`, `sts/`, `access-keys/`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use super::{forms, views};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::engine::IssuePath;
-use crate::model::MountPath;
+use crate::model::{AccessKeyId, MountPath};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -201,4 +201,17 @@ async fn issue_via(
         data,
         warnings,
     ))
+}
+
+/// `GET {mount}/access-keys/{access_key_id}`: who held the key, during its lease and for
+/// `key_history_retention` after.
+pub async fn whois(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path((m, key)): Path<(String, String)>,
+) -> ApiResult {
+    let mount = mount(&m)?;
+    let key = AccessKeyId::parse(key.trim()).map_err(ApiError::bad_request)?;
+    let history = s.engine.whois(&mount, &key).await?;
+    Ok(vault::read(views::key_history(&history)))
 }

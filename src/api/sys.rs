@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::clock::{now, rfc3339};
 use crate::engine::EngineError;
-use crate::model::{Lease, LeaseState, MountPath};
+use crate::model::{KeyRecord, Lease, LeaseState, MountPath};
 use crate::store::MountRecord;
 
 type ApiResult = Result<Response, ApiError>;
@@ -90,7 +90,9 @@ pub async fn disable_mount(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn lease_data(lease: &Lease) -> Value {
+/// Vault's lookup fields, then iamlease's: the lease's state, its last revocation error, and
+/// the key it handed out with who asked for it (`null` before a key exists).
+fn lease_data(lease: &Lease, key: Option<&KeyRecord>) -> Value {
     json!({
         "id": lease.id,
         "issue_time": rfc3339(lease.issue_time),
@@ -101,6 +103,8 @@ fn lease_data(lease: &Lease) -> Value {
         "state": lease.state.as_str(),
         "last_error": lease.last_error,
         "revoke_attempts": lease.attempts,
+        "access_key_id": lease.access_key_id,
+        "requester": key.map(|k| k.requester.as_str()),
     })
 }
 
@@ -138,7 +142,8 @@ pub async fn lookup_lease(
     let id = lease_id_field(&mut input)?;
     let lease = state.engine.lookup(&id).await?;
     check_owner(&caller, &lease, "lookup")?;
-    Ok(vault::read(lease_data(&lease)))
+    let key = state.engine.key_of_lease(&lease.id).await?;
+    Ok(vault::read(lease_data(&lease, key.as_ref())))
 }
 
 pub async fn list_leases_root(

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::clock::rfc3339;
 use crate::duration::Ttl;
 use crate::engine::role::Role;
 use crate::engine::{CallerIdentity, LeaseConfig, RootConfigView, SetupPlan};
-use crate::model::{CredentialType, MountPath, RoleName};
+use crate::model::{CredentialType, KeyHistory, MountPath, RoleName};
 use crate::seal::token_hash;
 use crate::store::MountRecord;
 
@@ -152,6 +153,27 @@ pub fn setup_plan(p: &SetupPlan) -> Value {
 
 pub fn caller_identity(c: &CallerIdentity) -> Value {
     json!({ "arn": c.arn, "account": c.account })
+}
+
+/// An access key's history (`{mount}/access-keys/{id}`): times in RFC 3339 as lease lookups
+/// show them, `revoke_time` null while the lease lives.
+pub fn key_history(h: &KeyHistory) -> Value {
+    let k = &h.key;
+    json!({
+        "access_key_id": k.access_key_id,
+        "lease_id": k.lease_id,
+        "mount": k.mount.as_str(),
+        "role": k.role.as_str(),
+        "credential_type": k.credential_type.as_str(),
+        "username": k.username,
+        "requester": k.requester,
+        "token_accessor": k.token_accessor,
+        "meta": k.meta,
+        "issue_time": rfc3339(k.issue_time),
+        "expire_time": rfc3339(h.expire_time()),
+        "revoke_time": k.revoke_time.map(rfc3339),
+        "state": h.state().as_str(),
+    })
 }
 
 #[cfg(test)]

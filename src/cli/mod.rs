@@ -19,6 +19,7 @@ mod role;
 mod setup;
 mod sweep;
 mod token;
+mod whois;
 
 pub use audit::{AuditCommand, audit};
 pub use client::{Client, ServerSaidNo};
@@ -35,6 +36,7 @@ pub use role::{RoleCommand, role};
 pub use setup::{SetupCommand, setup};
 pub use sweep::{SweepArgs, sweep};
 pub use token::{TokenCommand, token};
+pub use whois::{WhoisArgs, whois};
 
 use clap::ValueEnum;
 use serde_json::{Map, Value};

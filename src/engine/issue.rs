@@ -17,7 +17,7 @@ use crate::aws::{
 };
 use crate::clock::{now, rfc3339};
 use crate::duration::Ttl;
-use crate::model::{CredentialType, Lease, MountPath, RoleName, lease_id_under};
+use crate::model::{CredentialType, KeyRecord, Lease, MountPath, RoleName, lease_id_under};
 use crate::seal::Secret;
 use crate::store::MountRecord;
 
@@ -304,7 +304,13 @@ impl Engine {
         )
         .with_id(lease_id_under(&mount.path, via, role_name))
         .with_token_accessor(caller.accessor.clone());
-        self.store.insert_lease(&lease).await?;
+        let history = KeyRecord::for_lease(
+            &lease,
+            &access_key_id,
+            &caller.display_name,
+            &caller.token.meta,
+        );
+        self.store.insert_active_lease(&lease, &history).await?;
         tracing::info!(
             lease_id = %lease.id,
             credential_type = role.credential_type.as_str(),
@@ -425,9 +431,16 @@ impl Engine {
                 return Err(aws_failed("issuing credentials", &failure.error));
             }
         };
+        // Who holds the key is recorded in the transaction that hands it out.
+        let history = KeyRecord::for_lease(
+            &lease,
+            &key.access_key_id,
+            &caller.display_name,
+            &caller.token.meta,
+        );
         let activated = match self
             .store
-            .activate_lease(&lease.id, Some(&key.access_key_id), expire_time)
+            .activate_lease(&lease.id, &history, expire_time)
             .await
         {
             Ok(activated) => activated,

@@ -8,6 +8,7 @@ mod accounts;
 mod attribution;
 mod cache;
 mod config;
+mod history;
 mod issue;
 pub mod lease;
 mod reaper;
@@ -83,6 +84,8 @@ pub struct EngineSettings {
     pub wait_ready_timeout: Duration,
     /// URL prefixes a root config's endpoint overrides must start with; empty allows any.
     pub allowed_aws_endpoints: Vec<String>,
+    /// How long an access key's history is kept after its lease ends.
+    pub key_history_retention: Duration,
 }
 
 impl Default for EngineSettings {
@@ -93,6 +96,7 @@ impl Default for EngineSettings {
             claim_timeout: Duration::from_secs(300),
             wait_ready_timeout: Duration::from_secs(30),
             allowed_aws_endpoints: Vec::new(),
+            key_history_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }

@@ -124,8 +124,10 @@ impl Engine {
             }
             revoked += expired.len();
             if (expired.len() as i64) < REAP_BATCH {
-                // AppRole secret IDs past their TTL and OIDC sign-ins never completed.
+                // AppRole secret IDs past their TTL and OIDC sign-ins never completed, and
+                // a batch of access-key history past its retention.
                 self.store.tidy_auth(now).await?;
+                self.forget_old_keys(now).await?;
                 return Ok(revoked);
             }
         }

@@ -110,6 +110,7 @@ impl Application {
                 claim_timeout: settings.claim_timeout,
                 wait_ready_timeout: settings.wait_ready_timeout,
                 allowed_aws_endpoints: settings.allowed_aws_endpoints.clone(),
+                key_history_retention: settings.key_history_retention,
             },
         ));
         engine.check_master_key().await?;

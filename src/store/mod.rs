@@ -7,12 +7,14 @@
 //! two databases do differently.
 
 mod auth_sql;
+mod history_sql;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
 pub use auth_sql::AuthStore;
+pub use history_sql::KeyHistoryStore;
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
 
@@ -58,7 +60,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 #[async_trait]
-pub trait Store: AuthStore + Send + Sync + 'static {
+pub trait Store: AuthStore + KeyHistoryStore + Send + Sync + 'static {
     /// Closes the connections (graceful shutdown).
     async fn close(&self);
 
@@ -151,14 +153,8 @@ pub trait Store: AuthStore + Send + Sync + 'static {
     /// The intent record: committed durably before the first AWS call for the lease.
     async fn insert_lease(&self, lease: &Lease) -> Result<()>;
     async fn get_lease(&self, id: &str) -> Result<Option<Lease>>;
-    /// `pending` → `active`. False when someone else claimed the lease meanwhile. A lease whose
-    /// token was revoked while it was being issued becomes due at once, not at `due_at`.
-    async fn activate_lease(
-        &self,
-        id: &str,
-        access_key_id: Option<&str>,
-        due_at: i64,
-    ) -> Result<bool>;
+    // Activating a lease and inserting an STS lease also record who holds its key: they are
+    // `KeyHistoryStore::{activate_lease, insert_active_lease}`.
     /// Moves an `active` lease's expiry. False when the lease is not active.
     async fn renew_lease(&self, id: &str, expire_time: i64, now: i64) -> Result<bool>;
     /// Run once at start-up, before the reaper: makes leases that a crashed process was in the
@@ -172,7 +168,8 @@ pub trait Store: AuthStore + Send + Sync + 'static {
     async fn claim_due(&self, now: i64, deadline: i64, limit: i64) -> Result<Vec<Lease>>;
     /// `revoking` → `failed`, remembering why, to be retried at `retry_at`.
     async fn fail_lease(&self, id: &str, error: &str, retry_at: i64) -> Result<()>;
-    /// The end of a lease: everything in AWS is gone.
+    /// The end of a lease: everything in AWS is gone. Its key's history row, if any, is stamped
+    /// revoked in the same statement (a trigger) and kept for `key_history_retention`.
     async fn delete_lease(&self, id: &str) -> Result<()>;
     /// `delete_lease` for a reaper batch, in one commit: one
     /// fsync per batch instead of one per lease is most of the reaper's own cost.

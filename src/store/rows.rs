@@ -7,7 +7,10 @@ use super::{
     AuthMountRecord, AuthRoleRecord, MountRecord, Result, RootConfigRecord, SecretIdRecord,
     StoreError, TokenRecord,
 };
-use crate::model::{AuthKind, CredentialType, Lease, LeaseState, MountPath, RoleName};
+use crate::model::{
+    AuthKind, CredentialType, KeyHistory, KeyRecord, Lease, LeaseState, LiveLease, MountPath,
+    RoleName,
+};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -56,16 +59,33 @@ where
     }
 }
 
-pub(super) fn lease_from_row(row: &impl Columns) -> Result<Lease> {
-    let state = row.text("state")?;
+fn credential_type(row: &impl Columns) -> Result<CredentialType> {
     let ctype = row.text("credential_type")?;
+    serde_json::from_value::<CredentialType>(serde_json::Value::String(ctype))
+        .map_err(|e| corrupt("credential_type", e))
+}
+
+fn lease_state(row: &impl Columns, column: &str) -> Result<Option<LeaseState>> {
+    row.opt_text(column)?
+        .map(|s| LeaseState::parse(&s).ok_or_else(|| corrupt(column, &s)))
+        .transpose()
+}
+
+fn mount_and_role(row: &impl Columns) -> Result<(MountPath, RoleName)> {
+    Ok((
+        MountPath::parse(&row.text("mount")?).map_err(|e| corrupt("mount", e))?,
+        RoleName::parse(&row.text("role")?).map_err(|e| corrupt("role", e))?,
+    ))
+}
+
+pub(super) fn lease_from_row(row: &impl Columns) -> Result<Lease> {
+    let (mount, role) = mount_and_role(row)?;
     Ok(Lease {
         id: row.text("id")?,
-        mount: MountPath::parse(&row.text("mount")?).map_err(|e| corrupt("mount", e))?,
-        role: RoleName::parse(&row.text("role")?).map_err(|e| corrupt("role", e))?,
-        credential_type: serde_json::from_value::<CredentialType>(serde_json::Value::String(ctype))
-            .map_err(|e| corrupt("credential_type", e))?,
-        state: LeaseState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        mount,
+        role,
+        credential_type: credential_type(row)?,
+        state: lease_state(row, "state")?.ok_or_else(|| corrupt("state", "NULL"))?,
         username: row.opt_text("username")?,
         access_key_id: row.opt_text("access_key_id")?,
         issue_time: row.int("issue_time")?,
@@ -78,6 +98,40 @@ pub(super) fn lease_from_row(row: &impl Columns) -> Result<Lease> {
         attempts: row.int("attempts")?,
         last_error: row.opt_text("last_error")?,
         token_accessor: row.opt_text("token_accessor")?,
+    })
+}
+
+pub(super) fn key_record_from_row(row: &impl Columns) -> Result<KeyRecord> {
+    let (mount, role) = mount_and_role(row)?;
+    Ok(KeyRecord {
+        access_key_id: row.text("access_key_id")?,
+        lease_id: row.text("lease_id")?,
+        mount,
+        role,
+        credential_type: credential_type(row)?,
+        username: row.opt_text("username")?,
+        requester: row.text("requester")?,
+        token_accessor: row.opt_text("token_accessor")?,
+        meta: from_json(row, "meta")?,
+        issue_time: row.int("issue_time")?,
+        expire_time: row.int("expire_time")?,
+        revoke_time: row.opt_int("revoke_time")?,
+    })
+}
+
+/// A `key_history` row joined with its lease (`lease_state`, `lease_expire_time`; NULL once
+/// the lease has ended).
+pub(super) fn key_history_from_row(row: &impl Columns) -> Result<KeyHistory> {
+    let lease = match lease_state(row, "lease_state")? {
+        Some(state) => Some(LiveLease {
+            state,
+            expire_time: row.int("lease_expire_time")?,
+        }),
+        None => None,
+    };
+    Ok(KeyHistory {
+        key: key_record_from_row(row)?,
+        lease,
     })
 }
 

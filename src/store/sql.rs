@@ -537,30 +537,6 @@ where
             .transpose()
     }
 
-    async fn activate_lease(
-        &self,
-        id: &str,
-        access_key_id: Option<&str>,
-        due_at: i64,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            // A token revoked while its lease was being issued has already made the lease due
-            // (or is about to, in the same transaction that deletes it): then it stays due.
-            "UPDATE leases SET state = 'active', access_key_id = $2,
-                 due_at = CASE WHEN token_accessor IS NULL
-                                 OR EXISTS (SELECT 1 FROM tokens WHERE accessor = leases.token_accessor)
-                               THEN $3 ELSE issue_time END
-             WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(access_key_id)
-        .bind(due_at)
-        .execute(self.pool())
-        .await
-        .map_err(B::map_err)?;
-        Ok(B::rows_affected(&done) == 1)
-    }
-
     async fn renew_lease(&self, id: &str, expire_time: i64, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE leases SET expire_time = $2, due_at = $2, last_renewal = $3

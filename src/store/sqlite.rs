@@ -240,8 +240,8 @@ impl sql::Backend for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LeaseState, MountPath, RoleName};
-    use crate::store::Store;
+    use crate::model::{KeyRecord, LeaseState, MountPath, RoleName};
+    use crate::store::{KeyHistoryStore, Store};
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -365,13 +365,15 @@ mod tests {
             .await
             .unwrap();
         // pending → active once; a second activation is refused.
+        let pending = s.get_lease("aws/creds/dev/a").await.unwrap().unwrap();
+        let key = KeyRecord::for_lease(&pending, "AKIA1", "root", &Default::default());
         assert!(
-            s.activate_lease("aws/creds/dev/a", Some("AKIA1"), 100)
+            s.activate_lease("aws/creds/dev/a", &key, 100)
                 .await
                 .unwrap()
         );
         assert!(
-            !s.activate_lease("aws/creds/dev/a", Some("AKIA1"), 100)
+            !s.activate_lease("aws/creds/dev/a", &key, 100)
                 .await
                 .unwrap()
         );
@@ -453,10 +455,20 @@ mod tests {
         for (sql, index) in [
             (RECOVER_ABANDONED_SQL, "leases_in_flight_due_at"),
             (sql::DUE_IDS, "leases_due_at"),
+            (
+                crate::store::history_sql::KEY_HISTORY,
+                "key_history_access_key_id",
+            ),
+            (
+                crate::store::history_sql::FORGET_KEYS,
+                "key_history_revoke_time",
+            ),
         ] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
-            let params = if sql.contains("$3") { 3 } else { 1 };
+            let params = (1..=3i64)
+                .filter(|n| sql.contains(&format!("${n}")))
+                .count() as i64;
             for p in 0..params {
                 query = query.bind(p);
             }
@@ -468,7 +480,9 @@ mod tests {
                 "{sql}: {plan:?}"
             );
             assert!(
-                !plan.iter().any(|p| p.starts_with("SCAN leases")),
+                !plan
+                    .iter()
+                    .any(|p| p.starts_with("SCAN leases") || p.starts_with("SCAN key_history")),
                 "{sql}: {plan:?}"
             );
         }

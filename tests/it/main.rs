@@ -32,3 +32,4 @@ mod tokens;
 mod ui;
 mod vault_shapes;
 mod wait_ready;
+mod whois;

@@ -390,6 +390,17 @@ pub(super) fn issue_creds() {}
     responses((status = 200, description = "STS credentials, not renewable", body = Envelope)))]
 pub(super) fn issue_sts() {}
 
+/// Who held an access key: `lease_id`, `role`, `credential_type`, `requester`,
+/// `token_accessor`, `meta`, `issue_time`, `expire_time`, `revoke_time` and `state`, during
+/// the lease and for `key_history_retention` after it.
+#[utoipa::path(get, path = "/v1/{mount}/access-keys/{access_key_id}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("access_key_id" = String, Path, description = "an access key id (AKIA… or ASIA…)",
+            example = "AKIAIOSFODNN7EXAMPLE")),
+    responses((status = 200, description = "the key's history", body = Envelope),
+              (status = 404, description = "no record of the key at this mount", body = ErrorBody)))]
+pub(super) fn whois() {}
+
 /// Finds (and unless `dry_run`, deletes) IAM users with our tags but no live lease (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/{mount}/sweep", tag = "aws",
     params(("mount" = String, Path, description = "mount path", example = "aws")),

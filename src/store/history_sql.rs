@@ -1,0 +1,311 @@
+//! The SQL of the access-key history (`key_history`), written once for both databases like
+//! `sql.rs`. A key's row is written in the transaction that hands the key out (activating an
+//! `iam_user` lease, inserting an STS lease), so no key is ever held without a record of who
+//! holds it; a trigger on `leases` stamps its end (migration `key_history`).
+
+use async_trait::async_trait;
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::Result;
+use super::rows::{Columns, key_history_from_row, key_record_from_row};
+use super::sql::{self, Backend};
+use crate::model::{AccessKeyId, KeyHistory, KeyRecord, Lease, MountPath};
+
+/// What the access-key history keeps and answers.
+#[async_trait]
+pub trait KeyHistoryStore: Send + Sync {
+    /// `pending` → `active`, recording who holds `key`, in one transaction. False (and nothing
+    /// recorded) when someone else claimed the lease meanwhile. A lease whose token was revoked
+    /// while it was being issued becomes due at once, not at `due_at`.
+    async fn activate_lease(&self, id: &str, key: &KeyRecord, due_at: i64) -> Result<bool>;
+    /// An STS lease, born `active` after its STS call, with its key's history row.
+    async fn insert_active_lease(&self, lease: &Lease, key: &KeyRecord) -> Result<()>;
+    /// The newest key with this id that `mount` handed out, with its lease if it still lives.
+    async fn key_history(
+        &self,
+        mount: &MountPath,
+        access_key_id: &AccessKeyId,
+    ) -> Result<Option<KeyHistory>>;
+    /// The key a lease handed out, if it handed one out.
+    async fn key_of_lease(&self, lease_id: &str) -> Result<Option<KeyRecord>>;
+    /// Deletes up to `limit` rows of keys revoked before `revoked_before`, oldest first (the
+    /// reaper's retention sweep, bounded per pass). Returns how many it deleted.
+    async fn forget_keys(&self, revoked_before: i64, limit: i64) -> Result<u64>;
+}
+
+/// Every column of `key_history`, in the order `bind_key` binds them.
+pub(super) const INSERT_KEY: &str = "INSERT INTO key_history (lease_id, access_key_id, mount, role, \
+     credential_type, username, requester, token_accessor, meta, issue_time, expire_time, \
+     revoke_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// `whois`: a search of the `key_history_access_key_id` index (a SQLite test checks the plan),
+/// so an answer costs the same over a million rows as over ten.
+pub(super) const KEY_HISTORY: &str =
+    "SELECT h.*, l.state AS lease_state, l.expire_time AS lease_expire_time
+     FROM key_history h LEFT JOIN leases l ON l.id = h.lease_id
+     WHERE h.access_key_id = $1 AND h.mount = $2
+     ORDER BY h.issue_time DESC LIMIT 1";
+
+/// The retention sweep: a range scan of the partial index of revoked rows
+/// (`key_history_revoke_time`), `$2` at a time, so a sweep over a million expired rows is many
+/// short statements, never one long one.
+pub(super) const FORGET_KEYS: &str = "DELETE FROM key_history WHERE lease_id IN (
+     SELECT lease_id FROM key_history
+     WHERE revoke_time IS NOT NULL AND revoke_time < $1
+     ORDER BY revoke_time LIMIT $2)";
+
+/// Binds `key` (its meta already as JSON) to `INSERT_KEY`.
+pub(super) fn bind_key<'q, DB: Database>(
+    query: Query<'q, DB, DB::Arguments<'q>>,
+    k: &'q KeyRecord,
+    meta: &'q str,
+) -> Query<'q, DB, DB::Arguments<'q>>
+where
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(k.lease_id.as_str())
+        .bind(k.access_key_id.as_str())
+        .bind(k.mount.as_str())
+        .bind(k.role.as_str())
+        .bind(k.credential_type.as_str())
+        .bind(k.username.as_deref())
+        .bind(k.requester.as_str())
+        .bind(k.token_accessor.as_deref())
+        .bind(meta)
+        .bind(k.issue_time)
+        .bind(k.expire_time)
+        .bind(k.revoke_time)
+}
+
+pub(super) fn meta_json(k: &KeyRecord) -> String {
+    serde_json::to_string(&k.meta).expect("strings serialise")
+}
+
+#[async_trait]
+impl<B> KeyHistoryStore for B
+where
+    B: Backend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    <B::Db as Database>::Row: Columns,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<&'q str>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> bool: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'r> String: Decode<'r, B::Db> + Type<B::Db>,
+    for<'r> Vec<u8>: Decode<'r, B::Db> + Type<B::Db>,
+{
+    async fn activate_lease(&self, id: &str, key: &KeyRecord, due_at: i64) -> Result<bool> {
+        let meta = meta_json(key);
+        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
+        let done = sqlx::query(
+            // A token revoked while its lease was being issued has already made the lease due
+            // (or is about to, in the same transaction that deletes it): then it stays due.
+            "UPDATE leases SET state = 'active', access_key_id = $2,
+                 due_at = CASE WHEN token_accessor IS NULL
+                                 OR EXISTS (SELECT 1 FROM tokens WHERE accessor = leases.token_accessor)
+                               THEN $3 ELSE issue_time END
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(key.access_key_id.as_str())
+        .bind(due_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(B::map_err)?;
+        if B::rows_affected(&done) != 1 {
+            return Ok(false);
+        }
+        bind_key(sqlx::query(INSERT_KEY), key, &meta)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::map_err)?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(true)
+    }
+
+    async fn insert_active_lease(&self, lease: &Lease, key: &KeyRecord) -> Result<()> {
+        let meta = meta_json(key);
+        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
+        sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::map_err)?;
+        bind_key(sqlx::query(INSERT_KEY), key, &meta)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::map_err)?;
+        tx.commit().await.map_err(B::map_err)
+    }
+
+    async fn key_history(
+        &self,
+        mount: &MountPath,
+        access_key_id: &AccessKeyId,
+    ) -> Result<Option<KeyHistory>> {
+        sqlx::query(KEY_HISTORY)
+            .bind(access_key_id.as_str())
+            .bind(mount.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(B::map_err)?
+            .as_ref()
+            .map(key_history_from_row)
+            .transpose()
+    }
+
+    async fn key_of_lease(&self, lease_id: &str) -> Result<Option<KeyRecord>> {
+        sqlx::query("SELECT * FROM key_history WHERE lease_id = $1")
+            .bind(lease_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(B::map_err)?
+            .as_ref()
+            .map(key_record_from_row)
+            .transpose()
+    }
+
+    async fn forget_keys(&self, revoked_before: i64, limit: i64) -> Result<u64> {
+        let done = sqlx::query(FORGET_KEYS)
+            .bind(revoked_before)
+            .bind(limit)
+            .execute(self.pool())
+            .await
+            .map_err(B::map_err)?;
+        Ok(B::rows_affected(&done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::KeyHistoryStore;
+    use crate::model::{
+        AccessKeyId, CredentialType, KeyRecord, Lease, LeaseState, MountPath, RoleName,
+    };
+    use crate::store::{SqliteStore, Store};
+
+    fn aws() -> MountPath {
+        MountPath::parse("aws").unwrap()
+    }
+
+    fn key_id(s: &str) -> AccessKeyId {
+        AccessKeyId::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_key_is_recorded_when_handed_out_and_kept_after_its_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let lease = Lease::pending_iam_user(
+            aws(),
+            RoleName::parse("dev").unwrap(),
+            "iamlease-dev-x".into(),
+            1_000,
+            100,
+            1_000,
+            1_050,
+        );
+        s.insert_lease(&lease).await.unwrap();
+        let meta = BTreeMap::from([("repo".to_owned(), "octo/app".to_owned())]);
+        let key = KeyRecord::for_lease(&lease, "AKIAHISTORY000000001", "jwt-ci", &meta);
+        // Nothing is recorded before the key is handed out.
+        assert!(s.key_of_lease(&lease.id).await.unwrap().is_none());
+        assert!(s.activate_lease(&lease.id, &key, 1_100).await.unwrap());
+
+        let live = s
+            .key_history(&aws(), &key_id("AKIAHISTORY000000001"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(live.key, key);
+        assert_eq!(live.state().as_str(), "active");
+        // Another mount never answers for this mount's key.
+        let other = MountPath::parse("aws2").unwrap();
+        assert!(
+            s.key_history(&other, &key_id("AKIAHISTORY000000001"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // A renewal moves the expiry the history shows; revocation keeps the last one.
+        assert!(s.renew_lease(&lease.id, 1_500, 1_010).await.unwrap());
+        assert_eq!(
+            s.key_history(&aws(), &key_id("AKIAHISTORY000000001"))
+                .await
+                .unwrap()
+                .unwrap()
+                .expire_time(),
+            1_500
+        );
+        s.delete_leases(std::slice::from_ref(&lease.id))
+            .await
+            .unwrap();
+        let gone = s
+            .key_history(&aws(), &key_id("AKIAHISTORY000000001"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(gone.state().as_str(), "revoked");
+        assert_eq!(gone.expire_time(), 1_500);
+        let revoked_at = gone.key.revoke_time.expect("stamped on delete");
+        assert!(revoked_at >= crate::clock::now() - 60, "{revoked_at}");
+        assert_eq!(gone.key.requester, "jwt-ci");
+        assert_eq!(gone.key.meta, meta);
+
+        // Retention: kept until it is older than the cut-off, then forgotten.
+        assert_eq!(s.forget_keys(revoked_at, 10).await.unwrap(), 0);
+        assert_eq!(s.forget_keys(revoked_at + 1, 10).await.unwrap(), 1);
+        assert!(s.key_of_lease(&lease.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn sts_keys_are_recorded_with_their_lease_and_forgetting_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let id = format!("ASIAHISTORY00000000{i}");
+            let lease = Lease::active_sts(
+                aws(),
+                RoleName::parse("deploy").unwrap(),
+                CredentialType::AssumedRole,
+                id.clone(),
+                1_000,
+                1_900,
+            )
+            .with_token_accessor("acc");
+            let key = KeyRecord::for_lease(&lease, &id, "approle", &BTreeMap::new());
+            s.insert_active_lease(&lease, &key).await.unwrap();
+            assert_eq!(
+                s.get_lease(&lease.id).await.unwrap().unwrap().state,
+                LeaseState::Active
+            );
+            s.delete_lease(&lease.id).await.unwrap();
+        }
+        let h = s
+            .key_history(&aws(), &key_id("ASIAHISTORY000000003"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.key.credential_type, CredentialType::AssumedRole);
+        assert_eq!(h.key.token_accessor.as_deref(), Some("acc"));
+        let cutoff = crate::clock::now() + 10;
+        assert_eq!(s.forget_keys(cutoff, 2).await.unwrap(), 2);
+        assert_eq!(s.forget_keys(cutoff, 2).await.unwrap(), 2);
+        assert_eq!(s.forget_keys(cutoff, 2).await.unwrap(), 1);
+        assert_eq!(s.forget_keys(cutoff, 2).await.unwrap(), 0);
+    }
+}
