@@ -1,11 +1,12 @@
 //! The benchmarks behind bench/RESULTS.md: issue overhead, the CLI against the aws-cli way,
-//! lease scale, reaper throughput and the store's hot statements. Each measures us and our
+//! lease and key-history scale, reaper throughput and the store's hot statements. Each measures us and our
 //! floor side by side in one run and prints ratios, since the machine is shared.
 //!
 //! `bench/run NAME [--flag value]…` (a `cargo bench` wrapper). Under `cargo test` (no `--bench`
 //! argument) every benchmark runs once at tiny sizes with the debug build, so none can rot;
 //! nothing is timed against a target there.
 
+mod history;
 #[allow(dead_code)]
 #[path = "../tests/it/support/moto.rs"]
 mod moto;
@@ -79,6 +80,7 @@ fn main() {
             "store" => store(&opts).await,
             "acl" => acl(&opts).await,
             "login" => login(&opts).await,
+            "history" => history::history(&opts).await,
             "all" => {
                 store(&opts).await;
                 acl(&opts).await;
@@ -87,10 +89,11 @@ fn main() {
                 issue(&opts).await;
                 cli(&opts).await;
                 scale(&opts).await;
+                history::history(&opts).await;
             }
             other => {
                 eprintln!(
-                    "unknown benchmark {other:?}; one of: issue cli scale reaper store acl login all"
+                    "unknown benchmark {other:?}; one of: issue cli scale history reaper store acl login all"
                 );
                 std::process::exit(2);
             }

@@ -17,9 +17,9 @@ use sqlx::sqlite::{
     SqliteQueryResult, SqliteSynchronous,
 };
 
-use super::sql;
+use super::{history_sql, sql};
 use super::{Result, StoreError};
-use crate::model::Lease;
+use crate::model::{KeyRecord, Lease};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -88,6 +88,19 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         for l in leases {
             sql::bind_lease(sqlx::query(sql::INSERT_LEASE), l)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    /// Inserts many access-key history rows in one transaction (the history-scale benchmark).
+    pub async fn insert_key_history_bulk(&self, keys: &[KeyRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for k in keys {
+            let meta = history_sql::meta_json(k);
+            history_sql::bind_key(sqlx::query(history_sql::INSERT_KEY), k, &meta)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
