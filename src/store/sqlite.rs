@@ -17,8 +17,8 @@ use sqlx::sqlite::{
     SqliteQueryResult, SqliteSynchronous,
 };
 
-use super::{history_sql, sql};
 use super::{Result, StoreError};
+use super::{history_sql, sql};
 use crate::model::{KeyRecord, Lease};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");

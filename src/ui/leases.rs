@@ -1,5 +1,6 @@
 //! The leases page: every lease the token may see (filtered by mount, role and state; failed
-//! revocations first), and renewing, revoking one, or revoking all of a role's.
+//! revocations first) with its access key and requester, and renewing, revoking one, or
+//! revoking all of a role's.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::page::{
-    Fields, Nav, Posted, enc, field, list_keys, nav, non_empty, render, session, text_of,
+    Fields, Nav, Posted, aws_mounts, enc, field, list_keys, nav, non_empty, render, session,
+    text_of,
 };
 use super::session::Sessions;
 use crate::api::AppState;
@@ -28,6 +30,9 @@ pub struct LeaseRow {
     pub expire_time: String,
     pub renewable: bool,
     pub last_error: String,
+    /// The key it handed out and who asked for it (empty while `pending`).
+    pub access_key_id: String,
+    pub requester: String,
 }
 
 #[derive(Template)]
@@ -60,16 +65,8 @@ pub async fn leases(
     let f_role = field(&q, "role");
     let f_state = field(&q, "state");
     let mut error = None;
-    let all_mounts: Vec<String> = match call(&state, &s.token, "GET", "sys/mounts", None).await {
-        Ok(v) => v["data"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, v)| v["type"] == "aws")
-                    .map(|(k, _)| k.trim_end_matches('/').to_owned())
-                    .collect()
-            })
-            .unwrap_or_default(),
+    let all_mounts: Vec<String> = match aws_mounts(&state, &s.token).await {
+        Ok(m) => m,
         Err(e) => {
             error = Some(e.message());
             Vec::new()
@@ -152,6 +149,8 @@ pub async fn leases(
                                 state: text_of(&d["state"]),
                                 renewable: d["renewable"].as_bool().unwrap_or(false),
                                 last_error: text_of(&d["last_error"]),
+                                access_key_id: text_of(&d["access_key_id"]),
+                                requester: text_of(&d["requester"]),
                             });
                         }
                         Err(e) if e.status == StatusCode::NOT_FOUND => {}

@@ -9,11 +9,13 @@
 //! and `Cache-Control: no-store`, so credentials shown once are not kept by the browser.
 //!
 //! The pages, one module per job: `signin`, `sso` (sign-in through an OIDC provider), `mounts`
-//! (a mount and its AWS connection), `roles` (and Generate), `leases`; what they share is in `page`. Each handler checks the session (and
-//! the CSRF token on a POST), calls the API in-process with the session's token, and renders a
+//! (a mount and its AWS connection), `roles` (and Generate), `leases`, `keys` (who held an
+//! access key); what they share is in `page`. Each handler checks the session (and the CSRF
+//! token on a POST), calls the API in-process with the session's token, and renders a
 //! template or redirects with a flash. API errors are shown next to the field they name, or at
 //! the top of the page; nothing fails silently.
 
+mod keys;
 mod leases;
 mod mounts;
 mod page;
@@ -73,6 +75,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/leases/renew", post(leases::renew_lease))
         .route("/ui/leases/revoke", post(leases::revoke_lease))
         .route("/ui/leases/revoke-role", post(leases::revoke_role))
+        .route("/ui/keys", get(keys::key))
         .route("/ui/assets/app.css", get(css))
         .route("/ui/assets/app.js", get(js))
         .layer(axum::Extension(sessions))

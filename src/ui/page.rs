@@ -218,6 +218,20 @@ pub(super) async fn list_keys(
     }
 }
 
+/// The paths of the `aws` secrets engines the token can see, without their slash.
+pub(super) async fn aws_mounts(state: &AppState, token: &str) -> Result<Vec<String>, ApiFailure> {
+    let v = call(state, token, "GET", "sys/mounts", None).await?;
+    Ok(v["data"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v["type"] == "aws")
+                .map(|(k, _)| k.trim_end_matches('/').to_owned())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 pub(super) fn text_of(v: &Value) -> String {
     match v {
         Value::Null => String::new(),

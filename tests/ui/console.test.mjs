@@ -226,6 +226,9 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
   let row = page.locator(`tr[data-lease-id="${leaseId}"]`);
   await row.waitFor();
   assert.match(await row.locator("time").textContent(), /^(59m|1h 00m) \d\ds$/);
+  // Who asked and which key, on the row.
+  assert.match(await row.textContent(), /\broot\b/);
+  assert.equal((await row.locator("td code").nth(1).textContent()).trim(), accessKey);
   await shot("07-leases");
   await row.locator("button:has-text('Renew')").click();
   assert.match(await page.textContent(".flash.ok"), /Renewed/);
@@ -235,6 +238,21 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
   assert.equal(await page.locator(`tr[data-lease-id="${leaseId}"]`).count(), 0);
   assert.deepEqual(iamUsers(motoUrl, "/iamlease/aws/dev/"), [], "the user is gone from moto");
   await shot("08-leases-after-revoke");
+
+  // Months later, from CloudTrail: the search box finds who held the key, after revocation.
+  await page.fill("#key-search", accessKey);
+  await page.click("button:has-text('Find key')");
+  await page.waitForURL(/\/ui\/keys\?id=/);
+  const card = page.locator(`section[data-access-key-id="${accessKey}"]`);
+  await card.waitFor();
+  assert.equal((await card.locator(".requester").textContent()).trim(), "root");
+  assert.match(await card.textContent(), new RegExp(leaseId));
+  assert.match(await card.locator(".badge").textContent(), /revoked/);
+  assert.equal(await card.locator("button:has-text('Revoke')").count(), 0, "nothing left to revoke");
+  await shot("09-whois");
+  await page.fill("#key-search", "AKIANOSUCHKEY0000000");
+  await page.click("button:has-text('Find key')");
+  assert.match(await page.textContent(".flash.bad"), /No mount has a record of AKIANOSUCHKEY0000000/);
 
   // Nothing on the way logged a script error or a CSP violation, and no secret reached the log.
   assert.deepEqual(errors, [], "no script errors or CSP violations");
