@@ -82,6 +82,11 @@ def test_generate_credentials_and_leases(client, mount, moto):
         sts.get_caller_identity()
     with pytest.raises(exceptions.InvalidPath):
         client.sys.read_lease(lease_id)
+    # Who held the key, after its lease: hvac's generic read of the history path.
+    held = client.read(f"{mount}/access-keys/{data['access_key']}")["data"]
+    assert held["lease_id"] == lease_id and held["state"] == "revoked"
+    assert held["username"] == data["username"] and held["requester"] == "root"
+    assert held["revoke_time"] is not None
 
 
 def test_sts_endpoint_is_for_sts_roles(client, mount):

@@ -89,6 +89,7 @@ fn concrete(pattern: &str, mount: &str, lease_id: &str) -> String {
             "{name}" => "prod",
             "{path}" => "spelling-scratch",
             "{device}" => "file",
+            "{access_key_id}" => "AKIASPELLING00000000",
             "{*prefix}" => "nothing-here/",
             "{*lease_id}" => lease_id,
             s if s.starts_with('{') => panic!("no sample value for {s} in {pattern}: add one"),
