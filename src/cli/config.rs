@@ -1,13 +1,14 @@
-//! `iamlease config root|rotate-root|read-root|lease`: how a mount reaches AWS, and its lease
-//! defaults.
+//! `iamlease config root|check|rotate-root|read-root|lease`: how a mount reaches AWS (checked
+//! against AWS before it says so), and its lease defaults.
 
 use std::io::Write;
 
+use anyhow::anyhow;
 use clap::Subcommand;
 use serde_json::{Map, json};
 
 use super::output::{Out, print_table, print_warnings, text};
-use super::{Client, compact};
+use super::{Client, ServerSaidNo, compact};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -38,6 +39,16 @@ pub enum ConfigCommand {
         role_arn: Option<String>,
         #[arg(long)]
         external_id: Option<String>,
+        /// Do not check the connection with AWS after writing (GetCallerIdentity).
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Check that the mount's root config reaches AWS, and as whom (GetCallerIdentity).
+    #[command(after_help = "Example:
+  iamlease config check --mount aws")]
+    Check {
+        #[arg(long, default_value = "aws")]
+        mount: String,
     },
     /// Replace the root config's access key with a new one and delete the old one in AWS:
     /// `iamlease config rotate-root --mount aws`
@@ -79,6 +90,7 @@ pub async fn config(client: &Client, cmd: ConfigCommand, out: &mut Out) -> anyho
             retry_mode,
             role_arn,
             external_id,
+            no_verify,
         } => {
             let body = compact(Map::from_iter([
                 ("access_key".into(), json!(access_key)),
@@ -95,7 +107,44 @@ pub async fn config(client: &Client, cmd: ConfigCommand, out: &mut Out) -> anyho
                 .request("POST", &format!("{mount}/config/root"), Some(body))
                 .await?;
             print_warnings(&resp);
-            writeln!(out, "Success! Data written to: {mount}/config/root")?;
+            if no_verify {
+                writeln!(
+                    out,
+                    "Success! Data written to: {mount}/config/root (not checked with AWS)"
+                )?;
+                return Ok(());
+            }
+            match client
+                .request("POST", &format!("{mount}/config/check"), None)
+                .await
+            {
+                Ok(identity) => writeln!(
+                    out,
+                    "Success! Data written to: {mount}/config/root; AWS accepts it as {} (account {})",
+                    text(&identity["data"]["arn"]),
+                    text(&identity["data"]["account"])
+                )?,
+                Err(e) => {
+                    let why = match e.downcast_ref::<ServerSaidNo>() {
+                        Some(no) => no.message.trim_end_matches('.').to_owned(),
+                        None => format!("{e:#}"),
+                    };
+                    return Err(anyhow!(
+                        "{mount}/config/root was written, but AWS does not accept it: {why}. Correct the keys (or region, endpoints, role_arn) and write it again; `iamlease config check --mount {mount}` tries again, --no-verify skips the check"
+                    ));
+                }
+            }
+        }
+        ConfigCommand::Check { mount } => {
+            let identity = client
+                .request("POST", &format!("{mount}/config/check"), None)
+                .await?;
+            writeln!(
+                out,
+                "Success! {mount}/ reaches AWS as {} (account {})",
+                text(&identity["data"]["arn"]),
+                text(&identity["data"]["account"])
+            )?;
         }
         ConfigCommand::RotateRoot { mount } => {
             let resp = client

@@ -7,11 +7,12 @@ use clap::Subcommand;
 use serde_json::{Map, json};
 
 use super::output::{Out, print_keys, print_rows, print_table, print_warnings, text};
-use super::{Client, ReadFormat, UsageError, cache, compact};
+use super::{Client, ReadFormat, ServerSaidNo, UsageError, cache, compact};
 
 #[derive(Debug, Subcommand)]
 pub enum LeaseCommand {
-    /// List leases under a prefix, one level at a time as Vault does: `iamlease lease list aws/creds/dev/`
+    /// List leases under a prefix, one level at a time as Vault does, each as its whole id (ready
+    /// for `lookup`, `renew`, `revoke`): `iamlease lease list aws/creds/dev/`
     #[command(
         after_help = "Examples:\n  iamlease lease list aws/creds/dev/\n  iamlease lease list aws/creds/dev/ --state failed"
     )]
@@ -55,7 +56,21 @@ pub async fn lease(client: &Client, cmd: LeaseCommand, out: &mut Out) -> anyhow:
                 Some(s) => format!("sys/leases/lookup/{prefix}?state={s}"),
                 None => format!("sys/leases/lookup/{prefix}"),
             };
-            print_keys(out, client.request("LIST", &path, None).await)?;
+            // Whole ids, not Vault's relative keys: what is printed can be pasted into
+            // `lease lookup|renew|revoke` as it is.
+            let dir = match prefix.trim_matches('/') {
+                "" => String::new(),
+                p => format!("{p}/"),
+            };
+            let resp = client.request("LIST", &path, None).await.map(|mut v| {
+                if let Some(keys) = v["data"]["keys"].as_array_mut() {
+                    for k in keys.iter_mut() {
+                        *k = json!(format!("{dir}{}", text(k)));
+                    }
+                }
+                v
+            });
+            print_keys(out, resp)?;
         }
         LeaseCommand::Lookup { lease_id, format } => {
             let resp = client
@@ -64,7 +79,8 @@ pub async fn lease(client: &Client, cmd: LeaseCommand, out: &mut Out) -> anyhow:
                     "sys/leases/lookup",
                     Some(json!({"lease_id": lease_id})),
                 )
-                .await?;
+                .await
+                .map_err(|e| bare_id_hint(e, &lease_id))?;
             match format {
                 ReadFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
                 ReadFormat::Table => print_table(out, &resp["data"])?,
@@ -80,7 +96,8 @@ pub async fn lease(client: &Client, cmd: LeaseCommand, out: &mut Out) -> anyhow:
             ]));
             let resp = client
                 .request("PUT", "sys/leases/renew", Some(body))
-                .await?;
+                .await
+                .map_err(|e| bare_id_hint(e, &lease_id))?;
             print_warnings(&resp);
             print_rows(
                 out,
@@ -96,6 +113,22 @@ pub async fn lease(client: &Client, cmd: LeaseCommand, out: &mut Out) -> anyhow:
             )?;
         }
         LeaseCommand::Revoke { lease_id } => {
+            // The API answers 204 for an unknown lease, as Vault does; a person is told.
+            // Another refusal of the lookup (e.g. no `lookup` right) leaves it to revoke.
+            if let Err(e) = client
+                .request(
+                    "PUT",
+                    "sys/leases/lookup",
+                    Some(json!({"lease_id": lease_id})),
+                )
+                .await
+                && not_found(&e)
+            {
+                cache::forget(client.address(), &lease_id, false);
+                let hint = bare_id_hint(e, &lease_id).to_string();
+                writeln!(out, "Nothing to revoke: {hint}")?;
+                return Ok(());
+            }
             client
                 .request(
                     "PUT",
@@ -134,4 +167,29 @@ pub async fn lease(client: &Client, cmd: LeaseCommand, out: &mut Out) -> anyhow:
         }
     }
     Ok(())
+}
+
+fn not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ServerSaidNo>()
+        .is_some_and(|no| no.status == reqwest::StatusCode::NOT_FOUND)
+}
+
+/// A 404 for a lease: says it may be revoked already, and, for an id without its path (the
+/// last segment alone), what a whole id looks like.
+fn bare_id_hint(e: anyhow::Error, lease_id: &str) -> anyhow::Error {
+    if !not_found(&e) {
+        return e;
+    }
+    let message = if lease_id.trim_matches('/').contains('/') {
+        format!("lease {lease_id} does not exist: already revoked, expired, or never existed")
+    } else {
+        format!(
+            "lease {lease_id} does not exist: a lease id is its whole path, such as aws/creds/dev/{lease_id}; `iamlease lease list aws/creds/dev/` prints whole ids"
+        )
+    };
+    ServerSaidNo {
+        status: reqwest::StatusCode::NOT_FOUND,
+        message,
+    }
+    .into()
 }

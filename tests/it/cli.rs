@@ -145,6 +145,16 @@ async fn cli_issues_prints_every_format_and_revokes() {
     let lease_id = issued["lease_id"].as_str().unwrap();
     let o = iamlease(&app, &["lease", "list", &format!("{m}/creds/dev/")]).await;
     assert_eq!(stdout(&o).lines().count(), 4, "{}", stdout(&o));
+    // Whole ids, ready to paste into lookup/renew/revoke.
+    assert!(stdout(&o).lines().any(|l| l == lease_id), "{}", stdout(&o));
+    let bare = lease_id.rsplit('/').next().unwrap();
+    let o = iamlease(&app, &["lease", "lookup", bare]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("such as aws/creds/dev/{bare}")),
+        "{}",
+        stderr(&o)
+    );
     let o = iamlease(&app, &["lease", "lookup", lease_id, "--format", "json"]).await;
     let looked: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(looked["data"]["state"], "active");
@@ -153,7 +163,17 @@ async fn cli_issues_prints_every_format_and_revokes() {
     assert!(stdout(&o).contains("30m"), "{}", stdout(&o));
     let o = iamlease(&app, &["lease", "revoke", lease_id]).await;
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Success! Revoked lease"),
+        "{}",
+        stdout(&o)
+    );
     assert!(!app.users_in_moto().await.contains(&username));
+    // Twice: said so, not `Success` again (the API keeps Vault's 204).
+    let o = iamlease(&app, &["lease", "revoke", lease_id]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("already revoked"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("Success"), "{}", stdout(&o));
     let o = iamlease(&app, &["lease", "revoke-prefix", &format!("{m}/")]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     app.assert_nothing_left().await;
@@ -447,4 +467,66 @@ async fn creds_revokes_a_credential_it_could_not_write_at_all() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(app.users_in_moto().await.len(), 1);
     app.revoke_all_and_check().await;
+}
+
+#[tokio::test]
+async fn config_root_is_checked_with_aws_before_it_says_success() {
+    let app = TestApp::spawn().await;
+    app.enable_mount().await;
+    let m = moto();
+    let (mount, url) = (app.mount.as_str(), m.url.as_str());
+    let root = |secret: &str, extra: &[&str]| {
+        let mut args = vec![
+            "config",
+            "root",
+            "--mount",
+            mount,
+            "--access-key",
+            &m.admin_key,
+            "--region",
+            "us-east-1",
+            "--iam-endpoint",
+            url,
+            "--sts-endpoint",
+            url,
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = command(&app, &args);
+        cmd.env("IAMLEASE_ROOT_SECRET_KEY", secret);
+        cmd
+    };
+    // A wrong secret key: written, but the answer says AWS refused it, and exits 1.
+    let o = root("not-the-secret-key", &[]).output().await.unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("AWS does not accept it"), "{err}");
+    assert!(!stdout(&o).contains("Success"), "{}", stdout(&o));
+    assert!(
+        !err.contains("not-the-secret-key"),
+        "the secret is not echoed: {err}"
+    );
+    let o = iamlease(&app, &["config", "check", "--mount", mount]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    // --no-verify skips the check.
+    let o = root("not-the-secret-key", &["--no-verify"])
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("not checked"), "{}", stdout(&o));
+    // The right one: Success, with who AWS says we are.
+    let o = root(&m.admin_secret, &[]).output().await.unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("AWS accepts it as arn:aws:iam::"),
+        "{}",
+        stdout(&o)
+    );
+    let o = iamlease(&app, &["config", "check", "--mount", mount]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("reaches AWS as arn:aws:"),
+        "{}",
+        stdout(&o)
+    );
 }
