@@ -245,7 +245,9 @@ async fn serve(settings: Settings, out: &mut cli::Out) -> anyhow::Result<()> {
              \x20   export IAMLEASE_ADDR='{address}'\n\
              \x20   export IAMLEASE_TOKEN='{token}'\n\n\
              Root Token: {token}\n\
-             The aws/ secrets engine is mounted. Next: iamlease config root --access-key … --secret-key …\n"
+             The aws/ secrets engine is mounted. Next, connect it to AWS (the secret from the environment, not the command line):\n\n\
+             \x20   IAMLEASE_ROOT_SECRET_KEY=… iamlease config root --access-key AKIA… --region us-east-1\n\n\
+             or `iamlease setup aws` for a least-privilege role to assume instead of stored keys.\n"
         )),
         (Some(_), None, Some(path)) => Some(format!("Root token written to {}", path.display())),
         (Some(token), None, None) => Some(format!(

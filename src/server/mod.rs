@@ -37,7 +37,10 @@ pub enum StartupError {
     MasterKey(#[from] SealError),
     #[error("{0}")]
     Engine(#[from] EngineError),
-    #[error("cannot listen on {addr}: {source}")]
+    // The OS's reason is the `source`, which the binary prints after this (once).
+    #[error(
+        "cannot listen on {addr}; is another server there? Choose another with listen or IAMLEASE_LISTEN"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -84,6 +87,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        // First: a busy port must not leave a new store or master key behind.
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
         let (storage, temp_dir) = match &settings.storage {
             Some(s) => (s.clone(), None),
             None => {
@@ -180,13 +191,6 @@ impl Application {
             )),
             None => None,
         };
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
         Ok(Application {
             listener,
             engine,

@@ -274,6 +274,37 @@ struct RolePage {
     creds: Option<Creds>,
     error: Option<String>,
     ttl: String,
+    /// The TTLs Generate offers: only those the role allows.
+    ttl_choices: Vec<(String, String)>,
+    /// The role does not exist: the page says so and offers nothing to act on.
+    missing: bool,
+}
+
+/// What Generate offers, in seconds and as the TTL it sends.
+const TTL_CHOICES: &[(i64, &str, &str)] = &[
+    (900, "15m", "15 minutes"),
+    (3600, "1h", "1 hour"),
+    (4 * 3600, "4h", "4 hours"),
+    (8 * 3600, "8h", "8 hours"),
+    (12 * 3600, "12h", "12 hours"),
+    (24 * 3600, "24h", "24 hours"),
+    (36 * 3600, "36h", "36 hours"),
+];
+
+/// The choices up to the role's ceiling: `max_ttl` for IAM users (else the mount's
+/// `lease_max`, else 24 h); `max_sts_ttl` for STS types, else AWS's own limit.
+fn ttl_choices(role: &Value, mount_max: Option<i64>) -> Vec<(String, String)> {
+    let secs = |k: &str| role[k].as_i64().filter(|s| *s > 0);
+    let ceiling = match role["credential_type"].as_str() {
+        Some("iam_user") | None => secs("max_ttl").or(mount_max).unwrap_or(24 * 3600),
+        Some("assumed_role") => secs("max_sts_ttl").unwrap_or(12 * 3600),
+        Some(_) => secs("max_sts_ttl").unwrap_or(36 * 3600),
+    };
+    TTL_CHOICES
+        .iter()
+        .filter(|(s, _, _)| *s <= ceiling)
+        .map(|(_, v, label)| ((*v).to_owned(), (*label).to_owned()))
+        .collect()
 }
 
 // The page's parts after a Generate (credentials, error, chosen TTL) are all optional.
@@ -288,7 +319,8 @@ async fn role_page(
     mut error: Option<String>,
     ttl: String,
 ) -> Response {
-    let summary = match call(
+    let mut missing = false;
+    let definition = match call(
         state,
         &s.token,
         "GET",
@@ -297,20 +329,41 @@ async fn role_page(
     )
     .await
     {
-        Ok(v) => v["data"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), text_of(v)))
-                    .filter(|(_, v)| !v.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        Ok(v) => v["data"].clone(),
         Err(e) => {
-            error.get_or_insert(e.message());
-            Vec::new()
+            missing = e.status == StatusCode::NOT_FOUND;
+            if !missing {
+                error.get_or_insert(e.message());
+            }
+            Value::Null
         }
     };
+    let summary = definition
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), text_of(v)))
+                .filter(|(_, v)| !v.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The mount's ceiling matters only to an IAM-user role without its own max_ttl.
+    let mount_max = match definition["max_ttl"].as_i64() {
+        Some(0) if definition["credential_type"] == "iam_user" => call(
+            state,
+            &s.token,
+            "GET",
+            &format!("{}/config/lease", enc(mount)),
+            None,
+        )
+        .await
+        .ok()
+        .and_then(|v| v["data"]["lease_max"].as_str().map(str::to_owned))
+        .and_then(|t| crate::duration::Ttl::parse(&t).ok())
+        .map(|t| t.as_secs() as i64),
+        _ => None,
+    };
+    let ttl_choices = ttl_choices(&definition, mount_max);
     let mut res = render(RolePage {
         nav: nav(sessions, s, "mounts"),
         mount: mount.to_owned(),
@@ -319,6 +372,8 @@ async fn role_page(
         creds,
         error,
         ttl,
+        ttl_choices,
+        missing,
     });
     // Belt and braces for the one-time display: nothing may be cached or restored from history.
     res.headers_mut().insert(
@@ -398,5 +453,29 @@ pub async fn generate(
             )
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered(role: Value, mount_max: Option<i64>) -> Vec<String> {
+        ttl_choices(&role, mount_max)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    #[test]
+    fn generate_offers_only_ttls_the_role_allows() {
+        let user = |max: i64| json!({"credential_type": "iam_user", "max_ttl": max});
+        assert_eq!(offered(user(8 * 3600), None), ["15m", "1h", "4h", "8h"]);
+        assert_eq!(offered(user(0), Some(3600)), ["15m", "1h"]);
+        assert_eq!(offered(user(0), None).last().unwrap(), "24h");
+        let sts = json!({"credential_type": "assumed_role", "max_sts_ttl": 0});
+        assert_eq!(offered(sts, None).last().unwrap(), "12h");
+        let fed = json!({"credential_type": "federation_token", "max_sts_ttl": 0});
+        assert_eq!(offered(fed, None).last().unwrap(), "36h");
     }
 }

@@ -530,3 +530,26 @@ async fn config_root_is_checked_with_aws_before_it_says_success() {
         stdout(&o)
     );
 }
+
+/// A busy port: one clear error (the OS's reason once), and no store or master key left behind.
+#[tokio::test]
+async fn a_busy_port_fails_once_and_leaves_nothing_behind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+        .arg("server")
+        .current_dir(dir.path())
+        .env("IAMLEASE_LISTEN", &addr)
+        .env_remove("IAMLEASE_STORAGE")
+        .env_remove("IAMLEASE_MASTER_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+}

@@ -196,6 +196,9 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
   await page.click("#save-role");
   await page.waitForURL(/\/ui\/mounts\/aws\/roles\/dev$/);
   assert.match(await page.textContent(".summary"), /max_ttl\s*28800/);
+  // Generate offers only what the role allows (max_ttl 8h).
+  const offered = await page.locator("#ttl option").evaluateAll((os) => os.map((o) => o.value));
+  assert.deepEqual(offered, ["", "15m", "1h", "4h", "8h"]);
 
   // Generate: the credentials are on the page once.
   await page.selectOption("#ttl", "1h");
@@ -238,6 +241,13 @@ test("the console flow: sign in, connect, role with a field error, generate, rev
   assert.equal(await page.locator(`tr[data-lease-id="${leaseId}"]`).count(), 0);
   assert.deepEqual(iamUsers(motoUrl, "/iamlease/aws/dev/"), [], "the user is gone from moto");
   await shot("08-leases-after-revoke");
+
+  // A role that does not exist: said so, nothing to press.
+  await page.goto(`${address}/ui/mounts/aws/roles/no-such-role`);
+  assert.match(await page.textContent("#no-such-role"), /No role no-such-role on aws\//);
+  assert.equal(await page.locator("#generate").count(), 0);
+  assert.equal(await page.locator("button:has-text('Delete role')").count(), 0);
+  await page.click("nav >> text=Leases");
 
   // Months later, from CloudTrail: the search box finds who held the key, after revocation.
   await page.fill("#key-search", accessKey);
