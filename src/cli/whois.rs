@@ -116,6 +116,7 @@ fn print(out: &mut Out, data: &Value, format: ReadFormat) -> anyhow::Result<()> 
     let mut rows = vec![vec!["Key".to_owned(), "Value".to_owned()]];
     for field in FIELDS {
         let value = match (&data[*field], *field) {
+            (Value::Object(meta), "meta") if meta.is_empty() => "none".to_owned(),
             (Value::Object(meta), "meta") => meta
                 .iter()
                 .map(|(k, v)| format!("{k}={}", text(v)))
