@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use iamlease::aws::AdminSession;
 use iamlease::setup::{self, SetupOptions};
@@ -119,7 +118,31 @@ pub async fn setup(
     let account = setup::account_of(&principal)
         .unwrap_or("ACCOUNT_ID")
         .to_owned();
-    let commands = setup::commands(&options, &args.mount, &account);
+    // Every endpoint flag counts in every mode: the printed commands carry them too.
+    let commands: Vec<String> = setup::commands(&options, &args.mount, &account)
+        .into_iter()
+        .map(|c| {
+            if c.starts_with("aws iam ") {
+                match &args.iam_endpoint {
+                    Some(url) => format!("{c} --endpoint-url {url}"),
+                    None => c,
+                }
+            } else if c.starts_with("iamlease config root ") {
+                let mut c = format!("{c} --region {}", args.region);
+                for (flag, url) in [
+                    ("--iam-endpoint", &args.iam_endpoint),
+                    ("--sts-endpoint", &args.sts_endpoint),
+                ] {
+                    if let Some(url) = url {
+                        c.push_str(&format!(" {flag} {url}"));
+                    }
+                }
+                c
+            } else {
+                c
+            }
+        })
+        .collect();
 
     if !args.apply {
         match args.format {
@@ -168,17 +191,37 @@ pub async fn setup(
     }
 
     let client = client?;
+    // The policy and role live in the caller's account, whoever may assume the role.
+    let caller = admin.caller_arn().await.map_err(|e| {
+        anyhow::anyhow!("{e}; --apply creates the policy and role with your own AWS credentials")
+    })?;
+    let caller_account = setup::account_of(&caller).unwrap_or(&account).to_owned();
     let applied = admin
-        .create_role_with_policy(
+        .apply_role_with_policy(
+            &caller_account,
             &options.policy_name,
             &policy.to_string(),
             &options.role_name,
             &trust.to_string(),
         )
         .await
-        .context("creating the policy and role in AWS")?;
-    note!("created policy {}", applied.policy_arn);
-    note!("created role   {}", applied.role_arn);
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let verb = |created: bool| if created { "created" } else { "updated" };
+    note!(
+        "{} policy {}",
+        verb(applied.policy_created),
+        applied.policy_arn
+    );
+    note!("{} role   {}", verb(applied.role_created), applied.role_arn);
+    if let Some(url) = args
+        .iam_endpoint
+        .as_deref()
+        .filter(|u| !u.contains(".amazonaws.com"))
+    {
+        note!(
+            "note: {url} is not AWS. An emulator may not evaluate the policy's scoped resources as IAM does (moto evaluates only \"Resource\": \"*\"); iamlease checked the document itself"
+        );
+    }
     let mut root = json!({
         "role_arn": applied.role_arn,
         "external_id": options.external_id,

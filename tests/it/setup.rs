@@ -332,3 +332,107 @@ async fn setup_apply_creates_the_role_and_issuing_works_through_it() {
     assert!(r.error_text().contains("AccessDenied"), "{:?}", r.body);
     app.assert_nothing_left().await;
 }
+
+/// A second `--apply` converges on what the first made: a new default policy version, the
+/// role's trust policy replaced (the new External ID), config/root rewritten; and the printed
+/// plan carries the endpoint flags too.
+#[tokio::test]
+async fn setup_apply_again_updates_instead_of_failing() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.clone();
+    let name = random_name("again");
+    let url = moto().url.clone();
+    let apply = |external_id: &'static str| {
+        let (app, m, name, url) = (&app, m.clone(), name.clone(), url.clone());
+        async move {
+            let args = [
+                "setup",
+                "aws",
+                "--mount",
+                &m,
+                "--role-name",
+                &name,
+                "--policy-name",
+                &name,
+                "--external-id",
+                external_id,
+                "--apply",
+                "--iam-endpoint",
+                &url,
+                "--sts-endpoint",
+                &url,
+                "--format",
+                "json",
+            ];
+            setup_cli(app, &args).await
+        }
+    };
+    let first = apply("first-external-id-0123456789abcdef").await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("created policy"),
+        "{}",
+        stderr(&first)
+    );
+    assert!(
+        stderr(&first).contains("is not AWS"),
+        "an emulator is named: {}",
+        stderr(&first)
+    );
+    let second = apply("second-external-id-0123456789abcde").await;
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("updated policy"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(
+        stderr(&second).contains("updated role"),
+        "{}",
+        stderr(&second)
+    );
+    let applied: Value = serde_json::from_str(&stdout(&second)).unwrap();
+
+    let iam = moto().iam();
+    let policy_arn = applied["policy_arn"].as_str().unwrap();
+    let versions = iam
+        .list_policy_versions()
+        .policy_arn(policy_arn)
+        .send()
+        .await
+        .unwrap();
+    let default: Vec<_> = versions
+        .versions()
+        .iter()
+        .filter(|v| v.is_default_version())
+        .filter_map(|v| v.version_id())
+        .collect();
+    assert_eq!((versions.versions().len(), default), (2, vec!["v2"]));
+    let role = iam.get_role().role_name(&name).send().await.unwrap();
+    let trust = percent_encoding::percent_decode_str(
+        role.role().unwrap().assume_role_policy_document().unwrap(),
+    )
+    .decode_utf8_lossy()
+    .into_owned();
+    assert!(trust.contains("second-external-id"), "{trust}");
+    let root = app.call("GET", &format!("{m}/config/root"), None).await;
+    assert_eq!(
+        root.body["data"]["external_id"],
+        "second-external-id-0123456789abcde"
+    );
+
+    // Without --apply, the printed commands carry the endpoints and the region.
+    let plan = setup_cli(
+        &app,
+        &["setup", "aws", "--mount", &m, "--iam-endpoint", &url],
+    )
+    .await;
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(text.contains(&format!("--endpoint-url {url}")), "{text}");
+    assert!(
+        text.contains(&format!("--region us-east-1 --iam-endpoint {url}")),
+        "{text}"
+    );
+}
