@@ -61,6 +61,9 @@ pub struct SetupAws {
     /// the mount's config/root on the server.
     #[arg(long)]
     apply: bool,
+    /// With --apply: print each AWS call and server request it would make, and make none.
+    #[arg(long, requires = "apply")]
+    dry_run: bool,
     /// Written to config/root with --apply (for emulators and private endpoints).
     #[arg(long)]
     iam_endpoint: Option<String>,
@@ -190,6 +193,48 @@ pub async fn setup(
         return Ok(());
     }
 
+    if args.dry_run {
+        let mut root = format!(
+            "role_arn=arn:aws:iam::{account}:role/{} external_id={} region={}",
+            options.role_name, options.external_id, args.region
+        );
+        for (k, url) in [
+            ("iam_endpoint", &args.iam_endpoint),
+            ("sts_endpoint", &args.sts_endpoint),
+        ] {
+            if let Some(url) = url {
+                root.push_str(&format!(" {k}={url}"));
+            }
+        }
+        let calls = [
+            "sts:GetCallerIdentity (who you are: the account the policy and role go in)".to_owned(),
+            format!(
+                "iam:CreatePolicy {} (if it exists: iam:ListPolicyVersions, iam:DeletePolicyVersion of the oldest when five exist, iam:CreatePolicyVersion as default)",
+                options.policy_name
+            ),
+            format!(
+                "iam:CreateRole {} with the trust policy (if it exists: iam:UpdateAssumeRolePolicy, iam:GetRole)",
+                options.role_name
+            ),
+            format!(
+                "iam:AttachRolePolicy {} {}",
+                options.role_name, options.policy_name
+            ),
+            format!("POST /v1/{}/config/root {root}", args.mount),
+            format!(
+                "POST /v1/{}/config/check until the server acts as the role (60 s at most)",
+                args.mount
+            ),
+        ];
+        writeln!(
+            out,
+            "# --dry-run: nothing was created or written. --apply would make these calls, in order:"
+        )?;
+        for (n, c) in calls.iter().enumerate() {
+            writeln!(out, "{}. {c}", n + 1)?;
+        }
+        return Ok(());
+    }
     let client = client?;
     // The policy and role live in the caller's account, whoever may assume the role.
     let caller = admin.caller_arn().await.map_err(|e| {

@@ -368,6 +368,40 @@ async fn setup_apply_again_updates_instead_of_failing() {
             setup_cli(app, &args).await
         }
     };
+    // --dry-run: every call listed, nothing made.
+    let dry = setup_cli(
+        &app,
+        &[
+            "setup",
+            "aws",
+            "--mount",
+            &m,
+            "--role-name",
+            &name,
+            "--apply",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    for call in [
+        "iam:CreatePolicy",
+        "iam:CreateRole",
+        "iam:AttachRolePolicy",
+        "config/root",
+    ] {
+        assert!(stdout(&dry).contains(call), "{call}: {}", stdout(&dry));
+    }
+    assert!(
+        moto()
+            .iam()
+            .get_role()
+            .role_name(&name)
+            .send()
+            .await
+            .is_err(),
+        "no role made"
+    );
     let first = apply("first-external-id-0123456789abcdef").await;
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(
