@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use iamlease::model::{CredentialType, KeyRecord, LeaseState};
 use iamlease::store::SqliteStore;
 use serde_json::json;
 
-use super::{MOUNT, Opts, TOKEN, bulk_lease, moto, ms, ratio, rss_mib, stats};
+use super::{MOUNT, Opts, TOKEN, bulk_lease, ms, ratio, rss_mib, serve_store, stats};
 
 /// The history row of the `i`th ended lease: revoked a day ago, so within retention.
 fn ended_key(i: usize, now: i64, meta: &BTreeMap<String, String>) -> KeyRecord {
@@ -60,33 +59,9 @@ pub async fn history(opts: &Opts) {
         bulk_load_after(&store, n, far).await;
         store.close().await;
 
-        let port = moto::free_port();
-        let address = format!("http://127.0.0.1:{port}");
-        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
-        let http = reqwest::Client::new();
-        let t = Instant::now();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
-            .args(["server", "--dev", "--dev-root-token", TOKEN])
-            .env("IAMLEASE_STORAGE", &url)
-            .env("IAMLEASE_MASTER_KEY", &key)
-            .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("IAMLEASE_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start iamlease server");
+        let (mut child, address, ready) = serve_store(&url).await;
         let pid = child.id().unwrap();
-        loop {
-            if let Ok(r) = http.get(format!("{address}/v1/sys/health")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(t.elapsed() < Duration::from_secs(60), "server never ready");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let ready = t.elapsed();
+        let http = reqwest::Client::new();
         ready_times.push(ready);
         let rss_start = rss_mib(pid);
         let watch_until = Instant::now() + Duration::from_secs(watch_secs as u64);

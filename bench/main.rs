@@ -759,6 +759,37 @@ async fn cli(opts: &Opts) {
 
 // ---------------------------------------------------------------- lease scale
 
+/// The real release binary (`iamlease server --dev`) on the store at `url`: the child, its
+/// address, and the time from spawn to the first `200` from `sys/health`.
+async fn serve_store(url: &str) -> (tokio::process::Child, String, Duration) {
+    let port = moto::free_port();
+    let address = format!("http://127.0.0.1:{port}");
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
+        .args(["server", "--dev", "--dev-root-token", TOKEN])
+        .env("IAMLEASE_STORAGE", url)
+        .env("IAMLEASE_MASTER_KEY", &key)
+        .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("IAMLEASE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start iamlease server");
+    loop {
+        if let Ok(r) = http.get(format!("{address}/v1/sys/health")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "server never ready");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (child, address, t.elapsed())
+}
+
 fn bulk_lease(i: usize, state: LeaseState, credential_type: CredentialType, due_at: i64) -> Lease {
     let now = iamlease::clock::now();
     let lease = Lease::pending_iam_user(
@@ -825,33 +856,9 @@ async fn scale(opts: &Opts) {
         let load = bulk_load(&store, n, LeaseState::Active, CredentialType::IamUser, far).await;
         store.close().await;
 
-        let port = moto::free_port();
-        let address = format!("http://127.0.0.1:{port}");
-        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
-        let http = reqwest::Client::new();
-        let t = Instant::now();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
-            .args(["server", "--dev", "--dev-root-token", TOKEN])
-            .env("IAMLEASE_STORAGE", &url)
-            .env("IAMLEASE_MASTER_KEY", &key)
-            .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("IAMLEASE_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start iamlease server");
+        let (mut child, address, ready) = serve_store(&url).await;
         let pid = child.id().unwrap();
-        loop {
-            if let Ok(r) = http.get(format!("{address}/v1/sys/health")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(t.elapsed() < Duration::from_secs(60), "server never ready");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let ready = t.elapsed();
+        let http = reqwest::Client::new();
         ready_times.push(ready);
         let rss_start = rss_mib(pid);
         let mut latencies = Vec::new();
