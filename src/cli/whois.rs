@@ -77,7 +77,7 @@ pub async fn whois(client: &Client, args: WhoisArgs, out: &mut Out) -> anyhow::R
         .collect::<Vec<_>>()
         .join(", ");
     let mut message = format!(
-        "no mount has a record of access key {key} (asked {}): it was not issued by this server, or it ended more than key_history_retention ago",
+        "no mount has a record of access key {key} (asked {}): it was not issued by this server, or it ended more than key_history_retention ago; for a mount since disabled, name it with --mount",
         if asked.is_empty() {
             "none: no aws mount is visible"
         } else {

@@ -196,6 +196,15 @@ async fn whois_answers_during_the_lease_after_revocation_and_after_a_restart() {
         "{}",
         stderr(&o)
     );
+
+    // The history outlives the mount that issued the key.
+    let r = again.call("DELETE", &format!("sys/mounts/{m}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let (status, body) = whois(&again, None, &key).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["requester"], "token-deploy-bot");
+    let o = iamlease(&again, &["whois", &key, "--mount", &m]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
     again.stop().await;
 }
 
