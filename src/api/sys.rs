@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::clock::{now, rfc3339};
 use crate::engine::EngineError;
-use crate::model::{KeyRecord, Lease, LeaseState, MountPath};
+use crate::model::{Lease, LeaseState, MountPath};
 use crate::store::MountRecord;
 
 type ApiResult = Result<Response, ApiError>;
@@ -92,7 +92,7 @@ pub async fn disable_mount(
 
 /// Vault's lookup fields, then iamlease's: the lease's state, its last revocation error, and
 /// the key it handed out with who asked for it (`null` before a key exists).
-fn lease_data(lease: &Lease, key: Option<&KeyRecord>) -> Value {
+fn lease_data(lease: &Lease, requester: Option<&str>) -> Value {
     json!({
         "id": lease.id,
         "issue_time": rfc3339(lease.issue_time),
@@ -104,7 +104,7 @@ fn lease_data(lease: &Lease, key: Option<&KeyRecord>) -> Value {
         "last_error": lease.last_error,
         "revoke_attempts": lease.attempts,
         "access_key_id": lease.access_key_id,
-        "requester": key.map(|k| k.requester.as_str()),
+        "requester": requester,
     })
 }
 
@@ -140,10 +140,9 @@ pub async fn lookup_lease(
     mut input: Input,
 ) -> ApiResult {
     let id = lease_id_field(&mut input)?;
-    let lease = state.engine.lookup(&id).await?;
+    let (lease, requester) = state.engine.lookup_with_requester(&id).await?;
     check_owner(&caller, &lease, "lookup")?;
-    let key = state.engine.key_of_lease(&lease.id).await?;
-    Ok(vault::read(lease_data(&lease, key.as_ref())))
+    Ok(vault::read(lease_data(&lease, requester.as_deref())))
 }
 
 pub async fn list_leases_root(

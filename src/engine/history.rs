@@ -2,7 +2,7 @@
 //! for `key_history_retention` and forgotten by the reaper in bounded batches after that.
 
 use super::{Engine, EngineError, Result};
-use crate::model::{AccessKeyId, KeyHistory, KeyRecord, MountPath};
+use crate::model::{AccessKeyId, KeyHistory, Lease, MountPath};
 
 /// Rows of expired history one reaper pass deletes at most: a million rows past retention go
 /// in many short statements, never one that holds the database.
@@ -27,9 +27,12 @@ impl Engine {
             })
     }
 
-    /// The key a lease handed out (for a lease lookup), if it has one.
-    pub async fn key_of_lease(&self, lease_id: &str) -> Result<Option<KeyRecord>> {
-        Ok(self.store.key_of_lease(lease_id.trim()).await?)
+    /// `lookup`, with the requester of the lease's key (`None` before it has one), in one read.
+    pub async fn lookup_with_requester(&self, lease_id: &str) -> Result<(Lease, Option<String>)> {
+        self.store
+            .lease_with_requester(lease_id.trim())
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("lease {lease_id:?} does not exist")))
     }
 
     /// One bounded batch of the retention sweep: history of keys that ended more than

@@ -8,7 +8,7 @@ use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::Result;
-use super::rows::{Columns, key_history_from_row, key_record_from_row};
+use super::rows::{Columns, key_history_from_row, lease_from_row};
 use super::sql::{self, Backend};
 use crate::model::{AccessKeyId, KeyHistory, KeyRecord, Lease, MountPath};
 
@@ -27,8 +27,9 @@ pub trait KeyHistoryStore: Send + Sync {
         mount: &MountPath,
         access_key_id: &AccessKeyId,
     ) -> Result<Option<KeyHistory>>;
-    /// The key a lease handed out, if it handed one out.
-    async fn key_of_lease(&self, lease_id: &str) -> Result<Option<KeyRecord>>;
+    /// A lease with the requester of the key it handed out (`None` before it has one), in one
+    /// read: what a lease lookup shows.
+    async fn lease_with_requester(&self, id: &str) -> Result<Option<(Lease, Option<String>)>>;
     /// Deletes up to `limit` rows of keys revoked before `revoked_before`, oldest first (the
     /// reaper's retention sweep, bounded per pass). Returns how many it deleted.
     async fn forget_keys(&self, revoked_before: i64, limit: i64) -> Result<u64>;
@@ -161,15 +162,19 @@ where
             .transpose()
     }
 
-    async fn key_of_lease(&self, lease_id: &str) -> Result<Option<KeyRecord>> {
-        sqlx::query("SELECT * FROM key_history WHERE lease_id = $1")
-            .bind(lease_id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(B::map_err)?
-            .as_ref()
-            .map(key_record_from_row)
-            .transpose()
+    async fn lease_with_requester(&self, id: &str) -> Result<Option<(Lease, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT l.*, h.requester AS requester FROM leases l
+             LEFT JOIN key_history h ON h.lease_id = l.id WHERE l.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(B::map_err)?;
+        match row {
+            Some(row) => Ok(Some((lease_from_row(&row)?, row.opt_text("requester")?))),
+            None => Ok(None),
+        }
     }
 
     async fn forget_keys(&self, revoked_before: i64, limit: i64) -> Result<u64> {
@@ -225,8 +230,18 @@ mod tests {
         let meta = BTreeMap::from([("repo".to_owned(), "octo/app".to_owned())]);
         let key = KeyRecord::for_lease(&lease, "AKIAHISTORY000000001", "jwt-ci", &meta);
         // Nothing is recorded before the key is handed out.
-        assert!(s.key_of_lease(&lease.id).await.unwrap().is_none());
+        let id = key_id("AKIAHISTORY000000001");
+        assert!(s.key_history(&aws(), &id).await.unwrap().is_none());
+        assert_eq!(
+            s.lease_with_requester(&lease.id).await.unwrap().unwrap().1,
+            None
+        );
         assert!(s.activate_lease(&lease.id, &key, 1_100).await.unwrap());
+        let (active, requester) = s.lease_with_requester(&lease.id).await.unwrap().unwrap();
+        assert_eq!(
+            (active.state, requester.as_deref()),
+            (LeaseState::Active, Some("jwt-ci"))
+        );
 
         let live = s
             .key_history(&aws(), &key_id("AKIAHISTORY000000001"))
@@ -272,7 +287,7 @@ mod tests {
         // Retention: kept until it is older than the cut-off, then forgotten.
         assert_eq!(s.forget_keys(revoked_at, 10).await.unwrap(), 0);
         assert_eq!(s.forget_keys(revoked_at + 1, 10).await.unwrap(), 1);
-        assert!(s.key_of_lease(&lease.id).await.unwrap().is_none());
+        assert!(s.key_history(&aws(), &id).await.unwrap().is_none());
     }
 
     #[tokio::test]
