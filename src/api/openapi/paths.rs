@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // the path functions exist only to carry their annotations
 
+use serde_json::json;
+
 use super::schemas::*;
 
 // ---- paths: sys ----
@@ -43,13 +45,15 @@ pub(super) fn capabilities_self() {}
 
 /// What the token in `token` may do on each of `paths`.
 #[utoipa::path(method(post, put), path = "/v1/sys/capabilities", tag = "sys",
-    request_body = CapabilitiesBody,
+    request_body(content = CapabilitiesBody,
+        example = json!({"token": "s.ExampleToken0000000000", "paths": ["aws/creds/dev"]})),
     responses((status = 200, description = "each path's capabilities", body = Envelope)))]
 pub(super) fn capabilities() {}
 
 /// What the token with `accessor` may do on each of `paths`.
 #[utoipa::path(method(post, put), path = "/v1/sys/capabilities-accessor", tag = "sys",
-    request_body = CapabilitiesBody,
+    request_body(content = CapabilitiesBody,
+        example = json!({"accessor": "ExampleAccessor000000000", "paths": ["aws/creds/dev"]})),
     responses((status = 200, description = "each path's capabilities", body = Envelope)))]
 pub(super) fn capabilities_accessor() {}
 
@@ -64,26 +68,27 @@ pub(super) fn openapi_json() {}
 pub(super) fn list_mounts() {}
 
 #[utoipa::path(get, path = "/v1/sys/mounts/{path}", tag = "sys",
-    params(("path" = String, Path, description = "mount path")),
+    params(("path" = String, Path, description = "mount path", example = "aws")),
     responses((status = 200, description = "the mount", body = Envelope)))]
 pub(super) fn read_mount() {}
 
 #[utoipa::path(get, path = "/v1/sys/mounts/{path}/tune", tag = "sys",
-    params(("path" = String, Path, description = "mount path")),
+    params(("path" = String, Path, description = "mount path", example = "aws")),
     responses((status = 200, description = "description, default_lease_ttl, max_lease_ttl, force_no_cache", body = Envelope)))]
 pub(super) fn read_mount_tune() {}
 
 /// Tunes a mount's description and TTLs (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/sys/mounts/{path}/tune", tag = "sys",
-    params(("path" = String, Path, description = "mount path")),
-    request_body = MountTuneBody,
+    params(("path" = String, Path, description = "mount path", example = "aws")),
+    request_body(content = MountTuneBody, example = json!({"description": "AWS credentials"})),
     responses((status = 204, description = "tuned")))]
 pub(super) fn tune_mount() {}
 
 /// Mounts an `aws` engine (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/sys/mounts/{path}", tag = "sys",
-    params(("path" = String, Path, description = "mount path, one segment")),
-    request_body = MountBody,
+    params(("path" = String, Path, description = "mount path, one segment", example = "aws-example")),
+    request_body(content = MountBody,
+        example = json!({"type": "aws", "description": "AWS credentials", "config": {"max_lease_ttl": "24h"}})),
     responses((status = 204, description = "mounted"),
               (status = 200, description = "mounted, with warnings", body = Envelope)))]
 pub(super) fn enable_mount() {}
@@ -113,37 +118,38 @@ pub(super) fn audit_hash() {}
 pub(super) fn audit_hash_device() {}
 
 #[utoipa::path(method(post, put), path = "/v1/sys/leases/lookup", tag = "sys",
-    request_body = LeaseIdBody,
+    request_body(content = LeaseIdBody, example = json!({"lease_id": "aws/creds/dev/ExampleLeaseId00000000"})),
     responses((status = 200, description = "`data`: id, issue_time, expire_time, last_renewal, renewable, ttl", body = Envelope)))]
 pub(super) fn lookup_lease() {}
 
 #[utoipa::path(get, path = "/v1/sys/leases/lookup", tag = "sys",
-    params(("list" = bool, Query, description = "must be true (or use LIST)"),
+    params(("list" = bool, Query, description = "must be true (or use LIST)", example = true),
            ("state" = Option<String>, Query, description = "only leases in this state, e.g. `failed`")),
     responses((status = 200, description = "mount prefixes", body = ListEnvelope)))]
 pub(super) fn list_leases_root() {}
 
 #[utoipa::path(get, path = "/v1/sys/leases/lookup/{prefix}", tag = "sys",
-    params(("prefix" = String, Path, description = "lease id prefix, e.g. `aws/creds/dev/`"),
-           ("list" = bool, Query, description = "must be true (or use LIST)"),
+    params(("prefix" = String, Path, description = "lease id prefix, e.g. `aws/creds/dev/`",
+            example = "aws/creds/dev/"),
+           ("list" = bool, Query, description = "must be true (or use LIST)", example = true),
            ("state" = Option<String>, Query, description = "only leases in this state, e.g. `failed`")),
     responses((status = 200, description = "keys under the prefix", body = ListEnvelope)))]
 pub(super) fn list_leases() {}
 
 #[utoipa::path(method(post, put), path = "/v1/sys/leases/renew", tag = "sys",
-    request_body = RenewBody,
+    request_body(content = RenewBody, example = json!({"lease_id": "aws/creds/dev/ExampleLeaseId00000000", "increment": "1h"})),
     responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
 pub(super) fn renew_lease() {}
 
 #[utoipa::path(method(post, put), path = "/v1/sys/leases/renew/{lease_id}", tag = "sys",
-    params(("lease_id" = String, Path, description = "lease id")),
-    request_body(content = RenewBody, description = "optional"),
+    params(("lease_id" = String, Path, description = "lease id", example = "aws/creds/dev/ExampleLeaseId00000000")),
+    request_body(content = RenewBody, description = "optional", example = json!({"increment": "1h"})),
     responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
 pub(super) fn renew_lease_by_path() {}
 
 /// Revokes (deleting the IAM user first); an unknown lease is already revoked.
 #[utoipa::path(method(post, put), path = "/v1/sys/leases/revoke", tag = "sys",
-    request_body = RevokeBody,
+    request_body(content = RevokeBody, example = json!({"lease_id": "aws/creds/dev/ExampleLeaseId00000000"})),
     responses((status = 204, description = "revoked"),
               (status = 202, description = "`sync: false`: revocation queued")))]
 pub(super) fn revoke_lease() {}
@@ -157,19 +163,19 @@ pub(super) fn revoke_lease_by_path() {}
 
 /// Vault's older form of `sys/leases/renew`.
 #[utoipa::path(method(post, put), path = "/v1/sys/renew", tag = "sys",
-    request_body = RenewBody,
+    request_body(content = RenewBody, example = json!({"lease_id": "aws/creds/dev/ExampleLeaseId00000000", "increment": "1h"})),
     responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
 pub(super) fn renew_legacy() {}
 
 #[utoipa::path(method(post, put), path = "/v1/sys/renew/{lease_id}", tag = "sys",
-    params(("lease_id" = String, Path, description = "lease id")),
-    request_body(content = RenewBody, description = "optional"),
+    params(("lease_id" = String, Path, description = "lease id", example = "aws/creds/dev/ExampleLeaseId00000000")),
+    request_body(content = RenewBody, description = "optional", example = json!({"increment": "1h"})),
     responses((status = 200, description = "the lease with its new `lease_duration`", body = Envelope)))]
 pub(super) fn renew_legacy_by_path() {}
 
 /// Vault's older form of `sys/leases/revoke`.
 #[utoipa::path(method(post, put), path = "/v1/sys/revoke", tag = "sys",
-    request_body = RevokeBody,
+    request_body(content = RevokeBody, example = json!({"lease_id": "aws/creds/dev/ExampleLeaseId00000000"})),
     responses((status = 204, description = "revoked (or already gone)"),
               (status = 202, description = "`sync: false`: revocation queued")))]
 pub(super) fn revoke_legacy() {}
@@ -217,12 +223,12 @@ pub(super) fn token_create() {}
 pub(super) fn token_create_orphan() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/token/renew", tag = "auth",
-    request_body = TokenRenewBody,
+    request_body(content = TokenRenewBody, example = json!({"token": "s.ExampleToken0000000000", "increment": "1h"})),
     responses((status = 200, description = "`auth` with the new lease_duration", body = Envelope)))]
 pub(super) fn token_renew() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/token/renew-accessor", tag = "auth",
-    request_body = AccessorBody,
+    request_body(content = AccessorBody, example = json!({"accessor": "ExampleAccessor000000000"})),
     responses((status = 200, description = "`auth` with the new lease_duration (`client_token` empty)", body = Envelope)))]
 pub(super) fn token_renew_accessor() {}
 
@@ -234,17 +240,17 @@ pub(super) fn token_revoke() {}
 
 /// Revokes a token and its leases; its children become orphans (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/auth/token/revoke-orphan", tag = "auth",
-    request_body = TokenLookupBody,
+    request_body(content = TokenLookupBody, example = json!({"token": "s.ExampleToken0000000000"})),
     responses((status = 204, description = "revoked")))]
 pub(super) fn token_revoke_orphan() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/token/lookup", tag = "auth",
-    request_body = TokenLookupBody,
+    request_body(content = TokenLookupBody, example = json!({"token": "s.ExampleToken0000000000"})),
     responses((status = 200, description = "the token", body = Envelope)))]
 pub(super) fn token_lookup() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/token/lookup-accessor", tag = "auth",
-    request_body = AccessorBody,
+    request_body(content = AccessorBody, example = json!({"accessor": "ExampleAccessor000000000"})),
     responses((status = 200, description = "the token", body = Envelope)))]
 pub(super) fn token_lookup_accessor() {}
 
@@ -268,13 +274,13 @@ pub(super) fn token_revoke_accessor() {}
 pub(super) fn list_policies() {}
 
 #[utoipa::path(get, path = "/v1/sys/policies/acl/{name}", tag = "auth",
-    params(("name" = String, Path, description = "policy name")),
+    params(("name" = String, Path, description = "policy name", example = "dev-creds")),
     responses((status = 200, description = "`name`, `policy`", body = Envelope)))]
 pub(super) fn read_policy() {}
 
 #[utoipa::path(method(post, put), path = "/v1/sys/policies/acl/{name}", tag = "auth",
-    params(("name" = String, Path, description = "policy name")),
-    request_body = PolicyBody,
+    params(("name" = String, Path, description = "policy name", example = "dev-creds")),
+    request_body(content = PolicyBody, example = json!({"policy": "path \"aws/creds/dev\" {\n  capabilities = [\"read\"]\n}\n"})),
     responses((status = 204, description = "written")))]
 pub(super) fn write_policy() {}
 
@@ -289,13 +295,13 @@ pub(super) fn delete_policy() {}
 pub(super) fn list_policies_legacy() {}
 
 #[utoipa::path(get, path = "/v1/sys/policy/{name}", tag = "auth",
-    params(("name" = String, Path, description = "policy name")),
+    params(("name" = String, Path, description = "policy name", example = "dev-creds")),
     responses((status = 200, description = "`name`, `rules`", body = Envelope)))]
 pub(super) fn read_policy_legacy() {}
 
 #[utoipa::path(method(post, put), path = "/v1/sys/policy/{name}", tag = "auth",
-    params(("name" = String, Path, description = "policy name")),
-    request_body = PolicyBody,
+    params(("name" = String, Path, description = "policy name", example = "dev-creds")),
+    request_body(content = PolicyBody, example = json!({"policy": "path \"aws/creds/dev\" {\n  capabilities = [\"read\"]\n}\n"})),
     responses((status = 204, description = "written")))]
 pub(super) fn write_policy_legacy() {}
 
@@ -363,14 +369,17 @@ pub(super) fn read_role() {}
 #[utoipa::path(method(post, put), path = "/v1/{mount}/roles/{name}", tag = "aws",
     params(("mount" = String, Path, description = "mount path", example = "aws"),
            ("name" = String, Path, description = "role name", example = "dev")),
-    request_body = RoleBody,
+    request_body(content = RoleBody, example = json!({
+        "credential_type": "iam_user",
+        "policy_document": "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:ListBucket\",\"Resource\":\"*\"}]}",
+        "default_ttl": "1h", "max_ttl": "8h"})),
     responses((status = 204, description = "written"),
               (status = 200, description = "written, with warnings", body = Envelope)))]
 pub(super) fn write_role() {}
 
 #[utoipa::path(delete, path = "/v1/{mount}/roles/{name}", tag = "aws",
     params(("mount" = String, Path, description = "mount path", example = "aws"),
-           ("name" = String, Path, description = "role name", example = "dev")),
+           ("name" = String, Path, description = "role name", example = "retired")),
     responses((status = 204, description = "deleted")))]
 pub(super) fn delete_role() {}
 
@@ -385,8 +394,8 @@ pub(super) fn issue_creds() {}
 
 #[utoipa::path(method(get, post, put), path = "/v1/{mount}/sts/{name}", tag = "aws",
     params(("mount" = String, Path, description = "mount path", example = "aws"),
-           ("name" = String, Path, description = "role name", example = "dev")),
-    request_body(content = CredsBody, description = "optional"),
+           ("name" = String, Path, description = "role name", example = "federated")),
+    request_body(content = CredsBody, description = "optional", example = json!({"ttl": "1h"})),
     responses((status = 200, description = "STS credentials, not renewable", body = Envelope)))]
 pub(super) fn issue_sts() {}
 
@@ -411,27 +420,28 @@ pub(super) fn sweep() {}
 // ---- paths: auth methods ----
 
 #[utoipa::path(get, path = "/v1/sys/auth/{path}", tag = "sys",
-    params(("path" = String, Path, description = "auth mount path")),
+    params(("path" = String, Path, description = "auth mount path", example = "approle")),
     responses((status = 200, description = "the auth method", body = Envelope)))]
 pub(super) fn read_auth() {}
 
 /// Enables an auth method (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/sys/auth/{path}", tag = "sys",
-    params(("path" = String, Path, description = "auth mount path, one segment")),
-    request_body = AuthMountBody,
+    params(("path" = String, Path, description = "auth mount path, one segment",
+            example = "approle-example")),
+    request_body(content = AuthMountBody, example = json!({"type": "approle", "description": "CI jobs"})),
     responses((status = 204, description = "enabled"),
               (status = 200, description = "enabled, with warnings", body = Envelope)))]
 pub(super) fn enable_auth() {}
 
 #[utoipa::path(get, path = "/v1/sys/auth/{path}/tune", tag = "sys",
-    params(("path" = String, Path, description = "auth mount path")),
+    params(("path" = String, Path, description = "auth mount path", example = "approle")),
     responses((status = 200, description = "description, default_lease_ttl, max_lease_ttl, force_no_cache, token_type", body = Envelope)))]
 pub(super) fn read_auth_tune() {}
 
 /// Tunes an auth method's description and token TTLs (needs `sudo`).
 #[utoipa::path(method(post, put), path = "/v1/sys/auth/{path}/tune", tag = "sys",
-    params(("path" = String, Path, description = "auth mount path")),
-    request_body = MountTuneBody,
+    params(("path" = String, Path, description = "auth mount path", example = "approle")),
+    request_body(content = MountTuneBody, example = json!({"description": "CI jobs", "max_lease_ttl": "8h"})),
     responses((status = 204, description = "tuned"),
               (status = 200, description = "tuned, with warnings", body = Envelope)))]
 pub(super) fn tune_auth() {}
@@ -444,21 +454,24 @@ pub(super) fn disable_auth() {}
 
 /// Logs in (no token): AppRole takes `role_id` and `secret_id`, JWT `role` and `jwt`.
 #[utoipa::path(post, path = "/v1/auth/{mount}/login", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path")),
-    request_body = LoginBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle")),
+    request_body(content = LoginBody, example = json!({
+        "role_id": "ExampleRoleId-0000", "secret_id": "ExampleSecretId-0000"})),
     responses((status = 200, description = "`auth`: client_token, accessor, policies, metadata, lease_duration", body = Envelope)))]
 pub(super) fn auth_login() {}
 
 /// A JWT/OIDC mount's config (never its `oidc_client_secret`).
 #[utoipa::path(get, path = "/v1/auth/{mount}/config", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path")),
+    params(("mount" = String, Path, description = "auth mount path", example = "jwt")),
     responses((status = 200, description = "the config", body = Envelope)))]
 pub(super) fn jwt_read_config() {}
 
 /// Configures a JWT/OIDC mount; the keys are fetched now, so a bad URL is a 400 here.
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/config", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path")),
-    request_body = JwtConfigBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "jwt")),
+    request_body(content = JwtConfigBody, example = json!({
+        "oidc_discovery_url": "https://idp.example.com", "oidc_client_id": "iamlease",
+        "oidc_client_secret": "ExampleClientSecret-0000", "default_role": "person"})),
     responses((status = 204, description = "written"),
               (status = 200, description = "written, with warnings", body = Envelope)))]
 pub(super) fn jwt_write_config() {}
@@ -466,115 +479,118 @@ pub(super) fn jwt_write_config() {}
 /// Starts an OIDC sign-in (no token): the provider's authorization URL, with PKCE, `state` and
 /// `nonce`.
 #[utoipa::path(post, path = "/v1/auth/{mount}/oidc/auth_url", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path")),
-    request_body = OidcAuthUrlBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "jwt")),
+    request_body(content = OidcAuthUrlBody, example = json!({
+        "role": "person", "redirect_uri": "http://127.0.0.1:8250/oidc/callback"})),
     responses((status = 200, description = "`auth_url`", body = Envelope)))]
 pub(super) fn oidc_auth_url() {}
 
 /// Finishes an OIDC sign-in (no token): the code is exchanged and the ID token checked.
 #[utoipa::path(get, path = "/v1/auth/{mount}/oidc/callback", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("state" = String, Query, description = "the `state` the provider sent back"),
-           ("code" = String, Query, description = "the authorization code"),
+    params(("mount" = String, Path, description = "auth mount path", example = "jwt"),
+           ("state" = String, Query, description = "the `state` the provider sent back",
+            example = "ExampleState-0000"),
+           ("code" = String, Query, description = "the authorization code", example = "ExampleCode-0000"),
            ("client_nonce" = Option<String>, Query, description = "the nonce given to `auth_url`")),
     responses((status = 200, description = "`auth`: client_token, accessor, policies, metadata", body = Envelope)))]
 pub(super) fn oidc_callback() {}
 
 /// The callback with its fields in a JSON body.
 #[utoipa::path(post, path = "/v1/auth/{mount}/oidc/callback", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path")),
-    request_body = OidcCallbackBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "jwt")),
+    request_body(content = OidcCallbackBody, example = json!({
+        "state": "ExampleState-0000", "code": "ExampleCode-0000"})),
     responses((status = 200, description = "`auth`", body = Envelope)))]
 pub(super) fn oidc_callback_post() {}
 
 #[utoipa::path(get, path = "/v1/auth/{mount}/role", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("list" = Option<bool>, Query, description = "`true`")),
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("list" = Option<bool>, Query, description = "`true`", example = true)),
     responses((status = 200, description = "role names", body = ListEnvelope)))]
 pub(super) fn auth_list_roles() {}
 
 #[utoipa::path(get, path = "/v1/auth/{mount}/role/{name}", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
     responses((status = 200, description = "the role", body = Envelope)))]
 pub(super) fn auth_read_role() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = AuthRoleBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = AuthRoleBody, example = json!({"token_policies": ["dev-creds"], "token_ttl": "20m", "secret_id_ttl": "1h"})),
     responses((status = 204, description = "written"),
               (status = 200, description = "written, with warnings", body = Envelope)))]
 pub(super) fn auth_write_role() {}
 
 #[utoipa::path(delete, path = "/v1/auth/{mount}/role/{name}", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "retired")),
     responses((status = 204, description = "deleted, with its secret IDs")))]
 pub(super) fn auth_delete_role() {}
 
 #[utoipa::path(get, path = "/v1/auth/{mount}/role/{name}/role-id", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
     responses((status = 200, description = "`role_id`", body = Envelope)))]
 pub(super) fn approle_read_role_id() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/role-id", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = RoleIdBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = RoleIdBody, example = json!({"role_id": "ExampleRoleId-0001"})),
     responses((status = 204, description = "written"),
               (status = 200, description = "written, with warnings", body = Envelope)))]
 pub(super) fn approle_write_role_id() {}
 
 /// A new secret ID, shown once (only its hash is kept).
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/secret-id", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = SecretIdBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = SecretIdBody, example = json!({"ttl": "10m", "num_uses": 1})),
     responses((status = 200, description = "secret_id, secret_id_accessor, secret_id_ttl, secret_id_num_uses", body = Envelope)))]
 pub(super) fn approle_secret_id() {}
 
 #[utoipa::path(get, path = "/v1/auth/{mount}/role/{name}/secret-id", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name"),
-           ("list" = Option<bool>, Query, description = "`true`")),
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci"),
+           ("list" = Option<bool>, Query, description = "`true`", example = true)),
     responses((status = 200, description = "secret ID accessors", body = ListEnvelope)))]
 pub(super) fn approle_list_secret_ids() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/custom-secret-id", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = SecretIdBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = SecretIdBody, example = json!({"secret_id": "ExampleCustomSecretId-0000"})),
     responses((status = 200, description = "secret_id, secret_id_accessor, secret_id_ttl, secret_id_num_uses", body = Envelope)))]
 pub(super) fn approle_custom_secret_id() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/secret-id/lookup", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = SecretIdValueBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = SecretIdValueBody, example = json!({"secret_id": "ExampleSecretId-0000"})),
     responses((status = 200, description = "the secret ID's properties (never the secret ID)", body = Envelope),
               (status = 204, description = "no such secret ID")))]
 pub(super) fn approle_lookup_secret_id() {}
 
 #[utoipa::path(method(post, put, delete), path = "/v1/auth/{mount}/role/{name}/secret-id/destroy", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = SecretIdValueBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = SecretIdValueBody, example = json!({"secret_id": "ExampleSecretId-0000"})),
     responses((status = 204, description = "destroyed (or already gone)")))]
 pub(super) fn approle_destroy_secret_id() {}
 
 #[utoipa::path(method(post, put), path = "/v1/auth/{mount}/role/{name}/secret-id-accessor/lookup", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = SecretIdAccessorBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = SecretIdAccessorBody, example = json!({"secret_id_accessor": "ExampleSecretIdAccessor-0000"})),
     responses((status = 200, description = "the secret ID's properties", body = Envelope),
               (status = 204, description = "no such secret ID")))]
 pub(super) fn approle_lookup_secret_id_accessor() {}
 
 #[utoipa::path(method(post, put, delete), path = "/v1/auth/{mount}/role/{name}/secret-id-accessor/destroy", tag = "auth",
-    params(("mount" = String, Path, description = "auth mount path"),
-           ("name" = String, Path, description = "role name")),
-    request_body = SecretIdAccessorBody,
+    params(("mount" = String, Path, description = "auth mount path", example = "approle"),
+           ("name" = String, Path, description = "role name", example = "ci")),
+    request_body(content = SecretIdAccessorBody, example = json!({"secret_id_accessor": "ExampleSecretIdAccessor-0000"})),
     responses((status = 204, description = "destroyed (or already gone)")))]
 pub(super) fn approle_destroy_secret_id_accessor() {}
