@@ -1,5 +1,5 @@
-//! `iamlease setup aws`: prints the least-privilege policy, the trust policy (with a fresh
-//! External ID and the caller's principal) and the commands that create them; `--apply`
+//! `iamlease setup aws`: prints the least-privilege policy, the trust policy (with the caller's
+//! principal and an External ID: the mount's own for this role on a re-run, else a fresh one) and the commands that create them; `--apply`
 //! creates them with the caller's own credentials and points the mount at the new role.
 
 use std::io::Write;
@@ -43,7 +43,8 @@ pub struct SetupAws {
     /// A role the server may assume for `assumed_role` credentials; repeat for several.
     #[arg(long = "sts-role-arn")]
     sts_role_arns: Vec<String>,
-    /// External ID for the trust policy (default: 32 random characters).
+    /// External ID for the trust policy (default: the one the mount's config/root already uses
+    /// for this role, else 32 random characters).
     #[arg(long)]
     external_id: Option<String>,
     /// Name of the role to create (default: iamlease-MOUNT).
@@ -97,18 +98,31 @@ pub async fn setup(
             }
         },
     };
+    let role_name = args
+        .role_name
+        .clone()
+        .unwrap_or_else(|| format!("iamlease-{}", args.mount));
+    // A re-run keeps the External ID the mount already uses for this role: a new one would
+    // rotate a secret the caller did not ask to rotate.
+    let external_id = match &args.external_id {
+        Some(id) => id.clone(),
+        None => match current_external_id(client.as_ref().ok(), &args.mount, &role_name).await {
+            Some(id) => {
+                note!(
+                    "keeping the External ID {}/config/root already uses for role {role_name} (--external-id to change it)",
+                    args.mount
+                );
+                id
+            }
+            None => setup::generate_external_id(),
+        },
+    };
     let options = SetupOptions {
         path_prefix: args.path_prefix.clone(),
         boundary_arn: args.boundary_arn.clone(),
         sts_role_arns: args.sts_role_arns.clone(),
-        external_id: args
-            .external_id
-            .clone()
-            .unwrap_or_else(setup::generate_external_id),
-        role_name: args
-            .role_name
-            .clone()
-            .unwrap_or_else(|| format!("iamlease-{}", args.mount)),
+        external_id,
+        role_name,
         policy_name: args
             .policy_name
             .clone()
@@ -319,4 +333,23 @@ pub async fn setup(
         )?,
     }
     Ok(())
+}
+
+/// The External ID of the mount's config/root when it already acts as `role_name` (any
+/// account): `None` when there is no server to ask, no root config, or another role.
+async fn current_external_id(
+    client: Option<&Client>,
+    mount: &str,
+    role_name: &str,
+) -> Option<String> {
+    let root = client?
+        .request("GET", &format!("{mount}/config/root"), None)
+        .await
+        .ok()?;
+    let data = &root["data"];
+    let same_role = data["role_arn"]
+        .as_str()
+        .is_some_and(|arn| arn.ends_with(&format!(":role/{role_name}")));
+    let id = data["external_id"].as_str().filter(|id| !id.is_empty())?;
+    same_role.then(|| id.to_owned())
 }

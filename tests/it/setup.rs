@@ -343,10 +343,10 @@ async fn setup_apply_again_updates_instead_of_failing() {
     let m = app.mount.clone();
     let name = random_name("again");
     let url = moto().url.clone();
-    let apply = |external_id: &'static str| {
+    let apply = |external_id: Option<&'static str>| {
         let (app, m, name, url) = (&app, m.clone(), name.clone(), url.clone());
         async move {
-            let args = [
+            let mut args = vec![
                 "setup",
                 "aws",
                 "--mount",
@@ -355,8 +355,6 @@ async fn setup_apply_again_updates_instead_of_failing() {
                 &name,
                 "--policy-name",
                 &name,
-                "--external-id",
-                external_id,
                 "--apply",
                 "--iam-endpoint",
                 &url,
@@ -365,6 +363,9 @@ async fn setup_apply_again_updates_instead_of_failing() {
                 "--format",
                 "json",
             ];
+            if let Some(id) = external_id {
+                args.extend(["--external-id", id]);
+            }
             setup_cli(app, &args).await
         }
     };
@@ -402,7 +403,7 @@ async fn setup_apply_again_updates_instead_of_failing() {
             .is_err(),
         "no role made"
     );
-    let first = apply("first-external-id-0123456789abcdef").await;
+    let first = apply(Some("first-external-id-0123456789abcdef")).await;
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(
         stderr(&first).contains("created policy"),
@@ -414,7 +415,7 @@ async fn setup_apply_again_updates_instead_of_failing() {
         "an emulator is named: {}",
         stderr(&first)
     );
-    let second = apply("second-external-id-0123456789abcde").await;
+    let second = apply(Some("second-external-id-0123456789abcde")).await;
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("updated policy"),
@@ -443,6 +444,28 @@ async fn setup_apply_again_updates_instead_of_failing() {
         .filter_map(|v| v.version_id())
         .collect();
     assert_eq!((versions.versions().len(), default), (2, vec!["v2"]));
+    let role = iam.get_role().role_name(&name).send().await.unwrap();
+    let trust = percent_encoding::percent_decode_str(
+        role.role().unwrap().assume_role_policy_document().unwrap(),
+    )
+    .decode_utf8_lossy()
+    .into_owned();
+    assert!(trust.contains("second-external-id"), "{trust}");
+    let root = app.call("GET", &format!("{m}/config/root"), None).await;
+    assert_eq!(
+        root.body["data"]["external_id"],
+        "second-external-id-0123456789abcde"
+    );
+    // Without --external-id, a re-run keeps the one the mount uses: nothing is rotated.
+    let third = apply(None).await;
+    assert!(third.status.success(), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains("keeping the External ID"),
+        "{}",
+        stderr(&third)
+    );
+    let applied: Value = serde_json::from_str(&stdout(&third)).unwrap();
+    assert_eq!(applied["external_id"], "second-external-id-0123456789abcde");
     let role = iam.get_role().role_name(&name).send().await.unwrap();
     let trust = percent_encoding::percent_decode_str(
         role.role().unwrap().assume_role_policy_document().unwrap(),

@@ -3,8 +3,6 @@
 
 #![allow(dead_code)] // the path functions exist only to carry their annotations
 
-use serde_json::json;
-
 use super::schemas::*;
 
 // ---- paths: sys ----
