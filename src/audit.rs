@@ -25,6 +25,8 @@ const SECRET_FIELDS: &[&str] = &[
     "security_token",
     "session_token",
     "client_token",
+    // `sys/init`'s answer.
+    "root_token",
     "token",
     "mfa_code",
     "external_id",

@@ -28,6 +28,7 @@
 //! | `max_connections_per_address` / `IAMLEASE_MAX_CONNECTIONS_PER_ADDRESS` | `256`: open connections at once from one client IP |
 //! | `allowed_aws_endpoints` / `IAMLEASE_ALLOWED_AWS_ENDPOINTS` | empty: any; else comma-separated URL prefixes a root config's `iam_endpoint`/`sts_endpoint` must start with (setting one needs `sudo` either way) |
 //! | `key_history_retention` / `IAMLEASE_KEY_HISTORY_RETENTION` | `90d`: how long `whois` still answers for an access key after its lease ended (at least 1s) |
+//! | `await_init` / `IAMLEASE_AWAIT_INIT`          | `false`: on an empty store, make no root token at start-up; the first `PUT sys/init` makes it and answers it once (`vault operator init`) |
 //! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
 //! | `tls_key_file` / `IAMLEASE_TLS_KEY_FILE`      | off; PEM private key; both files are reloaded on SIGHUP |
 //!
@@ -81,6 +82,7 @@ struct RawSettings {
     rate_limit_per_address: Option<u32>,
     request_timeout: Option<String>,
     metrics_unauthenticated: Option<bool>,
+    await_init: Option<bool>,
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     idle_timeout: Option<String>,
@@ -131,6 +133,9 @@ pub struct Settings {
     pub rate_limit_per_address: u32,
     pub request_timeout: Duration,
     pub metrics_unauthenticated: bool,
+    /// On an empty store, wait for `PUT sys/init` to make the root token instead of making
+    /// one at start-up (for automation that initialises as it would a Vault).
+    pub await_init: bool,
     /// Connection limits: headers, body and idle keep-alive deadlines, and how many
     /// connections may be open at once (in all, and per client address).
     pub connections: ConnectionLimits,
@@ -266,6 +271,10 @@ impl Settings {
         let metrics_unauthenticated = match env("IAMLEASE_METRICS_UNAUTHENTICATED") {
             Some(v) => matches!(v.trim(), "1" | "true" | "yes"),
             None => raw.metrics_unauthenticated.unwrap_or(false),
+        };
+        let await_init = match env("IAMLEASE_AWAIT_INIT") {
+            Some(v) => matches!(v.trim(), "1" | "true" | "yes"),
+            None => raw.await_init.unwrap_or(false),
         };
         overlay(&mut raw.request_timeout, "IAMLEASE_REQUEST_TIMEOUT");
         overlay(&mut raw.header_read_timeout, "IAMLEASE_HEADER_READ_TIMEOUT");
@@ -410,6 +419,7 @@ impl Settings {
                 s => Duration::from_secs(s),
             },
             metrics_unauthenticated,
+            await_init,
             connections: ConnectionLimits {
                 header_read_timeout: at_least_1s(duration(
                     "header_read_timeout",

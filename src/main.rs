@@ -253,6 +253,9 @@ async fn serve(settings: Settings, out: &mut cli::Out) -> anyhow::Result<()> {
         (Some(token), None, None) => Some(format!(
             "First start: a root token was created. It is shown only this once; store it safely.\n\nRoot Token: {token}\n"
         )),
+        (None, _, _) if app.awaiting_init => Some(
+            "Not initialised yet: the first PUT /v1/sys/init (`vault operator init`) creates the root token and answers it once.".to_owned(),
+        ),
         (None, _, _) => None,
     };
     if let Some(banner) = banner {

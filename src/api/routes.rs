@@ -254,6 +254,14 @@ fn table() -> Vec<Route> {
             .read(status::seal_status)
             .public()
             .unaudited(),
+        Route::new("/v1/sys/init")
+            .read(status::init_status)
+            .write(status::init)
+            .public(),
+        Route::new("/v1/sys/unseal")
+            .write(status::unseal)
+            .public()
+            .unaudited(),
         Route::new("/v1/sys/leader")
             .read(status::leader)
             .public()

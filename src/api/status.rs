@@ -1,6 +1,6 @@
 //! The status routes clients and load balancers read before anything else, in Vault's shapes:
-//! `sys/health`, `sys/seal-status`, `sys/leader` (all without a token), `sys/auth` and
-//! `sys/capabilities*`.
+//! `sys/health`, `sys/seal-status`, `sys/leader`, `sys/init` and `sys/unseal` (all without a
+//! token), `sys/auth` and `sys/capabilities*`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,11 +35,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
     // A server whose store cannot be read is not ready: the tables every request and the
     // reaper need are each touched once (index lookups, so the probe stays cheap).
     let store = state.engine.store();
-    let ready = store.has_tokens().await.is_ok()
+    let initialized = store.has_tokens().await;
+    let ready = initialized.is_ok()
         && store.list_lease_ids("", None, None, 1).await.is_ok()
         && store.list_mounts().await.is_ok();
+    let initialized = initialized.unwrap_or(true);
     let body = json!({
-        "initialized": true,
+        "initialized": initialized,
         "sealed": false,
         "standby": false,
         "performance_standby": false,
@@ -53,22 +55,62 @@ pub async fn health(State(state): State<AppState>) -> Response {
         "echo_duration_ms": 0,
         "clock_skew_ms": 0,
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
+    let status = if !ready {
         StatusCode::SERVICE_UNAVAILABLE
+    } else if !initialized {
+        // Vault's `uninitcode`: only a server started with `await_init` is ever here.
+        StatusCode::NOT_IMPLEMENTED
+    } else {
+        StatusCode::OK
     };
     json_response(status, &body)
 }
 
+/// Whether the root token exists yet: false only on an empty store started with `await_init`.
+async fn initialized(state: &AppState) -> Result<bool, ApiError> {
+    Ok(state.engine.store().has_tokens().await?)
+}
+
+/// `GET sys/init`.
+pub async fn init_status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let initialized = initialized(&state).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "initialized": initialized }),
+    ))
+}
+
+/// `PUT sys/init`: makes the root token of a server started with `await_init` on an empty
+/// store, and answers it this once. There are no unseal keys (the master key is loaded at
+/// start-up), so `keys` is empty and the share parameters are ignored.
+pub async fn init(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // Two requests at once must not both find the store empty.
+    static INIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = INIT.lock().await;
+    if initialized(&state).await? {
+        return Err(ApiError::bad_request(
+            "already initialized: the root token was made at first start or by an earlier sys/init",
+        ));
+    }
+    let (root_token, _) =
+        crate::auth::create_token(state.engine.store(), crate::auth::TokenSpec::root(), now())
+            .await?;
+    tracing::info!("sys/init made the root token");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"keys": [], "keys_base64": [], "root_token": root_token}),
+    ))
+}
+
 /// `sys/seal-status`: iamlease is never sealed (its master key is loaded at start-up), so it
 /// answers as an unsealed single-key Vault does.
-pub async fn seal_status(State(state): State<AppState>) -> Response {
-    json_response(
+pub async fn seal_status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let initialized = initialized(&state).await?;
+    Ok(json_response(
         StatusCode::OK,
         &json!({
             "type": "shamir",
-            "initialized": true,
+            "initialized": initialized,
             "sealed": false,
             "t": 1,
             "n": 1,
@@ -82,7 +124,13 @@ pub async fn seal_status(State(state): State<AppState>) -> Response {
             "recovery_seal": false,
             "storage_type": if state.postgres { "postgresql" } else { "sqlite" },
         }),
-    )
+    ))
+}
+
+/// `PUT sys/unseal`: never sealed, so any key (or none) gets the seal status back, as an
+/// unsealed Vault answers.
+pub async fn unseal(state: State<AppState>) -> Result<Response, ApiError> {
+    seal_status(state).await
 }
 
 /// `sys/leader`: no HA election (replicas share the database and all serve), so each one is

@@ -81,6 +81,8 @@ pub struct Application {
     cluster_id: String,
     /// A root token made at this start, to be shown once (dev mode, or a first start).
     pub initial_root_token: Option<String>,
+    /// `await_init` on an empty store: no root token yet, `PUT sys/init` makes it.
+    pub awaiting_init: bool,
     /// Dev mode's temporary directory, removed when the server stops.
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -166,13 +168,15 @@ impl Application {
                 }
                 Some(token)
             }
-            None if !dyn_store.has_tokens().await? => Some(
+            None if !settings.await_init && !dyn_store.has_tokens().await? => Some(
                 auth::create_token(&dyn_store, auth::TokenSpec::root(), now())
                     .await?
                     .0,
             ),
             None => None,
         };
+        let awaiting_init =
+            settings.dev.is_none() && settings.await_init && !dyn_store.has_tokens().await?;
         if let (Some(path), Some(token)) = (&settings.root_token_file, &initial_root_token) {
             write_private_file(path, token.as_bytes()).map_err(|source| {
                 StartupError::RootTokenFile {
@@ -206,6 +210,7 @@ impl Application {
             postgres: store::is_postgres_url(&storage),
             cluster_id: crate::api::cluster_id(dyn_store.as_ref()).await?,
             initial_root_token,
+            awaiting_init,
             _temp_dir: temp_dir,
         })
     }

@@ -1,11 +1,13 @@
 //! The routes and fields typed Vault clients need before anything else: `sys/health`,
 //! `sys/seal-status`, `sys/leader`, `sys/auth`, full `sys/mounts` entries and `tune`, the legacy
-//! lease paths, `GET` on `sts/`, and Vault's renew-increment rule (checked against moto's tags).
+//! lease paths, `GET` on `sts/`, Vault's renew-increment rule (checked against moto's tags),
+//! and `sys/init` for a server started with `await_init`.
 
+use iamlease::seal::MasterKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, moto};
+use crate::support::{Options, TestApp, moto, storage};
 
 fn has_all(v: &Value, fields: &[&str], what: &str) {
     for f in fields {
@@ -242,4 +244,110 @@ async fn sts_is_read_and_written_and_its_leases_live_under_sts() {
         "reading a missing role is a 404"
     );
     app.stop().await;
+}
+
+/// `await_init` on an empty store: no token works until `PUT sys/init` makes the root token,
+/// which is answered exactly once (two at once: one wins), and a restart makes no other.
+#[tokio::test]
+async fn sys_init_makes_the_root_token_once() {
+    let key = MasterKey::generate().unwrap();
+    let fresh = storage::fresh().await;
+    let options = || Options {
+        storage: Some(fresh.url.clone()),
+        master_key: Some(key.clone()),
+        tweak: Box::new(|s| {
+            s.dev = None;
+            s.await_init = true;
+        }),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(options()).await;
+    let init = app.call_with_token(None, "GET", "sys/init", None).await;
+    assert_eq!(
+        (init.status, &init.body),
+        (StatusCode::OK, &json!({"initialized": false}))
+    );
+    let health = app.call_with_token(None, "GET", "sys/health", None).await;
+    assert_eq!(
+        health.status,
+        StatusCode::NOT_IMPLEMENTED,
+        "{:?}",
+        health.body
+    );
+    assert_eq!(health.body["initialized"], false);
+    let seal = app
+        .call_with_token(None, "GET", "sys/seal-status", None)
+        .await;
+    assert_eq!(
+        (
+            seal.body["initialized"].clone(),
+            seal.body["sealed"].clone()
+        ),
+        (json!(false), json!(false))
+    );
+    let refused = app.call("GET", "sys/mounts", None).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "the dev token is not made"
+    );
+
+    let body = json!({"secret_shares": 5, "secret_threshold": 3});
+    let (a, b) = tokio::join!(
+        app.call_with_token(None, "PUT", "sys/init", Some(body.clone())),
+        app.call_with_token(None, "PUT", "sys/init", Some(body.clone())),
+    );
+    let (won, lost) = if a.status == StatusCode::OK {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(won.status, StatusCode::OK, "{:?}", won.body);
+    assert_eq!(lost.status, StatusCode::BAD_REQUEST, "{:?}", lost.body);
+    assert!(
+        lost.error_text().contains("already initialized"),
+        "{:?}",
+        lost.body
+    );
+    assert_eq!(
+        (won.body["keys"].clone(), won.body["keys_base64"].clone()),
+        (json!([]), json!([]))
+    );
+    let root = won.body["root_token"].as_str().unwrap().to_owned();
+    let me = app
+        .call_with_token(Some(&root), "GET", "auth/token/lookup-self", None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+    assert_eq!(me.body["data"]["policies"], json!(["root"]));
+    let mounts = app
+        .call_with_token(Some(&root), "GET", "sys/mounts", None)
+        .await;
+    assert_eq!(mounts.status, StatusCode::OK);
+    let health = app.call_with_token(None, "GET", "sys/health", None).await;
+    assert_eq!(
+        (health.status, health.body["initialized"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    let unseal = app
+        .call_with_token(None, "PUT", "sys/unseal", Some(json!({"key": "abcd"})))
+        .await;
+    assert_eq!(
+        (unseal.status, unseal.body["sealed"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    app.stop().await;
+
+    // A restart finds the token: initialised, and the same root token still works.
+    let again = TestApp::spawn_with(options()).await;
+    let init = again.call_with_token(None, "GET", "sys/init", None).await;
+    assert_eq!(init.body, json!({"initialized": true}));
+    let second = again
+        .call_with_token(None, "PUT", "sys/init", Some(json!({})))
+        .await;
+    assert_eq!(second.status, StatusCode::BAD_REQUEST);
+    let me = again
+        .call_with_token(Some(&root), "GET", "auth/token/lookup-self", None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    again.stop().await;
 }

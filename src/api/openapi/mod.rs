@@ -51,7 +51,7 @@ pub async fn serve() -> Response {
         license(name = "see the repository")
     ),
     paths(
-        health, health_head, seal_status, leader, list_auth, capabilities_self, capabilities,
+        health, health_head, seal_status, init_status, init, unseal, leader, list_auth, capabilities_self, capabilities,
         capabilities_accessor, openapi_json, list_mounts, read_mount,
         read_mount_tune, tune_mount, enable_mount, disable_mount, metrics, renew_legacy,
         renew_legacy_by_path, revoke_legacy, revoke_legacy_by_path, revoke_prefix_legacy,
@@ -125,6 +125,8 @@ const ERROR_STATUSES: &[(&str, &str)] = &[
 const PUBLIC: &[&str] = &[
     "/v1/sys/health",
     "/v1/sys/seal-status",
+    "/v1/sys/init",
+    "/v1/sys/unseal",
     "/v1/sys/leader",
     "/v1/sys/openapi.json",
     "/v1/auth/{mount}/login",
@@ -134,6 +136,8 @@ const PUBLIC: &[&str] = &[
 
 /// Public routes that still refuse bad input (a login): they keep the client-error answers.
 const PUBLIC_WITH_INPUT: &[&str] = &[
+    "/v1/sys/init",
+    "/v1/sys/unseal",
     "/v1/auth/{mount}/login",
     "/v1/auth/{mount}/oidc/auth_url",
     "/v1/auth/{mount}/oidc/callback",

@@ -10,12 +10,14 @@ use super::schemas::*;
 /// Health; answers without a token (HEAD too).
 #[utoipa::path(get, path = "/v1/sys/health", tag = "sys",
     responses((status = 200, description = "ready", body = Health),
+              (status = 501, description = "not initialised yet (`await_init`): `PUT sys/init` first", body = Health),
               (status = 503, description = "the store is unreachable", body = Health)))]
 pub(super) fn health() {}
 
 /// Health for load balancers: the status alone, no body.
 #[utoipa::path(head, path = "/v1/sys/health", tag = "sys", operation_id = "health_head",
     responses((status = 200, description = "ready"),
+              (status = 501, description = "not initialised yet (`await_init`)"),
               (status = 503, description = "the store is unreachable")))]
 pub(super) fn health_head() {}
 
@@ -23,6 +25,26 @@ pub(super) fn health_head() {}
 #[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys",
     responses((status = 200, description = "`sealed: false`, `type`, `t`, `n`, `version`, `cluster_id`", body = Object)))]
 pub(super) fn seal_status() {}
+
+/// Whether the root token exists yet (false only on an empty store started with
+/// `await_init`). Answers without a token.
+#[utoipa::path(get, path = "/v1/sys/init", tag = "sys",
+    responses((status = 200, description = "`initialized`", body = Object)))]
+pub(super) fn init_status() {}
+
+/// Makes the root token of a server started with `await_init` on an empty store, answered this
+/// once; `keys` is empty (no unseal keys) and share parameters are ignored. No token needed.
+#[utoipa::path(method(post, put), path = "/v1/sys/init", tag = "sys",
+    request_body(content = Object, description = "optional; Vault's share parameters are ignored",
+        example = json!({"secret_shares": 1, "secret_threshold": 1})),
+    responses((status = 200, description = "`root_token`, `keys`, `keys_base64`", body = Object)))]
+pub(super) fn init() {}
+
+/// Never sealed: any key (or none) gets the seal status back. No token needed.
+#[utoipa::path(method(post, put), path = "/v1/sys/unseal", tag = "sys",
+    request_body(content = Object, description = "optional `key`, `reset`, `migrate`; ignored"),
+    responses((status = 200, description = "the seal status (`sealed: false`)", body = Object)))]
+pub(super) fn unseal() {}
 
 /// Vault's leader status: no HA election, every replica is its own active node. Answers
 /// without a token.
