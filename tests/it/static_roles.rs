@@ -627,3 +627,103 @@ async fn the_static_secret_is_sealed_in_the_store_and_hmacd_in_the_audit_log() {
         "the secret key is in the store in clear"
     );
 }
+
+#[tokio::test]
+async fn the_cli_writes_reads_lists_and_prints_static_credentials() {
+    use crate::cli::iamlease;
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let user = random_name("static-");
+    create_user(&user).await;
+    let m = app.mount.clone();
+    let run = |args: Vec<String>| {
+        let app = &app;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = iamlease(app, &args).await;
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    run(s(&[
+        "static-role",
+        "write",
+        "app",
+        "--mount",
+        &m,
+        "--username",
+        &user,
+        "--rotation-period",
+        "24h",
+        "--overlap",
+        "1h",
+    ]))
+    .await;
+    let table = run(s(&["static-role", "read", "app", "--mount", &m])).await;
+    assert!(table.contains("86400") && table.contains("3600"), "{table}");
+    assert!(
+        run(s(&["static-role", "list", "--mount", &m]))
+            .await
+            .contains("app")
+    );
+
+    let doc: Value = serde_json::from_str(
+        &run(s(&[
+            "static-creds",
+            "app",
+            "--mount",
+            &m,
+            "--format",
+            "credential-process",
+        ]))
+        .await,
+    )
+    .unwrap();
+    assert_eq!(doc["Version"], 1);
+    let (key, secret) = (
+        doc["AccessKeyId"].as_str().unwrap(),
+        doc["SecretAccessKey"].as_str().unwrap(),
+    );
+    assert!(
+        whoami(key, secret)
+            .await
+            .unwrap()
+            .ends_with(&format!(":user/{user}"))
+    );
+    assert!(doc["Expiration"].as_str().unwrap().ends_with('Z'));
+    let env = run(s(&[
+        "static-creds",
+        "app",
+        "--mount",
+        &m,
+        "--format",
+        "env",
+    ]))
+    .await;
+    assert!(
+        env.contains(&format!("export AWS_ACCESS_KEY_ID={key}")),
+        "{env}"
+    );
+    let json: Value = serde_json::from_str(
+        &run(s(&[
+            "static-creds",
+            "app",
+            "--mount",
+            &m,
+            "--format",
+            "json",
+        ]))
+        .await,
+    )
+    .unwrap();
+    assert_eq!(json["data"]["access_key"], key);
+
+    run(s(&["static-role", "rotate", "app", "--mount", &m])).await;
+    run(s(&["static-role", "delete", "app", "--mount", &m])).await;
+    assert!(keys_of(&user).await.is_empty());
+}
