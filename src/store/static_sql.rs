@@ -359,3 +359,153 @@ where
         Ok(B::rows_affected(&done) == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StaticRoleStore;
+    use crate::model::{
+        IamUserName, MountPath, RoleName, RotationStep, StaticRoleConfig, StaticRoleRecord,
+    };
+    use crate::store::{MountRecord, SqliteStore, Store};
+
+    /// Two claimants of one due role: exactly one gets it, and only its claim moves the row.
+    #[tokio::test]
+    async fn one_claimant_at_a_time_and_only_its_steps_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let mount = MountPath::parse("aws").unwrap();
+        let name = RoleName::parse("app").unwrap();
+        s.insert_mount(&MountRecord {
+            path: mount.clone(),
+            kind: "aws".into(),
+            description: String::new(),
+            default_lease_ttl: None,
+            max_lease_ttl: None,
+            lease_ttl: None,
+            lease_max: None,
+            created_at: 1,
+        })
+        .await
+        .unwrap();
+        let role = StaticRoleRecord {
+            mount: mount.clone(),
+            name: name.clone(),
+            config: StaticRoleConfig {
+                username: IamUserName::parse("u").unwrap(),
+                rotation_period: 100,
+                overlap: 10,
+                assume_role_arn: None,
+                assume_role_session_name: None,
+                external_id: None,
+            },
+            access_key_id: Some("AKIAOLD".into()),
+            secret_sealed: None,
+            previous_key_id: None,
+            previous_until: None,
+            rotating_since: None,
+            last_rotation: None,
+            next_rotation: 1_000,
+            due_at: 1_000,
+            claim: None,
+            attempts: 0,
+            last_error: None,
+            last_error_time: None,
+            created_at: 1_000,
+        };
+        assert!(s.insert_static_role(&role).await.unwrap());
+        assert!(!s.insert_static_role(&role).await.unwrap(), "once");
+        assert!(
+            s.claim_static_role(&mount, &name, "a", 999, 1_300)
+                .await
+                .unwrap()
+                .is_none(),
+            "not due yet"
+        );
+        assert!(
+            s.claim_static_role(&mount, &name, "a", 1_000, 1_300)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.claim_static_role(&mount, &name, "b", 1_001, 1_301)
+                .await
+                .unwrap()
+                .is_none(),
+            "claimed"
+        );
+        let rotated = RotationStep::Rotated {
+            access_key_id: "AKIANEW",
+            secret_sealed: b"sealed",
+            now: 1_001,
+        };
+        assert!(
+            !s.record_rotation_step(&mount, &name, "b", rotated.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.record_rotation_step(&mount, &name, "a", rotated)
+                .await
+                .unwrap()
+        );
+        let r = s.get_static_role(&mount, &name).await.unwrap().unwrap();
+        assert_eq!(
+            (r.access_key_id.as_deref(), r.previous_key_id.as_deref()),
+            (Some("AKIANEW"), Some("AKIAOLD"))
+        );
+        assert_eq!((r.previous_until, r.next_rotation), (Some(1_011), 1_101));
+        // A schedule change while claimed keeps the claim's deadline.
+        let mut config = r.config.clone();
+        config.rotation_period = 200;
+        assert!(s.update_static_role(&mount, &name, &config).await.unwrap());
+        let r = s.get_static_role(&mount, &name).await.unwrap().unwrap();
+        assert_eq!((r.next_rotation, r.due_at), (1_201, 1_300));
+        // Released: due at the end of the previous key's overlap, then at the next rotation.
+        assert!(
+            s.record_rotation_step(&mount, &name, "a", RotationStep::Release)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.get_static_role(&mount, &name)
+                .await
+                .unwrap()
+                .unwrap()
+                .due_at,
+            1_011
+        );
+        // A lapsed claim is anyone's: after its deadline another claimant takes over.
+        assert!(
+            s.claim_static_role(&mount, &name, "c", 1_011, 1_400)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            !s.record_rotation_step(&mount, &name, "a", RotationStep::Release)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.record_rotation_step(&mount, &name, "c", RotationStep::PreviousDeleted)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.record_rotation_step(&mount, &name, "c", RotationStep::Release)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.get_static_role(&mount, &name)
+                .await
+                .unwrap()
+                .unwrap()
+                .due_at,
+            1_201
+        );
+    }
+}
