@@ -125,13 +125,16 @@ PLACEHOLDERS = {
     "ExampleCode-0000": lambda live: live._once("oidc", oidc_sign_in)[1],
 }
 
-# Deleting the examples' `retired` role needs one to exist; it is made again before each delete.
+# Deleting the examples' `retired` role needs one to exist; it is made again before each delete
+# (the static one over the IAM user `retired-user` that fuzz-api creates in moto).
 RETIRED = {
     "/v1/{mount}/roles/{name}": ("aws/roles/retired", {
         "credential_type": "iam_user",
         "policy_document": json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]})}),
     "/v1/auth/{mount}/role/{name}": ("auth/approle/role/retired", {"token_policies": ["default"]}),
+    "/v1/{mount}/static-roles/{name}": ("aws/static-roles/retired", {
+        "username": "retired-user", "rotation_period": "24h"}),
 }
 
 

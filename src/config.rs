@@ -29,6 +29,7 @@
 //! | `allowed_aws_endpoints` / `IAMLEASE_ALLOWED_AWS_ENDPOINTS` | empty: any; else comma-separated URL prefixes a root config's `iam_endpoint`/`sts_endpoint` must start with (setting one needs `sudo` either way) |
 //! | `key_history_retention` / `IAMLEASE_KEY_HISTORY_RETENTION` | `90d`: how long `whois` still answers for an access key after its lease ended (at least 1s) |
 //! | `await_init` / `IAMLEASE_AWAIT_INIT`          | `false`: on an empty store, make no root token at start-up; the first `PUT sys/init` makes it and answers it once (`vault operator init`) |
+//! | `static_role_min_rotation` / `IAMLEASE_STATIC_ROLE_MIN_ROTATION` | `1m`, as Vault: the shortest `rotation_period` a static role may have (lower it only for tests) |
 //! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
 //! | `tls_key_file` / `IAMLEASE_TLS_KEY_FILE`      | off; PEM private key; both files are reloaded on SIGHUP |
 //!
@@ -90,6 +91,7 @@ struct RawSettings {
     max_connections_per_address: Option<u32>,
     allowed_aws_endpoints: Option<Vec<String>>,
     key_history_retention: Option<String>,
+    static_role_min_rotation: Option<String>,
 }
 
 /// Where the master key comes from.
@@ -144,6 +146,8 @@ pub struct Settings {
     pub allowed_aws_endpoints: Vec<String>,
     /// How long an access key's history is kept after its lease ended.
     pub key_history_retention: Duration,
+    /// The shortest `rotation_period` a static role may be written with.
+    pub static_role_min_rotation: Duration,
     /// HTTPS with these PEM files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
 }
@@ -234,6 +238,10 @@ impl Settings {
         overlay(
             &mut raw.key_history_retention,
             "IAMLEASE_KEY_HISTORY_RETENTION",
+        );
+        overlay(
+            &mut raw.static_role_min_rotation,
+            "IAMLEASE_STATIC_ROLE_MIN_ROTATION",
         );
         let log_format = match raw.log_format.as_deref().map(str::trim) {
             None | Some("pretty" | "text") => LogFormat::Pretty,
@@ -450,6 +458,11 @@ impl Settings {
                 }
                 s => Duration::from_secs(s),
             },
+            static_role_min_rotation: at_least_1s(duration(
+                "static_role_min_rotation",
+                raw.static_role_min_rotation,
+                60,
+            )?)?,
             tls,
         })
     }

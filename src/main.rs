@@ -73,6 +73,17 @@ enum Command {
         after_help = "Examples:\n  iamlease role write dev --credential-type iam_user --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess\n  iamlease role read dev"
     )]
     Role(cli::RoleCommand),
+    /// Write, read, list, delete or rotate static roles (existing IAM users' rotated keys).
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  iamlease static-role write legacy-app --username legacy-app --rotation-period 24h --overlap 1h\n  iamlease static-role read legacy-app"
+    )]
+    StaticRole(cli::StaticRoleCommand),
+    /// Print a static role's current key: `iamlease static-creds legacy-app --format env`
+    #[command(
+        after_help = "Examples:\n  iamlease static-creds legacy-app --format env\n  iamlease static-creds legacy-app --format credential-process   # in ~/.aws/config: credential_process = iamlease static-creds legacy-app --format credential-process"
+    )]
+    StaticCreds(cli::StaticCredsArgs),
     /// Issue a credential: `iamlease creds dev --ttl 15m --format env`
     #[command(
         after_help = "Examples:\n  iamlease creds dev --ttl 15m --format env\n  iamlease creds dev --format credential-process   # in ~/.aws/config: credential_process = iamlease creds dev --format credential-process"
@@ -196,6 +207,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => cli::config(&client()?, cmd, out).await?,
         Command::Role(cmd) => cli::role(&client()?, cmd, out).await?,
         Command::Creds(args) => cli::creds(&client()?, args, out).await?,
+        Command::StaticRole(cmd) => cli::static_role(&client()?, cmd, out).await?,
+        Command::StaticCreds(args) => cli::static_creds(&client()?, args, out).await?,
         Command::Exec(args) => cli::exec(&client()?, args).await?,
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -19,6 +19,7 @@ mod router;
 mod routes;
 mod secrets;
 mod setup;
+mod static_roles;
 mod status;
 mod sys;
 mod telemetry;

@@ -10,7 +10,10 @@ use axum::handler::Handler;
 use axum::routing::MethodRouter;
 
 use super::AppState;
-use super::{approle, auth_methods, jwt, openapi, secrets, setup, status, sys, telemetry, token};
+use super::{
+    approle, auth_methods, jwt, openapi, secrets, setup, static_roles, status, sys, telemetry,
+    token,
+};
 use crate::auth::policy::Capability;
 
 /// What a request does, as Vault's ACL sees it. It comes from the route and the method only.
@@ -428,6 +431,18 @@ fn table() -> Vec<Route> {
             .write(secrets::issue_sts)
             .role("name"),
         Route::mount("/v1/{mount}/access-keys/{access_key_id}").read(secrets::whois),
+        Route::mount("/v1/{mount}/static-roles").list(static_roles::list),
+        Route::mount("/v1/{mount}/static-roles/{name}")
+            .read(static_roles::read)
+            .write(static_roles::write)
+            .delete(static_roles::delete)
+            .role("name"),
+        Route::mount("/v1/{mount}/static-roles/{name}/rotate")
+            .write(static_roles::rotate)
+            .role("name"),
+        Route::mount("/v1/{mount}/static-creds/{name}")
+            .read(static_roles::creds)
+            .role("name"),
     ]
 }
 

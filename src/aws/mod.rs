@@ -6,12 +6,14 @@ mod iam_user;
 mod ready;
 mod root_key;
 mod setup;
+mod static_keys;
 mod sts;
 
 pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey, LEASE_ID_TAG, MOUNT_TAG, TaggedUser};
 pub use ready::{KeyReady, ReadyCheck};
 pub use root_key::NewRootKey;
 pub use setup::{AdminSession, AppliedSetup};
+pub use static_keys::{CreatedAccessKey, UserAccessKey};
 pub use sts::{AssumeRoleSpec, FederationTokenSpec, SessionTokenSpec, StsCredentials};
 
 use std::time::Duration;

@@ -154,7 +154,7 @@ async fn deliver(
 }
 
 /// Single-quotes a value for POSIX shells.
-fn shell_quote(s: &str) -> String {
+pub(super) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "+/=._-:".contains(c))

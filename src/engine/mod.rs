@@ -1,8 +1,8 @@
 //! The AWS secrets engine: the `Engine` type, its errors and settings. The work is split by
 //! job: `config` (mounts, lease config, roles), `root` (root config and its rotation),
 //! `accounts` (the SDK client cache), `issue`, `lease` (renew, revoke, revoke-prefix), `reaper`
-//! (the pass and its loop), `sweep` and `setup`. It decides; `store` remembers; `aws` acts. It
-//! knows nothing of HTTP.
+//! (the pass and its loop), `static_role` (static roles and their rotation), `sweep` and
+//! `setup`. It decides; `store` remembers; `aws` acts. It knows nothing of HTTP.
 
 mod accounts;
 mod attribution;
@@ -15,6 +15,7 @@ mod reaper;
 pub mod role;
 mod root;
 mod setup;
+mod static_role;
 pub mod sweep;
 pub mod template;
 
@@ -23,6 +24,7 @@ pub use issue::{IssuePath, IssueRequest, IssuedCredential};
 pub use lease::Renewed;
 pub use root::{RootConfigUpdate, RootConfigView};
 pub use setup::{CallerIdentity, SetupPlan, SetupRequest};
+pub use static_role::{StaticCreds, StaticRoleWrite};
 
 pub use reaper::{run_reaper, run_sweeper};
 
@@ -86,6 +88,8 @@ pub struct EngineSettings {
     pub allowed_aws_endpoints: Vec<String>,
     /// How long an access key's history is kept after its lease ends.
     pub key_history_retention: Duration,
+    /// The shortest `rotation_period` a static role may have (Vault's 1 minute).
+    pub static_role_min_rotation: Duration,
 }
 
 impl Default for EngineSettings {
@@ -97,6 +101,7 @@ impl Default for EngineSettings {
             wait_ready_timeout: Duration::from_secs(30),
             allowed_aws_endpoints: Vec::new(),
             key_history_retention: Duration::from_secs(90 * 86_400),
+            static_role_min_rotation: Duration::from_secs(60),
         }
     }
 }

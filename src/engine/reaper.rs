@@ -1,5 +1,6 @@
 //! The reaper: a single background task that revokes expired leases, resumes abandoned
-//! revocations, rolls back issues interrupted by a crash, and retries failures with backoff.
+//! revocations, rolls back issues interrupted by a crash, retries failures with backoff, and
+//! runs the static roles' due rotations.
 //! It keeps no per-lease state: each pass asks the store what is due.
 
 use std::sync::Arc;
@@ -23,6 +24,12 @@ pub async fn run_reaper(
             Ok(0) => {}
             Ok(n) => tracing::debug!(handled = n, "reaper pass"),
             Err(e) => tracing::warn!(error = %e, "reaper pass failed; will try again"),
+        }
+        // Static roles ride the same loop: what is due is in the store, like leases.
+        match engine.rotate_due_static_roles().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(handled = n, "static role pass"),
+            Err(e) => tracing::warn!(error = %e, "static role pass failed; will try again"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

@@ -1,15 +1,17 @@
 //! The records every layer passes around: leases, mount and role names, credential kinds, the
-//! access-key history, and the rows the store keeps. Below both `engine/` and `store/`, so
-//! neither imports the other's types; nothing here does I/O.
+//! access-key history, static roles, and the rows the store keeps. Below both `engine/` and
+//! `store/`, so neither imports the other's types; nothing here does I/O.
 
 mod auth;
 mod history;
 mod lease;
 mod names;
 mod records;
+mod static_role;
 
 pub use auth::{AuthKind, AuthMountRecord, AuthRoleRecord, SecretIdRecord};
 pub use history::{AccessKeyId, KeyHistory, KeyRecord, KeyState, LiveLease};
 pub use lease::{Lease, LeaseState, lease_id_under, new_lease_id};
 pub use names::{CredentialType, MountPath, RoleName};
 pub use records::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord, TokenRevocation};
+pub use static_role::{IamUserName, RotationStep, StaticRoleConfig, StaticRoleRecord};

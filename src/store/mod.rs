@@ -12,11 +12,13 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod static_sql;
 
 pub use auth_sql::AuthStore;
 pub use history_sql::KeyHistoryStore;
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
+pub use static_sql::StaticRoleStore;
 
 use std::sync::Arc;
 
@@ -60,7 +62,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 #[async_trait]
-pub trait Store: AuthStore + KeyHistoryStore + Send + Sync + 'static {
+pub trait Store: AuthStore + KeyHistoryStore + StaticRoleStore + Send + Sync + 'static {
     /// Closes the connections (graceful shutdown).
     async fn close(&self);
 

@@ -236,6 +236,12 @@ impl sql::Backend for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
+        // The same for static-role rotations a crashed run had claimed.
+        sqlx::query("UPDATE static_roles SET due_at = $1, claim = NULL WHERE claim IS NOT NULL")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 

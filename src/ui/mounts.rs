@@ -1,6 +1,6 @@
 //! The secrets-engine pages: the list of mounts (and mounting a new one), and one mount's page
 //! with its AWS connection (assumed role or access keys), the connection check, the guided
-//! setup documents and its roles.
+//! setup documents, its roles and its static roles (with their last and next rotation).
 
 use std::sync::Arc;
 
@@ -148,6 +148,17 @@ struct MountPage {
     policy: String,
     setup_notes: Vec<String>,
     roles: Vec<String>,
+    static_roles: Vec<StaticRoleRow>,
+}
+
+/// A static role on the mount page: whose key, when it was and will next be rotated, and the
+/// last error while rotations fail.
+pub struct StaticRoleRow {
+    pub name: String,
+    pub username: String,
+    pub last_rotation: String,
+    pub next_rotation: String,
+    pub last_error: String,
 }
 
 const CONNECTION_FIELDS: &[&str] = &[
@@ -252,6 +263,34 @@ async fn mount_page(
             Vec::new()
         }
     };
+    let mut static_roles = Vec::new();
+    match list_keys(state, &s.token, &format!("{m}/static-roles")).await {
+        Ok(names) => {
+            for name in names {
+                let path = format!("{m}/static-roles/{}", enc(&name));
+                match call(state, &s.token, "GET", &path, None).await {
+                    Ok(v) => {
+                        let d = &v["data"];
+                        static_roles.push(StaticRoleRow {
+                            name,
+                            username: text_of(&d["username"]),
+                            last_rotation: text_of(&d["last_rotation"]),
+                            next_rotation: text_of(&d["next_rotation"]),
+                            last_error: text_of(&d["last_error"]),
+                        });
+                    }
+                    Err(e) => {
+                        error.get_or_insert(e.message());
+                    }
+                }
+            }
+        }
+        // A token that may list roles but not static roles still sees the rest of the page.
+        Err(e) if e.status == StatusCode::FORBIDDEN => {}
+        Err(e) => {
+            error.get_or_insert(e.message());
+        }
+    }
     let tab = extras.tab.unwrap_or_else(|| {
         if !conn.access_key.is_empty() && conn.role_arn.is_empty() {
             "keys".into()
@@ -275,6 +314,7 @@ async fn mount_page(
         policy,
         setup_notes,
         roles,
+        static_roles,
     })
 }
 

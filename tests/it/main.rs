@@ -24,6 +24,7 @@ mod replicas;
 mod secrets;
 mod setup;
 mod spelling;
+mod static_roles;
 mod store;
 mod sts;
 mod sweep;

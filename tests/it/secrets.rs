@@ -41,7 +41,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// Every byte the store holds: the SQLite files, or PostgreSQL's dump, files and WAL.
-async fn store_bytes(store: &storage::TestStorage) -> Vec<u8> {
+pub(crate) async fn store_bytes(store: &storage::TestStorage) -> Vec<u8> {
     let mut bytes = Vec::new();
     let Some(db) = &store.sqlite_file else {
         let dump = std::process::Command::new("pg_dump")

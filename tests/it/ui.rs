@@ -311,3 +311,52 @@ async fn failed_revocations_are_listed_first_with_their_last_error() {
     assert!(after.contains("Revoked every lease of"), "{after}");
     app.assert_nothing_left().await;
 }
+
+/// The mount page lists static roles with their last and next rotation and their last error.
+#[tokio::test]
+async fn the_mount_page_lists_static_roles_with_their_rotations() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    let m = app.mount.clone();
+    let user = crate::support::random_name("static-");
+    moto()
+        .iam()
+        .create_user()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let r = app
+        .call(
+            "POST",
+            &format!("{m}/static-roles/legacy"),
+            Some(json!({"username": user, "rotation_period": "24h"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let role = &r.body["data"];
+
+    let mut b = Browser::new(&app);
+    let (_, login, _) = b.get("/ui/login").await;
+    let (status, _, _) = b
+        .post(
+            "/ui/login",
+            &[
+                ("csrf", &csrf_in(&login)),
+                ("token", crate::support::ROOT_TOKEN),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, page, _) = b.get(&format!("/ui/mounts/{m}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Static roles"), "{page}");
+    for shown in [
+        "legacy",
+        user.as_str(),
+        role["last_rotation"].as_str().unwrap(),
+        role["next_rotation"].as_str().unwrap(),
+    ] {
+        assert!(page.contains(shown), "the page lacks {shown}");
+    }
+}

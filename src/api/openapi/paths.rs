@@ -403,6 +403,56 @@ pub(super) fn write_role() {}
     responses((status = 204, description = "deleted")))]
 pub(super) fn delete_role() {}
 
+#[utoipa::path(get, path = "/v1/{mount}/static-roles", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("list" = bool, Query, description = "must be true (or use LIST)")),
+    responses((status = 200, description = "static role names", body = ListEnvelope)))]
+pub(super) fn list_static_roles() {}
+
+/// A static role: Vault's `name`, `username`, `rotation_period` (seconds),
+/// `assume_role_arn`, `assume_role_session_name`, `external_id`; iamlease's `overlap`
+/// (seconds), `access_key_id`, `previous_access_key_id`, `previous_key_expires`,
+/// `last_rotation`, `next_rotation`, `rotating`, `failed_attempts`, `last_error`,
+/// `last_error_time`. Never a secret.
+#[utoipa::path(get, path = "/v1/{mount}/static-roles/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "static role name", example = "legacy-app")),
+    responses((status = 200, description = "the static role", body = Envelope)))]
+pub(super) fn read_static_role() {}
+
+/// Creates (the user must exist and hold at most one key; the key is rotated at once) or
+/// updates a static role (the new schedule applies at once; `username` cannot change).
+#[utoipa::path(method(post, put), path = "/v1/{mount}/static-roles/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "static role name", example = "legacy-app")),
+    request_body(content = StaticRoleBody, example = json!({
+        "username": "legacy-app-user", "rotation_period": "24h", "overlap": "1h"})),
+    responses((status = 200, description = "the static role as stored; a failed first rotation is a warning", body = Envelope)))]
+pub(super) fn write_static_role() {}
+
+/// Deletes the static role and the access keys it created.
+#[utoipa::path(delete, path = "/v1/{mount}/static-roles/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "static role name", example = "retired")),
+    responses((status = 204, description = "deleted")))]
+pub(super) fn delete_static_role() {}
+
+/// iamlease's extension: rotates now (a previous key still in its overlap is deleted first).
+#[utoipa::path(method(post, put), path = "/v1/{mount}/static-roles/{name}/rotate", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "static role name", example = "legacy-app")),
+    responses((status = 200, description = "the static role after the rotation", body = Envelope)))]
+pub(super) fn rotate_static_role() {}
+
+/// The current key: `access_key`, `secret_key` and `expiration` (the next rotation, RFC
+/// 3339). Not leased. Served from the store, so it keeps working while a rotation fails.
+#[utoipa::path(get, path = "/v1/{mount}/static-creds/{name}", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws"),
+           ("name" = String, Path, description = "static role name", example = "legacy-app")),
+    responses((status = 200, description = "the current key", body = Envelope),
+              (status = 502, description = "the role has no key of its own yet (its first rotation failed)", body = ErrorBody)))]
+pub(super) fn static_creds() {}
+
 /// Issues a credential: top-level `lease_id`, `lease_duration`, `renewable`; `data` holds
 /// `access_key`, `secret_key`, `security_token`, `arn`, `region` (and `username` for IAM users).
 #[utoipa::path(method(get, post, put), path = "/v1/{mount}/creds/{name}", tag = "aws",

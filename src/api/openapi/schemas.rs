@@ -163,6 +163,24 @@ pub(super) struct LeaseConfigBody {
     lease_max: Option<Value>,
 }
 
+/// A static role write: `username` and `rotation_period` are required when it is created.
+#[derive(ToSchema)]
+pub(super) struct StaticRoleBody {
+    /// The existing IAM user whose access key is rotated; holding at most one key.
+    username: Option<String>,
+    /// At least 1 m; seconds or a Go duration. Reads back in seconds.
+    #[schema(value_type = Option<Duration>)]
+    rotation_period: Option<Value>,
+    /// iamlease's extension: how long the previous key keeps working after a rotation
+    /// (default 0, at most half of `rotation_period`). Reads back in seconds.
+    #[schema(value_type = Option<Duration>)]
+    overlap: Option<Value>,
+    /// For a user in another account: the rotation runs as this role.
+    assume_role_arn: Option<String>,
+    assume_role_session_name: Option<String>,
+    external_id: Option<String>,
+}
+
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
 pub(super) enum CredentialType {

@@ -118,6 +118,20 @@ struct Shared {
     injected: Mutex<Injected>,
     /// Added to every request before it is forwarded.
     delay: Mutex<Duration>,
+    /// What to do to requests of one action (`CreateAccessKey`), whatever the faults say.
+    rules: Mutex<Vec<(String, Rule)>>,
+}
+
+/// A deterministic misbehaviour for one AWS action, for stopping a sequence at one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Answer with this AWS error (status, code) without forwarding.
+    Refuse(u16, &'static str),
+    /// Hold the request until the rule is cleared, then answer 503 without forwarding: the
+    /// step never happens in moto.
+    HoldBefore,
+    /// Forward it (moto carries it out), then hold the answer until the rule is cleared.
+    HoldAfter,
 }
 
 #[derive(Clone)]
@@ -136,6 +150,18 @@ impl Recorder {
     pub fn set_faults(&self, faults: Faults) {
         let rng = StdRng::seed_from_u64(faults.seed);
         *self.shared.faults.lock().unwrap() = (faults, rng);
+    }
+
+    /// Applies `rule` to every request of `action` from now on (replacing an earlier one).
+    pub fn set_rule(&self, action: &str, rule: Rule) {
+        let mut rules = self.shared.rules.lock().unwrap();
+        rules.retain(|(a, _)| a != action);
+        rules.push((action.to_owned(), rule));
+    }
+
+    /// Clears every rule (held requests are let go).
+    pub fn clear_rules(&self) {
+        self.shared.rules.lock().unwrap().clear();
     }
 
     /// Slows every request down by `delay` (on top of any injected latency).
@@ -188,6 +214,7 @@ pub async fn start_proxy(target: &str, faults: Faults) -> Recorder {
         faults: Mutex::new((faults, rng)),
         injected: Mutex::new(Injected::default()),
         delay: Mutex::new(Duration::ZERO),
+        rules: Mutex::new(Vec::new()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -279,6 +306,48 @@ async fn handle(
         });
         calls.len() - 1
     };
+    let action = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let rule_for = |shared: &Shared| {
+        let rules = shared.rules.lock().unwrap();
+        rules
+            .iter()
+            .find(|(a, _)| *a == action)
+            .map(|(_, r)| r.clone())
+    };
+    let held = |shared: Arc<Shared>, rule: Rule| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while rule_for(&shared) == Some(rule.clone()) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    match rule_for(&shared) {
+        Some(Rule::Refuse(status, code)) => {
+            return Ok(aws_error(
+                status,
+                "Sender",
+                code,
+                "refused by the test proxy",
+            ));
+        }
+        Some(Rule::HoldBefore) => {
+            held(shared.clone(), Rule::HoldBefore).await;
+            return Ok(aws_error(
+                503,
+                "Receiver",
+                "ServiceUnavailable",
+                "held by the test proxy",
+            ));
+        }
+        Some(Rule::HoldAfter) => {
+            let answer = forward(&shared, &parts, body, index).await;
+            held(shared.clone(), Rule::HoldAfter).await;
+            return Ok(answer);
+        }
+        None => {}
+    }
     let fixed = *shared.delay.lock().unwrap();
     if !fixed.is_zero() {
         tokio::time::sleep(fixed).await;
