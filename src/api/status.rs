@@ -2,9 +2,9 @@
 //! `sys/health`, `sys/seal-status`, `sys/leader`, `sys/init` and `sys/unseal` (all without a
 //! token), `sys/auth` and `sys/capabilities*`.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
@@ -31,7 +31,47 @@ pub async fn cluster_id(store: &dyn Store) -> Result<String, StoreError> {
     String::from_utf8(stored).map_err(|_| StoreError::Corrupt("the cluster id is not UTF-8".into()))
 }
 
-pub async fn health(State(state): State<AppState>) -> Response {
+/// The status a `sys/health` query asks for in `name` (Vault's `activecode`, `uninitcode`…), or
+/// `default`; a value that is not an HTTP status is a 400.
+fn health_code(
+    query: Option<&str>,
+    name: &str,
+    default: StatusCode,
+) -> Result<StatusCode, Response> {
+    let asked = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    match asked {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .filter(|c| (200..600).contains(&c.as_u16()))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{name} must be an HTTP status code from 200 to 599, not {v:?}"
+                ))
+                .into_response()
+            }),
+    }
+}
+
+/// `sys/health`: an active, unsealed node's answer. Vault's `activecode` and `uninitcode`
+/// choose the status of the two states iamlease can be in; `standbyok`, `sealedcode` and the
+/// other codes are for states it never is in.
+pub async fn health(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let codes = health_code(query.as_deref(), "activecode", StatusCode::OK).and_then(|active| {
+        health_code(query.as_deref(), "uninitcode", StatusCode::NOT_IMPLEMENTED)
+            .map(|uninit| (active, uninit))
+    });
+    let (active_code, uninit_code) = match codes {
+        Ok(codes) => codes,
+        Err(refused) => return refused,
+    };
     // A server whose store cannot be read is not ready: the tables every request and the
     // reaper need are each touched once (index lookups, so the probe stays cheap).
     let store = state.engine.store();
@@ -58,10 +98,10 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let status = if !ready {
         StatusCode::SERVICE_UNAVAILABLE
     } else if !initialized {
-        // Vault's `uninitcode`: only a server started with `await_init` is ever here.
-        StatusCode::NOT_IMPLEMENTED
+        // Only a server started with `await_init` is ever here.
+        uninit_code
     } else {
-        StatusCode::OK
+        active_code
     };
     json_response(status, &body)
 }

@@ -333,18 +333,27 @@ impl Engine {
         })
     }
 
-    /// Resolves the lease TTL (request → role → mount → 1h) and its ceiling (role → mount → 24h).
+    /// Resolves the lease TTL (request → role → mount → 1h) and its ceiling (role → mount → 24h),
+    /// never above the mount's tuned `max_lease_ttl`: as in Vault, a role or `config/lease`
+    /// cannot outlast the mount's own maximum.
     pub(super) fn lease_ttls(
         mount: &MountRecord,
         role_name: &RoleName,
         role: &Role,
         requested: Option<Ttl>,
     ) -> Result<(u64, u64)> {
-        let (max, max_source) = match (role.max_ttl, mount.lease_max.or(mount.max_lease_ttl)) {
-            (Some(m), _) => (m.as_secs(), format!("role {role_name}'s max_ttl")),
-            (None, Some(m)) => (m as u64, format!("{}/config/lease lease_max", mount.path)),
-            (None, None) => (DEFAULT_LEASE_MAX, "default maximum".into()),
-        };
+        let (mut max, mut max_source) =
+            match (role.max_ttl, mount.lease_max.or(mount.max_lease_ttl)) {
+                (Some(m), _) => (m.as_secs(), format!("role {role_name}'s max_ttl")),
+                (None, Some(m)) => (m as u64, format!("{}/config/lease lease_max", mount.path)),
+                (None, None) => (DEFAULT_LEASE_MAX, "default maximum".into()),
+            };
+        if let Some(cap) = mount.max_lease_ttl.map(|m| m as u64)
+            && cap < max
+        {
+            max = cap;
+            max_source = format!("{}/ mount's max_lease_ttl", mount.path);
+        }
         let default = role
             .default_ttl
             .map(Ttl::as_secs)
@@ -759,6 +768,30 @@ mod tests {
             Engine::lease_ttls(&mount(Some(7200), Some(3600)), &n, &role(None, None), None)
                 .unwrap(),
             (3600, 3600)
+        );
+        // The mount's tuned max_lease_ttl caps a role's max_ttl and config/lease, as in Vault.
+        let tuned = MountRecord {
+            max_lease_ttl: Some(1800),
+            ..mount(Some(600), Some(7200))
+        };
+        assert_eq!(
+            Engine::lease_ttls(&tuned, &n, &role(Some(3600), Some(7200)), None).unwrap(),
+            (1800, 1800)
+        );
+        assert_eq!(
+            Engine::lease_ttls(&tuned, &n, &role(None, None), None).unwrap(),
+            (600, 1800)
+        );
+        let e = Engine::lease_ttls(
+            &tuned,
+            &n,
+            &role(None, Some(7200)),
+            Some(Ttl::from_secs(3600)),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("mount's max_lease_ttl of 30m0s"),
+            "{e}"
         );
     }
 }

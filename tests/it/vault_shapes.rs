@@ -64,6 +64,23 @@ async fn status_routes_answer_vaults_shapes_without_a_token() {
     assert_eq!(seal.body["sealed"], false);
     assert!(!seal.body["cluster_id"].as_str().unwrap().is_empty());
     assert_eq!(health.body["cluster_id"], seal.body["cluster_id"]);
+    // Vault's activecode picks an active node's status (load balancers ask for 200 or 204);
+    // standbyok means nothing on a node that is never a standby; a bad code is a 400.
+    for (query, status) in [
+        ("activecode=204", StatusCode::NO_CONTENT),
+        (
+            "activecode=299&standbyok=true",
+            StatusCode::from_u16(299).unwrap(),
+        ),
+        ("uninitcode=200", StatusCode::OK),
+        ("activecode=ok", StatusCode::BAD_REQUEST),
+        ("activecode=99", StatusCode::BAD_REQUEST),
+    ] {
+        let r = app
+            .call_with_token(None, "GET", &format!("sys/health?{query}"), None)
+            .await;
+        assert_eq!(r.status, status, "{query}: {:?}", r.body);
+    }
 
     // sys/auth needs a token and lists token/.
     let r = app.call_with_token(None, "GET", "sys/auth", None).await;
@@ -274,6 +291,10 @@ async fn sys_init_makes_the_root_token_once() {
         "{:?}",
         health.body
     );
+    let asked = app
+        .call_with_token(None, "GET", "sys/health?uninitcode=200", None)
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "Vault's uninitcode");
     assert_eq!(health.body["initialized"], false);
     let seal = app
         .call_with_token(None, "GET", "sys/seal-status", None)

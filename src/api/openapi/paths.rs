@@ -7,7 +7,8 @@ use super::schemas::*;
 
 // ---- paths: sys ----
 
-/// Health; answers without a token (HEAD too).
+/// Health; answers without a token (HEAD too). Vault's `activecode` and `uninitcode` query
+/// parameters choose the status of an initialised or an uninitialised server.
 #[utoipa::path(get, path = "/v1/sys/health", tag = "sys",
     responses((status = 200, description = "ready", body = Health),
               (status = 501, description = "not initialised yet (`await_init`): `PUT sys/init` first", body = Health),
