@@ -37,7 +37,7 @@ fn health_code(
     query: Option<&str>,
     name: &str,
     default: StatusCode,
-) -> Result<StatusCode, Response> {
+) -> Result<StatusCode, ApiError> {
     let asked = query
         .unwrap_or_default()
         .split('&')
@@ -55,7 +55,6 @@ fn health_code(
                 ApiError::bad_request(format!(
                     "{name} must be an HTTP status code from 200 to 599, not {v:?}"
                 ))
-                .into_response()
             }),
     }
 }
@@ -70,7 +69,7 @@ pub async fn health(State(state): State<AppState>, RawQuery(query): RawQuery) ->
     });
     let (active_code, uninit_code) = match codes {
         Ok(codes) => codes,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     // A server whose store cannot be read is not ready: the tables every request and the
     // reaper need are each touched once (index lookups, so the probe stays cheap).
