@@ -134,6 +134,7 @@ fn token_request(
         meta: f.tags("meta")?.unwrap_or_default(),
         renewable: f.bool("renewable")?.unwrap_or(true),
         path,
+        any_policies: has_sudo(caller, path),
     })
 }
 

@@ -119,6 +119,8 @@ pub struct TokenRequest {
     pub renewable: bool,
     /// The path that creates it, as lookups report it.
     pub path: &'static str,
+    /// The creator has `sudo` on that path: it may give policies it does not hold (not `root`).
+    pub any_policies: bool,
 }
 
 impl Default for TokenRequest {
@@ -135,12 +137,14 @@ impl Default for TokenRequest {
             meta: BTreeMap::new(),
             renewable: true,
             path: "auth/token/create",
+            any_policies: false,
         }
     }
 }
 
 /// Creates a child token (or an orphan). A non-root parent can only hand out policies it holds
-/// itself, as in Vault; a use-limited token cannot create tokens; the TTL is capped by the
+/// itself unless it has `sudo` on the create path, and only a root token can give `root`, as in
+/// Vault; a use-limited token cannot create tokens; the TTL is capped by the
 /// explicit max TTL, the system maximum (32 days) and the parent's own expiry.
 pub async fn create_child(
     store: &Arc<dyn Store>,
@@ -165,14 +169,20 @@ pub async fn create_child(
         .map(|p| p.trim().to_lowercase())
         .filter(|p| !p.is_empty())
         .collect();
-    if !parent.is_root() {
+    if !parent.is_root() && policies.contains(ROOT_POLICY) {
+        return Err(AuthError::Forbidden(
+            "permission denied: only a root token can create a token with the root policy".into(),
+        ));
+    }
+    if !parent.is_root() && !request.any_policies {
         let held: BTreeSet<&str> = parent.policies.iter().map(String::as_str).collect();
         if let Some(extra) = policies
             .iter()
             .find(|p| p.as_str() != DEFAULT_POLICY && !held.contains(p.as_str()))
         {
             return Err(AuthError::Forbidden(format!(
-                "permission denied: cannot give a child token policy {extra:?}, which the parent token does not have"
+                "permission denied: cannot give a child token policy {extra:?}, which the parent token does not have (sudo on {} allows it)",
+                request.path
             )));
         }
     }

@@ -204,6 +204,43 @@ async fn tokens_carry_policies_ttl_and_expire() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let r = app
+        .call_with_token(
+            Some(&token),
+            "POST",
+            "auth/token/create",
+            Some(json!({"policies": ["writer"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    // With sudo on auth/token/create, as in Vault, a parent may give policies it lacks (but
+    // never root).
+    write_policy(
+        &app,
+        "token-admin",
+        "path \"auth/token/create\" {\n  capabilities = [\"update\", \"sudo\"]\n}\n",
+    )
+    .await;
+    let (admin, _) = token_with(&app, &["token-admin"], json!({})).await;
+    let r = app
+        .call_with_token(
+            Some(&admin),
+            "POST",
+            "auth/token/create",
+            Some(json!({"policies": ["reader"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["auth"]["policies"], json!(["default", "reader"]));
+    let r = app
+        .call_with_token(
+            Some(&admin),
+            "POST",
+            "auth/token/create",
+            Some(json!({"policies": ["root"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
 
     // Lookup by accessor (root), renew-self, then revoke-accessor ends it.
     let r = app
