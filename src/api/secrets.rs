@@ -190,6 +190,10 @@ async fn issue_via(
         "username": cred.username,
         "region": cred.region,
     });
+    // STS credentials carry their remaining lifetime in `data.ttl`, as Vault's engine sends.
+    if cred.security_token.is_some() {
+        data["ttl"] = json!(cred.lease_duration);
+    }
     // Only roles that rename fields add key_map, so other answers keep Vault's shape.
     if !cred.key_map.is_empty() {
         data["key_map"] = json!(cred.key_map);

@@ -242,6 +242,8 @@ async fn federation_and_session_tokens() {
             .as_str()
             .is_some_and(|t| !t.is_empty())
     );
+    // Vault's engine also puts the lifetime in data.ttl for STS credentials.
+    assert_eq!(data["ttl"].as_i64(), Some(d), "{data}");
     let calls = proxy.requests_of("GetFederationToken");
     assert_eq!(calls.len(), 1);
     // The requester's name, cut so the whole name fits federation's 32 characters.

@@ -467,7 +467,7 @@ pub(super) fn issue_creds() {}
     params(("mount" = String, Path, description = "mount path", example = "aws"),
            ("name" = String, Path, description = "role name", example = "federated")),
     request_body(content = CredsBody, description = "optional", example = json!({"ttl": "1h"})),
-    responses((status = 200, description = "STS credentials, not renewable", body = Envelope)))]
+    responses((status = 200, description = "STS credentials, not renewable; `data.ttl` is their lifetime", body = Envelope)))]
 pub(super) fn issue_sts() {}
 
 /// Who held an access key: `lease_id`, `role`, `credential_type`, `requester`,
