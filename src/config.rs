@@ -33,8 +33,9 @@
 //! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
 //! | `tls_key_file` / `IAMLEASE_TLS_KEY_FILE`      | off; PEM private key; both files are reloaded on SIGHUP |
 //!
-//! `kms_key_id` is named by the spec but not built yet; setting it is refused at start-up
-//! rather than silently ignored.
+//! | `kms_key_id` / `IAMLEASE_KMS_KEY_ID`          | off; a KMS key (id, ARN or alias): the master key is a data key under it, kept in the store only as KMS's ciphertext (instead of `master_key_file`) |
+//! | `kms_endpoint` / `IAMLEASE_KMS_ENDPOINT`      | AWS's; for emulators and private endpoints    |
+//! | `kms_region` / `IAMLEASE_KMS_REGION`          | the AWS default chain's region                |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,8 @@ struct RawSettings {
     tls_key_file: Option<String>,
     audit_log: Option<String>,
     kms_key_id: Option<String>,
+    kms_endpoint: Option<String>,
+    kms_region: Option<String>,
     rate_limit_per_token: Option<u32>,
     rate_limit_per_address: Option<u32>,
     request_timeout: Option<String>,
@@ -103,6 +106,19 @@ pub enum MasterKeySource {
     File(PathBuf),
     /// Generated for this process only (dev mode without an explicit key).
     Ephemeral,
+    /// A data key under AWS KMS, kept in the store as KMS's ciphertext (envelope encryption).
+    Kms(KmsSettings),
+}
+
+/// Where the master key's KMS key lives (`kms_key_id`, `kms_endpoint`, `kms_region`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsSettings {
+    /// A key id, key ARN, alias name (`alias/…`) or alias ARN.
+    pub key_id: String,
+    /// For emulators and private (VPC) endpoints.
+    pub endpoint: Option<String>,
+    /// Default: the region of the AWS default chain.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +272,8 @@ impl Settings {
         overlay(&mut raw.tls_key_file, "IAMLEASE_TLS_KEY_FILE");
         overlay(&mut raw.audit_log, "IAMLEASE_AUDIT_LOG");
         overlay(&mut raw.kms_key_id, "IAMLEASE_KMS_KEY_ID");
+        overlay(&mut raw.kms_endpoint, "IAMLEASE_KMS_ENDPOINT");
+        overlay(&mut raw.kms_region, "IAMLEASE_KMS_REGION");
 
         let number =
             |name: &str, file: Option<u32>, env_name: &str, default: u32| match env(env_name) {
@@ -333,13 +351,20 @@ impl Settings {
                 ));
             }
         };
-        for (name, value) in [("kms_key_id", &raw.kms_key_id)] {
-            if value.is_some() {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} is not supported by this version of iamlease yet; remove it to start"
-                )));
+        let kms = match raw.kms_key_id.filter(|k| !k.trim().is_empty()) {
+            Some(key_id) => Some(KmsSettings {
+                key_id: key_id.trim().to_owned(),
+                endpoint: raw.kms_endpoint.filter(|e| !e.trim().is_empty()),
+                region: raw.kms_region.filter(|r| !r.trim().is_empty()),
+            }),
+            None if raw.kms_endpoint.is_some() || raw.kms_region.is_some() => {
+                return Err(ConfigError::Invalid(
+                    "kms_endpoint and kms_region need kms_key_id: the KMS key the master key is under"
+                        .into(),
+                ));
             }
-        }
+            None => None,
+        };
 
         let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8200".into());
         let listen = listen_text.parse::<SocketAddr>().map_err(|_| {
@@ -362,6 +387,12 @@ impl Settings {
             )));
         }
         let master_key = match (env("IAMLEASE_MASTER_KEY"), raw.master_key_file, &dev) {
+            (None, None, _) if kms.is_some() => MasterKeySource::Kms(kms.clone().expect("checked")),
+            (Some(_), _, _) | (_, Some(_), _) if kms.is_some() => {
+                return Err(ConfigError::Invalid(
+                    "kms_key_id and a master key (IAMLEASE_MASTER_KEY or master_key_file) exclude each other: with KMS the master key lives in the store, under the KMS key; to move a file key under KMS, run `iamlease operator rekey --to-kms-key-id …`".into(),
+                ));
+            }
             (Some(b64), _, _) => MasterKeySource::Inline(
                 MasterKey::from_base64(&b64)
                     .map_err(|e| ConfigError::Invalid(format!("IAMLEASE_MASTER_KEY: {e}")))?,
@@ -581,8 +612,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("32 bytes"));
-        let e = Settings::load(None, None, None, env(&[("IAMLEASE_KMS_KEY_ID", "k")])).unwrap_err();
-        assert!(e.to_string().contains("kms_key_id is not supported"));
+        let s = Settings::load(
+            None,
+            None,
+            None,
+            env(&[
+                ("IAMLEASE_KMS_KEY_ID", "alias/iamlease"),
+                ("IAMLEASE_KMS_ENDPOINT", "http://127.0.0.1:5000"),
+            ]),
+        )
+        .unwrap();
+        assert!(
+            matches!(&s.master_key, MasterKeySource::Kms(k) if k.key_id == "alias/iamlease" && k.endpoint.as_deref() == Some("http://127.0.0.1:5000"))
+        );
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[
+                ("IAMLEASE_KMS_KEY_ID", "k"),
+                ("IAMLEASE_MASTER_KEY_FILE", "/k"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("exclude each other"), "{e}");
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_KMS_REGION", "eu-west-1")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("need kms_key_id"), "{e}");
         let e = Settings::load(
             None,
             None,

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use iamlease::config::{DevSettings, LogFormat, Settings};
+use iamlease::config::{DevSettings, KmsSettings, LogFormat, Settings};
 use iamlease::server::Application;
 use tracing_subscriber::EnvFilter;
 
@@ -146,9 +146,46 @@ enum Command {
         after_help = "Examples:\n  iamlease login --method approle role_id=$ROLE_ID secret_id=@secret-id.txt\n  iamlease login --method jwt role=ci jwt=@$ACTIONS_ID_TOKEN_FILE\n  iamlease login <token>"
     )]
     Login(cli::LoginArgs),
+    /// Operator tasks run on the store itself (every server stopped): `operator rekey`.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  iamlease operator rekey --config /etc/iamlease.toml --to-kms-key-id alias/iamlease\n  iamlease operator rekey --config /etc/iamlease.toml --to-master-key-file /var/lib/iamlease/master.key.new"
+    )]
+    Operator(Operator),
     /// Print the OpenAPI 3 document of the HTTP API (also served at /v1/sys/openapi.json).
     #[command(after_help = "Example:\n  iamlease openapi > docs/openapi.json")]
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum Operator {
+    /// Move the store to a new master key (under AWS KMS, or in a file), re-sealing every secret
+    /// it keeps in one transaction. Stop every server on the store first; then start them with
+    /// the new setting (kms_key_id, or master_key_file).
+    #[command(
+        after_help = "Examples:\n  iamlease operator rekey --config /etc/iamlease.toml --to-kms-key-id alias/iamlease\n  IAMLEASE_KMS_KEY_ID=alias/iamlease iamlease operator rekey --to-master-key-file ./master.key.new"
+    )]
+    Rekey {
+        /// TOML settings file (storage and the current master key); IAMLEASE_* variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The KMS key to put the new master key under (id, ARN or alias).
+        #[arg(
+            long,
+            conflicts_with = "to_master_key_file",
+            required_unless_present = "to_master_key_file"
+        )]
+        to_kms_key_id: Option<String>,
+        /// KMS endpoint for the new key (emulators, private endpoints).
+        #[arg(long, requires = "to_kms_key_id")]
+        to_kms_endpoint: Option<String>,
+        /// KMS region for the new key (default: the AWS default chain's).
+        #[arg(long, requires = "to_kms_key_id")]
+        to_kms_region: Option<String>,
+        /// A file for the new master key (made with mode 0600; must not hold the current key).
+        #[arg(long)]
+        to_master_key_file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -202,6 +239,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .map_err(|e| cli::UsageError(e.to_string()))?;
             return serve(settings, out).await;
+        }
+        Command::Operator(Operator::Rekey {
+            config,
+            to_kms_key_id,
+            to_kms_endpoint,
+            to_kms_region,
+            to_master_key_file,
+        }) => {
+            let settings = Settings::load(config.as_deref(), None, None, |k| std::env::var(k).ok())
+                .map_err(|e| cli::UsageError(e.to_string()))?;
+            let target = match (to_kms_key_id, to_master_key_file) {
+                (Some(key_id), _) => iamlease::server::RekeyTarget::Kms(KmsSettings {
+                    key_id,
+                    endpoint: to_kms_endpoint,
+                    region: to_kms_region,
+                }),
+                (None, Some(path)) => iamlease::server::RekeyTarget::File(path),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let count = iamlease::server::rekey(&settings, &target)
+                .await
+                .context("rekey")?;
+            let next = match &target {
+                iamlease::server::RekeyTarget::Kms(k) => format!(
+                    "start the servers with kms_key_id = {:?} (IAMLEASE_KMS_KEY_ID) and without master_key_file / IAMLEASE_MASTER_KEY; the old key file no longer opens anything: delete it",
+                    k.key_id
+                ),
+                iamlease::server::RekeyTarget::File(p) => format!(
+                    "start the servers with master_key_file = {:?} (and without kms_key_id)",
+                    p.display().to_string()
+                ),
+            };
+            writeln!(
+                out,
+                "Success! Re-sealed {count} secrets under the new master key. Next: {next}."
+            )?;
         }
         Command::Mount(cmd) => cli::mount(&client()?, cmd, out).await?,
         Command::Config(cmd) => cli::config(&client()?, cmd, out).await?,

@@ -1,8 +1,10 @@
 //! The only code that calls AWS: one `AwsAccount` per mount (IAM and STS clients of the official
-//! SDK, built from the mount's root config), and the credential types' AWS call sequences.
+//! SDK, built from the mount's root config), the credential types' AWS call sequences, and KMS
+//! for the master key.
 
 mod call_metrics;
 mod iam_user;
+mod kms;
 mod ready;
 mod root_key;
 mod setup;
@@ -10,6 +12,7 @@ mod static_keys;
 mod sts;
 
 pub use iam_user::{IamUserSpec, IssueError, IssuedAccessKey, LEASE_ID_TAG, MOUNT_TAG, TaggedUser};
+pub use kms::{DataKey, MasterKeyKms};
 pub use ready::{KeyReady, ReadyCheck};
 pub use root_key::NewRootKey;
 pub use setup::{AdminSession, AppliedSetup};

@@ -75,7 +75,10 @@ pub(super) struct RootConfig {
 }
 
 pub(super) fn root_context(mount: &MountPath) -> String {
-    format!("root_config:{mount}")
+    crate::model::SealedValue::RootConfig {
+        mount: mount.to_string(),
+    }
+    .context()
 }
 
 /// A write to `{mount}/config/root`. A field left out keeps its value; an empty `access_key`

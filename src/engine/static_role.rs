@@ -49,7 +49,12 @@ pub struct StaticCreds {
 /// What the sealed secret is bound to: this role's this key, so a sealed value copied to
 /// another row or key does not open.
 fn seal_context(mount: &MountPath, name: &RoleName, key_id: &str) -> String {
-    format!("static_role:{mount}/{name}:{key_id}")
+    crate::model::SealedValue::StaticRole {
+        mount: mount.to_string(),
+        name: name.to_string(),
+        access_key_id: key_id.to_owned(),
+    }
+    .context()
 }
 
 /// AWS's rule for a RoleSessionName: 2 to 64 of `[\w+=,.@-]`.

@@ -1,5 +1,5 @@
 //! The records every layer passes around: leases, mount and role names, credential kinds, the
-//! access-key history, static roles, and the rows the store keeps. Below both `engine/` and
+//! access-key history, static roles, the rows the store keeps and what of them is sealed. Below both `engine/` and
 //! `store/`, so neither imports the other's types; nothing here does I/O.
 
 mod auth;
@@ -7,6 +7,7 @@ mod history;
 mod lease;
 mod names;
 mod records;
+mod sealed;
 mod static_role;
 
 pub use auth::{AuthKind, AuthMountRecord, AuthRoleRecord, SecretIdRecord};
@@ -14,4 +15,5 @@ pub use history::{AccessKeyId, KeyHistory, KeyRecord, KeyState, LiveLease};
 pub use lease::{Lease, LeaseState, lease_id_under, new_lease_id};
 pub use names::{CredentialType, MountPath, RoleName};
 pub use records::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord, TokenRevocation};
+pub use sealed::{SEALED_META, SealedValue};
 pub use static_role::{IamUserName, RotationStep, StaticRoleConfig, StaticRoleRecord};

@@ -2,6 +2,9 @@
 //! open the store, load or create the master key, bind, then serve and reap until told to stop.
 
 mod connections;
+mod master_key;
+
+pub use master_key::{RekeyTarget, rekey};
 
 use std::future::Future;
 use std::io::Write;
@@ -18,9 +21,9 @@ use crate::api::{AppState, app};
 use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
 use crate::clock::now;
-use crate::config::{ConnectionLimits, MasterKeySource, Settings, TlsFiles};
+use crate::config::{ConnectionLimits, Settings, TlsFiles};
 use crate::engine::{Engine, EngineError, EngineSettings, MountRequest, run_reaper, run_sweeper};
-use crate::seal::{MasterKey, SealError, Sealer};
+use crate::seal::{SealError, Sealer};
 use crate::store::{self, Store, StoreError};
 use axum_server::tls_rustls::RustlsConfig;
 
@@ -55,6 +58,8 @@ pub enum StartupError {
         key: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Kms(String),
     #[error("root token file {path}: {source}")]
     RootTokenFile {
         path: String,
@@ -113,7 +118,7 @@ impl Application {
         // Installed before anything records a metric.
         crate::telemetry::prometheus();
         let store = store::open(&storage).await?;
-        let master = load_master_key(&settings.master_key)?;
+        let master = master_key::load(&settings.master_key, store.as_ref(), true).await?;
         let engine = Arc::new(Engine::new(
             store.clone(),
             Sealer::new(&master),
@@ -341,31 +346,8 @@ async fn reload_on_sighup(audit: Option<Arc<AuditLog>>, tls: Option<(TlsFiles, R
     }
 }
 
-fn load_master_key(source: &MasterKeySource) -> Result<MasterKey, StartupError> {
-    match source {
-        MasterKeySource::Inline(key) => Ok(key.clone()),
-        MasterKeySource::Ephemeral => Ok(MasterKey::generate()?),
-        MasterKeySource::File(path) => {
-            let err = |source| StartupError::MasterKeyFile {
-                path: path.display().to_string(),
-                source,
-            };
-            match std::fs::read_to_string(path) {
-                Ok(text) => Ok(MasterKey::from_base64(&text)?),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let key = MasterKey::generate()?;
-                    write_private_file(path, key.to_base64().as_bytes()).map_err(err)?;
-                    tracing::info!(path = %path.display(), "created a new master key file (mode 0600); back it up");
-                    Ok(key)
-                }
-                Err(e) => Err(err(e)),
-            }
-        }
-    }
-}
-
 /// Creates `path` with mode 0600 from the start (never briefly world-readable).
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -9,6 +9,7 @@
 mod auth_sql;
 mod history_sql;
 mod postgres;
+mod reseal_sql;
 mod rows;
 mod sql;
 mod sqlite;
@@ -17,6 +18,7 @@ mod static_sql;
 pub use auth_sql::AuthStore;
 pub use history_sql::KeyHistoryStore;
 pub use postgres::{PostgresStore, is_postgres_url};
+pub use reseal_sql::{Reseal, ResealStore};
 pub use sqlite::SqliteStore;
 pub use static_sql::StaticRoleStore;
 
@@ -62,7 +64,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 #[async_trait]
-pub trait Store: AuthStore + KeyHistoryStore + StaticRoleStore + Send + Sync + 'static {
+pub trait Store:
+    AuthStore + KeyHistoryStore + ResealStore + StaticRoleStore + Send + Sync + 'static
+{
     /// Closes the connections (graceful shutdown).
     async fn close(&self);
 

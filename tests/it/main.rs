@@ -15,6 +15,7 @@ mod exec;
 mod hardening;
 mod iam_user;
 mod key_map;
+mod kms;
 mod layering;
 mod limits;
 mod logins;

@@ -32,7 +32,10 @@ const KINDS: [AuthKind; 2] = [AuthKind::Jwt, AuthKind::Oidc];
 /// The seal context of a mount's `oidc_client_secret`: bound to the mount's accessor, so a
 /// sealed secret copied to another mount's row does not open.
 fn secret_context(mount: &AuthMountRecord) -> String {
-    format!("auth-client-secret:{}", mount.accessor)
+    crate::model::SealedValue::AuthClientSecret {
+        accessor: mount.accessor.clone(),
+    }
+    .context()
 }
 
 /// A JWT/OIDC mount and its config.

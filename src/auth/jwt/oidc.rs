@@ -35,7 +35,10 @@ struct Pending {
 }
 
 fn context(path: &MountPath) -> String {
-    format!("oidc-request:{path}")
+    crate::model::SealedValue::OidcRequest {
+        mount: path.to_string(),
+    }
+    .context()
 }
 
 fn state_hash(state: &str) -> Vec<u8> {

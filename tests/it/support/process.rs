@@ -57,6 +57,7 @@ impl ServerProcess {
         cmd.args(["server", "--dev", "--dev-root-token", ROOT_TOKEN])
             .env("IAMLEASE_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("IAMLEASE_STORAGE", &self.storage)
+            // Empty: no key from here (a KMS test names its key in `extra_env`).
             .env("IAMLEASE_MASTER_KEY", &self.master_key)
             .env("IAMLEASE_REAPER_INTERVAL", "1s")
             .env("IAMLEASE_LOG", "warn")
