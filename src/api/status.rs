@@ -123,17 +123,14 @@ pub async fn init_status(State(state): State<AppState>) -> Result<Response, ApiE
 /// store, and answers it this once. There are no unseal keys (the master key is loaded at
 /// start-up), so `keys` is empty and the share parameters are ignored.
 pub async fn init(State(state): State<AppState>) -> Result<Response, ApiError> {
-    // Two requests at once must not both find the store empty.
-    static INIT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = INIT.lock().await;
-    if initialized(&state).await? {
+    // Two requests at once (on any replicas) must not both find the store empty: the store
+    // checks and inserts in one step.
+    let made = crate::auth::create_first_root_token(state.engine.store(), now()).await?;
+    let Some(root_token) = made else {
         return Err(ApiError::bad_request(
             "already initialized: the root token was made at first start or by an earlier sys/init",
         ));
-    }
-    let (root_token, _) =
-        crate::auth::create_token(state.engine.store(), crate::auth::TokenSpec::root(), now())
-            .await?;
+    };
     tracing::info!("sys/init made the root token");
     Ok(json_response(
         StatusCode::OK,

@@ -13,8 +13,8 @@ mod token;
 pub use login::{Cidr, LoginIdentity, TokenSettings, allowed_from, login_token, parse_cidrs};
 
 pub use token::{
-    TokenRequest, TokenSpec, Use, create_child, create_token, insert_token, lookup_accessor, renew,
-    revoke, spend_use,
+    TokenRequest, TokenSpec, Use, create_child, create_first_root_token, create_token,
+    insert_token, lookup_accessor, renew, revoke, spend_use,
 };
 
 use std::collections::BTreeSet;

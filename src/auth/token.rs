@@ -72,6 +72,17 @@ pub async fn create_token(
     Ok((token, record))
 }
 
+/// A root token for a store that has no token yet (a first start, or `sys/init`): `None` when
+/// there is one already, also when another server made it at the same moment.
+pub async fn create_first_root_token(
+    store: &Arc<dyn Store>,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let token = format!("{TOKEN_PREFIX}{}", random_string(40, ALNUM));
+    let record = token_record(&token, TokenSpec::root(), now);
+    Ok(store.insert_token_if_none(&record).await?.then_some(token))
+}
+
 /// Stores the hash of a token chosen by the operator (`--dev-root-token`). Idempotent.
 pub async fn insert_token(
     store: &Arc<dyn Store>,
@@ -79,7 +90,13 @@ pub async fn insert_token(
     spec: TokenSpec,
     now: i64,
 ) -> Result<TokenRecord, StoreError> {
-    let record = TokenRecord {
+    let record = token_record(token, spec, now);
+    store.insert_token(&record).await?;
+    Ok(record)
+}
+
+fn token_record(token: &str, spec: TokenSpec, now: i64) -> TokenRecord {
+    TokenRecord {
         hash: token_hash(token),
         accessor: random_string(24, ALNUM),
         policies: spec.policies,
@@ -98,9 +115,7 @@ pub async fn insert_token(
         auth_accessor: spec.auth_accessor,
         max_ttl: spec.max_ttl,
         bound_cidrs: spec.bound_cidrs,
-    };
-    store.insert_token(&record).await?;
-    Ok(record)
+    }
 }
 
 /// What `auth/token/create` and `create-orphan` ask for (Vault's fields).

@@ -174,11 +174,10 @@ impl Application {
                 }
                 Some(token)
             }
-            None if !settings.await_init && !dyn_store.has_tokens().await? => Some(
-                auth::create_token(&dyn_store, auth::TokenSpec::root(), now())
-                    .await?
-                    .0,
-            ),
+            // One root token however many replicas start at once on an empty store.
+            None if !settings.await_init && !dyn_store.has_tokens().await? => {
+                auth::create_first_root_token(&dyn_store, now()).await?
+            }
             None => None,
         };
         let awaiting_init =

@@ -5,13 +5,17 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::rows::{Columns, auth_mount_from_row, auth_role_from_row, secret_id_from_row};
-use super::sql::Backend;
-use super::{AuthMountRecord, AuthRoleRecord, Result, SecretIdRecord};
+use super::sql::{self, Backend};
+use super::{AuthMountRecord, AuthRoleRecord, Result, SecretIdRecord, TokenRecord};
 use crate::model::{MountPath, RoleName};
 
 /// What the auth methods keep. Secret IDs are found by their hash only.
 #[async_trait]
 pub trait AuthStore: Send + Sync {
+    /// Stores `t` only if the store has no token at all, however many servers try at once (a
+    /// first start of several replicas, or `sys/init`): the first statement locks one meta row
+    /// until the transaction ends, so the check and the insert are one step. False: there was one.
+    async fn insert_token_if_none(&self, t: &TokenRecord) -> Result<bool>;
     /// False when the path is already an auth mount.
     async fn insert_auth_mount(&self, m: &AuthMountRecord) -> Result<bool>;
     async fn get_auth_mount(&self, path: &MountPath) -> Result<Option<AuthMountRecord>>;
@@ -101,7 +105,36 @@ where
     for<'q> Option<i64>: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> String: Decode<'r, B::Db> + Type<B::Db>,
     for<'r> Vec<u8>: Decode<'r, B::Db> + Type<B::Db>,
+    for<'q> bool: Encode<'q, B::Db> + Type<B::Db>,
 {
+    async fn insert_token_if_none(&self, t: &TokenRecord) -> Result<bool> {
+        let json = sql::TokenJson::of(t);
+        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
+        // A write first: on PostgreSQL the row lock, on SQLite the database's write lock, is
+        // held to the commit, so a second server's check waits and then sees our token.
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('first_token_lock', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(&[][..])
+        .execute(&mut *tx)
+        .await
+        .map_err(B::map_err)?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM (SELECT 1 FROM tokens LIMIT 1) t")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(B::map_err)?;
+        if row.int("n")? > 0 {
+            return Ok(false);
+        }
+        sql::bind_token(sqlx::query(sql::INSERT_TOKEN), t, &json)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::map_err)?;
+        tx.commit().await.map_err(B::map_err)?;
+        Ok(true)
+    }
+
     async fn insert_auth_mount(&self, m: &AuthMountRecord) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO auth_mounts (path, kind, accessor, description, config, secret_sealed,

@@ -250,3 +250,39 @@ async fn the_config_epoch_grows_with_every_config_write_and_only_then() {
     a.close().await;
     b.close().await;
 }
+
+/// Replicas starting at once on an empty database (or `sys/init` answered by several): exactly
+/// one root token, however the attempts interleave across the two handles.
+#[tokio::test]
+async fn servers_starting_together_on_an_empty_store_make_exactly_one_root_token() {
+    let (_storage, a, b) = two_handles().await;
+    const N: usize = 16;
+    // Connections opened first, so the attempts really overlap (a fresh pool would connect
+    // one at a time, and the first attempt would be done before the second began).
+    for store in [&a, &b] {
+        futures::future::join_all((0..N).map(|_| store.has_tokens())).await;
+    }
+    let start = Arc::new(tokio::sync::Barrier::new(N));
+    let attempts: Vec<_> = (0..N)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                iamlease::auth::create_first_root_token(&store, 0).await
+            })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for attempt in attempts {
+        if let Some(token) = attempt.await.unwrap().unwrap() {
+            made.push(token);
+        }
+    }
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(a.has_tokens().await.unwrap());
+    let again = iamlease::auth::create_first_root_token(&b, 0)
+        .await
+        .unwrap();
+    assert_eq!(again, None, "a store with a token gets no other root token");
+}
