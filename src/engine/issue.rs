@@ -131,8 +131,8 @@ impl Engine {
         }
         request.check_applies_to(&role_name, &role)?;
         if let Some(max) = role.max_leases {
-            // Counted before the lease row is written, so concurrent issues can overshoot the
-            // cap by the number running at once; the cap bounds growth, not an exact count.
+            // A cheap early refusal; the exact check is the capped insert of the lease row
+            // (`cap_refused`), which concurrent issues cannot overshoot.
             let held = self
                 .store
                 .count_leases_with_prefix(&format!("{mount}/creds/{role_name}/"))
@@ -310,7 +310,19 @@ impl Engine {
             &caller.display_name,
             &caller.token.meta,
         );
-        self.store.insert_active_lease(&lease, &history).await?;
+        match role.max_leases {
+            None => self.store.insert_active_lease(&lease, &history).await?,
+            Some(max) => {
+                if !self
+                    .store
+                    .insert_lease_capped(&lease, Some(&history), i64::from(max))
+                    .await?
+                {
+                    // Never handed out: the session expires unused in AWS (STS cannot revoke).
+                    return Err(cap_refused(role_name));
+                }
+            }
+        }
         tracing::info!(
             lease_id = %lease.id,
             credential_type = role.credential_type.as_str(),
@@ -407,7 +419,18 @@ impl Engine {
         )
         .with_token_accessor(caller.accessor.clone());
         // Intent first: if we crash after this line, recovery knows which user to delete.
-        self.store.insert_lease(&lease).await?;
+        match role.max_leases {
+            None => self.store.insert_lease(&lease).await?,
+            Some(max) => {
+                if !self
+                    .store
+                    .insert_lease_capped(&lease, None, i64::from(max))
+                    .await?
+                {
+                    return Err(cap_refused(role_name));
+                }
+            }
+        }
 
         let mut tags = vec![
             (LEASE_ID_TAG.to_owned(), lease.id.clone()),
@@ -602,6 +625,13 @@ fn check_role_session_name(name: &str) -> Result<()> {
             "role_session_name {name:?} must be 2 to 64 characters of A-Z a-z 0-9 and + = , . @ _ -"
         )))
     }
+}
+
+/// A role at its `max_leases`, found by the capped insert (another issue took the last place).
+fn cap_refused(role_name: &RoleName) -> EngineError {
+    EngineError::LimitReached(format!(
+        "role {role_name} already has its max_leases of leases; revoke one or wait for one to expire"
+    ))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! two databases do differently.
 
 mod auth_sql;
+mod cap_sql;
 mod history_sql;
 mod postgres;
 mod reseal_sql;
@@ -16,6 +17,7 @@ mod sqlite;
 mod static_sql;
 
 pub use auth_sql::AuthStore;
+pub use cap_sql::LeaseCapStore;
 pub use history_sql::KeyHistoryStore;
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use reseal_sql::{Reseal, ResealStore};
@@ -65,7 +67,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 #[async_trait]
 pub trait Store:
-    AuthStore + KeyHistoryStore + ResealStore + StaticRoleStore + Send + Sync + 'static
+    AuthStore + KeyHistoryStore + LeaseCapStore + ResealStore + StaticRoleStore + Send + Sync + 'static
 {
     /// Closes the connections (graceful shutdown).
     async fn close(&self);

@@ -235,3 +235,35 @@ async fn a_role_at_max_leases_refuses_more_with_429_until_one_is_revoked() {
     }
     app.assert_nothing_left().await;
 }
+
+/// Requests in flight cannot overshoot the cap: twelve issues at once against `max_leases: 3`
+/// hand out exactly three credentials, and moto holds exactly three users (the count and the
+/// lease row are one locked step in the store).
+#[tokio::test]
+async fn max_leases_is_exact_under_concurrent_issues() {
+    let app = TestApp::spawn().await;
+    app.configure().await;
+    app.write_role(
+        "tight",
+        json!({"credential_type": "iam_user", "policy_document": crate::support::DOC, "max_leases": 3}),
+    )
+    .await;
+    let attempts = (0..12).map(|_| app.issue("tight", json!({})));
+    let answers = futures::future::join_all(attempts).await;
+    let ok: Vec<_> = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect();
+    let refused = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((ok.len(), refused), (3, 9), "{answers:?}");
+    assert_eq!(app.users_in_moto().await.len(), 3);
+    for r in ok {
+        let id = r.body["lease_id"].as_str().unwrap();
+        app.call("PUT", "sys/leases/revoke", Some(json!({"lease_id": id})))
+            .await;
+    }
+    app.assert_nothing_left().await;
+}
