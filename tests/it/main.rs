@@ -4,6 +4,7 @@
 mod support;
 
 mod acl;
+mod agent;
 mod api;
 mod audit;
 mod chaos;
