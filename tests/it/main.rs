@@ -29,6 +29,7 @@ mod static_roles;
 mod store;
 mod sts;
 mod sweep;
+mod systemd_unit;
 mod tls;
 mod tokens;
 mod ui;
