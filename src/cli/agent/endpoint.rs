@@ -81,8 +81,8 @@ async fn answer(
     let body = json!({
         "AccessKeyId": credential.access_key,
         "SecretAccessKey": credential.secret_key,
-        // Always present (the SDKs require the field); empty for an IAM user's key, which
-        // botocore and the JavaScript SDK then leave out of the request.
+        // Always present (botocore and the Rust SDK require the field); empty for an IAM
+        // user's key, which botocore then leaves out of the request.
         "Token": credential.session_token.as_deref().unwrap_or(""),
         "Expiration": expiration,
     });
