@@ -91,14 +91,30 @@ enum Command {
     Creds(cli::CredsArgs),
     /// Run a command with a fresh credential in its environment; revoke it when the command ends.
     #[command(
-        after_help = "Example:\n  iamlease exec dev --ttl 1h -- aws sts get-caller-identity\n\n\
+        after_help = "Examples:\n  iamlease exec dev --ttl 1h -- aws sts get-caller-identity\n  iamlease exec --agent dev -- ./nightly-job.sh   # runs past max_ttl: credentials from an agent\n\n\
         COMMAND gets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (STS roles), AWS_REGION \
         and AWS_CREDENTIAL_EXPIRATION (or the names in the role's key_map). Signals are passed on; \
         the lease is revoked when COMMAND exits or is killed, and exec exits with its status \
         (128+N for signal N). If exec itself is killed with SIGKILL, the lease still expires on the \
-        server at its TTL."
+        server at its TTL. With --agent, COMMAND gets AWS_CONTAINER_CREDENTIALS_FULL_URI and \
+        AWS_CONTAINER_AUTHORIZATION_TOKEN instead (and no AWS_ACCESS_KEY_ID, AWS_PROFILE, …): an agent \
+        (see `iamlease agent`) renews and replaces its credentials while it runs, and revokes its \
+        leases when it ends."
     )]
     Exec(cli::ExecArgs),
+    /// Serve a self-refreshing credential to AWS SDKs on loopback (the container-credentials endpoint).
+    #[command(
+        after_help = "Examples:\n  iamlease agent dev --ttl 1h\n  eval \"$(iamlease agent dev --format env &)\"   # then: aws sts get-caller-identity; kill $IAMLEASE_AGENT_PID\n\n\
+        Prints AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN: with them in \
+        its environment, any AWS SDK or the AWS CLI fetches credentials from the agent and refreshes them \
+        on its own. The agent renews the lease while it can and, before the credential expires (the \
+        role's max_ttl, or an STS credential's end), issues a new one, serves it once AWS accepts it, and \
+        revokes the old lease when the old credential expires. Requests need the token, and only \
+        loopback clients are served. SIGTERM or SIGINT revokes every lease it holds, then it exits 0. \
+        Static keys and profiles in the environment or ~/.aws come first in the SDKs' chain: unset them \
+        (`--format env` does so for the variables)."
+    )]
+    Agent(cli::AgentArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  iamlease completions bash > /etc/bash_completion.d/iamlease\n  \
@@ -283,6 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::StaticRole(cmd) => cli::static_role(&client()?, cmd, out).await?,
         Command::StaticCreds(args) => cli::static_creds(&client()?, args, out).await?,
         Command::Exec(args) => cli::exec(&client()?, args).await?,
+        Command::Agent(args) => cli::agent(&client()?, args, out).await?,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             // Rendered first: clap_complete panics on a write error (a full disk).

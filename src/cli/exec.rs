@@ -1,6 +1,8 @@
 //! `iamlease exec ROLE -- COMMAND…`: issues a credential, runs COMMAND with it in the
 //! environment, forwards signals to it, optionally renews the lease while it runs, and revokes
-//! the lease when it ends, however it ends. Exits with COMMAND's status (128+N if a signal N
+//! the lease when it ends, however it ends. With `--agent`, COMMAND gets an agent's endpoint
+//! instead of keys (`agent/`), so its credentials renew and are replaced while it runs, and the
+//! agent's leases are revoked when it ends. Exits with COMMAND's status (128+N if a signal N
 //! killed it). If exec itself is killed with SIGKILL the lease is not revoked here, but it
 //! still expires on the server at its TTL.
 
@@ -17,6 +19,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
 use super::Client;
+use super::agent::{Agent, SHADOWING};
 use super::issue::{IssueArgs, Issued, issue, revoke};
 use super::output::note;
 
@@ -40,6 +43,11 @@ pub struct ExecArgs {
     /// Renew the lease while COMMAND runs (up to the role's max_ttl).
     #[arg(long)]
     pub renew: bool,
+    /// Serve COMMAND's credentials from an agent (AWS_CONTAINER_CREDENTIALS_FULL_URI and
+    /// AWS_CONTAINER_AUTHORIZATION_TOKEN instead of keys): renewed and replaced while it runs,
+    /// past the role's max_ttl.
+    #[arg(long, conflicts_with_all = ["renew", "no_wait"])]
+    pub agent: bool,
     /// Do not wait for AWS to accept a new IAM user's key before starting COMMAND.
     #[arg(long)]
     pub no_wait: bool,
@@ -71,9 +79,18 @@ pub async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
         }
     });
 
-    let issued = issue(client, &args.issue, !args.no_wait).await;
-    let outcome = match issued {
-        Ok(issued) => run_and_revoke(client, &args, &issued, &mut sig_rx).await,
+    let source = if args.agent {
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        Agent::start(client, &args.issue, loopback)
+            .await
+            .map(Source::Agent)
+    } else {
+        issue(client, &args.issue, !args.no_wait)
+            .await
+            .map(Source::Keys)
+    };
+    let outcome = match source {
+        Ok(source) => run_and_revoke(client, &args, source, &mut sig_rx).await,
         Err(e) => Err(e),
     };
     signal_handle.close();
@@ -81,10 +98,28 @@ pub async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<()> {
     outcome
 }
 
+/// Where COMMAND's credentials come from.
+enum Source {
+    /// One credential, in the environment.
+    Keys(Issued),
+    /// An agent's endpoint, in the environment.
+    Agent(Agent),
+}
+
+impl Source {
+    /// Revokes the lease, or every lease the agent holds.
+    async fn end(self, client: &Client) -> anyhow::Result<()> {
+        match self {
+            Source::Keys(issued) => revoke(client, &issued.lease_id).await,
+            Source::Agent(agent) => agent.stop().await,
+        }
+    }
+}
+
 async fn run_and_revoke(
     client: &Client,
     args: &ExecArgs,
-    issued: &Issued,
+    source: Source,
     signals: &mut tokio::sync::mpsc::UnboundedReceiver<
         signal_hook::iterator::exfiltrator::origin::Origin,
     >,
@@ -93,12 +128,12 @@ async fn run_and_revoke(
     // resize is no reason to stop.)
     while let Ok(origin) = signals.try_recv() {
         if origin.signal != SIGWINCH {
-            revoke(client, &issued.lease_id).await?;
+            source.end(client).await?;
             return Err(CommandExited(128u8.saturating_add(origin.signal as u8)).into());
         }
     }
-    let status = run(client, args, issued, signals).await;
-    let revoked = revoke(client, &issued.lease_id).await;
+    let status = run(client, args, &source, signals).await;
+    let revoked = source.end(client).await;
     let status = status?;
     match revoked {
         Ok(()) if status == 0 => Ok(()),
@@ -114,7 +149,7 @@ async fn run_and_revoke(
 async fn run(
     client: &Client,
     args: &ExecArgs,
-    issued: &Issued,
+    source: &Source,
     signals: &mut tokio::sync::mpsc::UnboundedReceiver<
         signal_hook::iterator::exfiltrator::origin::Origin,
     >,
@@ -129,17 +164,34 @@ async fn run(
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
     let region = args.region.clone().or(region_from_env);
-    for (name, value) in issued.env_vars(region.as_deref())? {
-        // The AWS CLI v1 and boto3 read only AWS_DEFAULT_REGION.
-        if name == "AWS_REGION" {
-            cmd.env("AWS_DEFAULT_REGION", &value);
+    match source {
+        Source::Keys(issued) => {
+            for (name, value) in issued.env_vars(region.as_deref())? {
+                // The AWS CLI v1 and boto3 read only AWS_DEFAULT_REGION.
+                if name == "AWS_REGION" {
+                    cmd.env("AWS_DEFAULT_REGION", &value);
+                }
+                // With --renew the expiry moves, and SDKs that read this variable would stop
+                // using the credential at the first one.
+                if args.renew && name == issued.expiration_var() {
+                    continue;
+                }
+                cmd.env(name, value);
+            }
         }
-        // With --renew the expiry moves, and SDKs that read this variable would stop using
-        // the credential at the first one.
-        if args.renew && name == issued.expiration_var() {
-            continue;
+        Source::Agent(agent) => {
+            // Anything that would come before the container provider in an SDK's chain goes.
+            for name in SHADOWING {
+                cmd.env_remove(name);
+            }
+            for (name, value) in agent.variables() {
+                cmd.env(name, value);
+            }
+            if let Some(region) = region.as_deref().or(agent.region()) {
+                cmd.env("AWS_REGION", region);
+                cmd.env("AWS_DEFAULT_REGION", region);
+            }
         }
-        cmd.env(name, value);
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -158,9 +210,12 @@ async fn run(
         .map(|id| Pid::from_raw(id as i32))
         .context("the command has no process id")?;
 
-    let mut renewal = args
-        .renew
-        .then(|| tokio::spawn(keep_renewing(client.clone(), issued.clone())));
+    let mut renewal = match source {
+        Source::Keys(issued) if args.renew => {
+            Some(tokio::spawn(keep_renewing(client.clone(), issued.clone())))
+        }
+        _ => None,
+    };
     let status = loop {
         tokio::select! {
             status = child.wait() => break status.context("waiting for the command")?,

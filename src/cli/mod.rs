@@ -1,7 +1,8 @@
 //! The client commands: each parses its arguments into a request, sends it to the server over
 //! the Vault-compatible API, and prints the answer for a person or a script. One module per
-//! command; `issue` is what `creds` and `exec` share, `client` the HTTP client.
+//! command; `issue` is what `creds`, `exec` and `agent` share, `client` the HTTP client.
 
+mod agent;
 mod audit;
 mod cache;
 mod client;
@@ -22,6 +23,7 @@ mod sweep;
 mod token;
 mod whois;
 
+pub use agent::{AgentArgs, agent};
 pub use audit::{AuditCommand, audit};
 pub use client::{Client, ServerSaidNo};
 pub use config::{ConfigCommand, config};

@@ -76,6 +76,19 @@ impl Out {
         self.inner.get_ref().closed
     }
 
+    /// Flushes, then lets standard output go for good: our copy of it and descriptor 1 itself
+    /// (pointed at /dev/null), so a reader waiting for the end of the output gets it while the
+    /// process runs on (the agent, in `eval "$(iamlease agent … &)"`). What is written after
+    /// this is dropped.
+    pub fn let_go(&mut self) -> io::Result<()> {
+        self.inner.flush()?;
+        let sink = self.inner.get_mut();
+        sink.file = None;
+        sink.closed = true;
+        let null = File::options().write(true).open("/dev/null")?;
+        nix::unistd::dup2_stdout(null).map_err(io::Error::from)
+    }
+
     /// Bytes the reader has been handed so far (after a `flush`, everything written).
     pub fn delivered(&self) -> u64 {
         self.inner.get_ref().delivered

@@ -4,6 +4,7 @@
 mod support;
 
 mod acl;
+mod agent;
 mod api;
 mod audit;
 mod chaos;
@@ -29,6 +30,7 @@ mod static_roles;
 mod store;
 mod sts;
 mod sweep;
+mod systemd_unit;
 mod tls;
 mod tokens;
 mod ui;
