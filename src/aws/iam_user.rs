@@ -189,19 +189,10 @@ impl AwsAccount {
                 .await
                 .map_err(|e| AwsError::from_sdk("iam:AddUserToGroup", e))?;
         }
-        let out = self
-            .iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:CreateAccessKey", e))?;
-        let key = out
-            .access_key()
-            .ok_or_else(|| AwsError::local("iam:CreateAccessKey", "AWS returned no access key"))?;
+        let key = self.create_user_access_key(user).await?;
         Ok(IssuedAccessKey {
-            access_key_id: key.access_key_id().to_owned(),
-            secret_access_key: Secret::new(key.secret_access_key()),
+            access_key_id: key.access_key_id,
+            secret_access_key: key.secret_access_key,
             user_arn,
         })
     }

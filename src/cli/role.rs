@@ -151,15 +151,7 @@ pub async fn role(client: &Client, cmd: RoleCommand, out: &mut Out) -> anyhow::R
             name,
             mount,
             format,
-        } => {
-            let resp = client
-                .request("GET", &format!("{mount}/roles/{name}"), None)
-                .await?;
-            match format {
-                ReadFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
-                ReadFormat::Table => print_table(out, &resp["data"])?,
-            }
-        }
+        } => read_at(client, out, &format!("{mount}/roles/{name}"), format).await?,
         RoleCommand::List { mount } => {
             print_keys(
                 out,
@@ -169,19 +161,35 @@ pub async fn role(client: &Client, cmd: RoleCommand, out: &mut Out) -> anyhow::R
             )?;
         }
         RoleCommand::Delete { name, mount } => {
-            client
-                .request("DELETE", &format!("{mount}/roles/{name}"), None)
-                .await?;
-            writeln!(
-                out,
-                "Success! Data deleted (if it existed) at: {mount}/roles/{name}"
-            )?;
+            delete_at(client, out, &format!("{mount}/roles/{name}")).await?;
         }
     }
     Ok(())
 }
 
 /// `KEY=VALUE` arguments of a repeated flag as a map.
+/// `role read` and `static-role read`: the object at `path`, as a table or as JSON.
+pub(super) async fn read_at(
+    client: &Client,
+    out: &mut Out,
+    path: &str,
+    format: ReadFormat,
+) -> anyhow::Result<()> {
+    let resp = client.request("GET", path, None).await?;
+    match format {
+        ReadFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
+        ReadFormat::Table => print_table(out, &resp["data"])?,
+    }
+    Ok(())
+}
+
+/// `role delete` and `static-role delete`: Vault's wording, as a delete of nothing succeeds too.
+pub(super) async fn delete_at(client: &Client, out: &mut Out, path: &str) -> anyhow::Result<()> {
+    client.request("DELETE", path, None).await?;
+    writeln!(out, "Success! Data deleted (if it existed) at: {path}")?;
+    Ok(())
+}
+
 fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     for t in items {

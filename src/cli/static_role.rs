@@ -116,13 +116,8 @@ pub async fn static_role(
             mount,
             format,
         } => {
-            let resp = client
-                .request("GET", &format!("{mount}/static-roles/{name}"), None)
-                .await?;
-            match format {
-                ReadFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?,
-                ReadFormat::Table => print_table(out, &resp["data"])?,
-            }
+            super::role::read_at(client, out, &format!("{mount}/static-roles/{name}"), format)
+                .await?
         }
         StaticRoleCommand::List { mount } => {
             print_keys(
@@ -133,13 +128,7 @@ pub async fn static_role(
             )?;
         }
         StaticRoleCommand::Delete { name, mount } => {
-            client
-                .request("DELETE", &format!("{mount}/static-roles/{name}"), None)
-                .await?;
-            writeln!(
-                out,
-                "Success! Data deleted (if it existed) at: {mount}/static-roles/{name}"
-            )?;
+            super::role::delete_at(client, out, &format!("{mount}/static-roles/{name}")).await?;
         }
         StaticRoleCommand::Rotate { name, mount } => {
             let resp = client
