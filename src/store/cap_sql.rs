@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::Result;
-use super::history_sql::{INSERT_KEY, bind_key, meta_json};
+use super::history_sql::{INSERT_KEY, bind_key, due_now_if_token_gone, meta_json};
 use super::prefix_upper_bound;
 use super::rows::Columns;
 use super::sql::{self, Backend};
@@ -86,6 +86,7 @@ where
                 .execute(&mut *tx)
                 .await
                 .map_err(B::map_err)?;
+            due_now_if_token_gone::<B>(&mut tx, &lease.id).await?;
         }
         tx.commit().await.map_err(B::map_err)?;
         Ok(true)

@@ -83,6 +83,30 @@ where
         .bind(k.revoke_time)
 }
 
+/// A lease born active for a token revoked while its STS call ran (the revocation's cascade
+/// did not see the row yet) is due at once, so it does not outlive its token in the store.
+pub(super) async fn due_now_if_token_gone<B>(
+    tx: &mut sqlx::Transaction<'_, B::Db>,
+    lease_id: &str,
+) -> Result<()>
+where
+    B: Backend,
+    for<'e> &'e mut <B::Db as Database>::Connection: Executor<'e, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+{
+    sqlx::query(
+        "UPDATE leases SET due_at = issue_time
+         WHERE id = $1 AND token_accessor IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM tokens WHERE accessor = leases.token_accessor)",
+    )
+    .bind(lease_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(B::map_err)?;
+    Ok(())
+}
+
 pub(super) fn meta_json(k: &KeyRecord) -> String {
     serde_json::to_string(&k.meta).expect("strings serialise")
 }
@@ -139,6 +163,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(B::map_err)?;
+        due_now_if_token_gone::<B>(&mut tx, &lease.id).await?;
         bind_key(sqlx::query(INSERT_KEY), key, &meta)
             .execute(&mut *tx)
             .await
@@ -209,6 +234,45 @@ mod tests {
 
     fn key_id(s: &str) -> AccessKeyId {
         AccessKeyId::parse(s).unwrap()
+    }
+
+    /// A token revoked while its STS call ran: the revocation's cascade could not see the lease
+    /// row yet, so the row is born due and the reaper ends it at once; with a live token (or
+    /// none) the row is due at its expiry.
+    #[tokio::test]
+    async fn an_sts_lease_of_a_token_already_gone_is_born_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let now = unix_now();
+        let sts = |key: &str| {
+            Lease::active_sts(
+                aws(),
+                RoleName::parse("ops").unwrap(),
+                CredentialType::FederationToken,
+                key.to_owned(),
+                now,
+                now + 3600,
+            )
+        };
+        let gone = sts("ASIAGONE000000000001").with_token_accessor("no-such-accessor");
+        let none = sts("ASIANONE000000000001");
+        for lease in [&gone, &none] {
+            let key = KeyRecord::for_lease(
+                lease,
+                lease.access_key_id.as_deref().unwrap(),
+                "ops",
+                &BTreeMap::new(),
+            );
+            s.insert_active_lease(lease, &key).await.unwrap();
+        }
+        let due = |id: String| {
+            let s = &s;
+            async move { s.get_lease(&id).await.unwrap().unwrap().due_at }
+        };
+        assert_eq!(due(gone.id.clone()).await, now);
+        assert_eq!(due(none.id.clone()).await, none.due_at);
     }
 
     #[tokio::test]
