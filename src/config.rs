@@ -28,6 +28,7 @@
 //! | `max_connections_per_address` / `IAMLEASE_MAX_CONNECTIONS_PER_ADDRESS` | `256`: open connections at once from one client IP |
 //! | `allowed_aws_endpoints` / `IAMLEASE_ALLOWED_AWS_ENDPOINTS` | empty: any; else comma-separated URL prefixes a root config's `iam_endpoint`/`sts_endpoint` must start with (setting one needs `sudo` either way) |
 //! | `key_history_retention` / `IAMLEASE_KEY_HISTORY_RETENTION` | `90d`: how long `whois` still answers for an access key after its lease ended (at least 1s) |
+//! | `iam_user_quota_reserve` / `IAMLEASE_IAM_USER_QUOTA_RESERVE` | `5%`: `iam_user` issues are refused (503) while fewer than this share of the account's IAM user quota is free (0% to 50%) |
 //! | `await_init` / `IAMLEASE_AWAIT_INIT`          | `false`: on an empty store, make no root token at start-up; the first `PUT sys/init` makes it and answers it once (`vault operator init`) |
 //! | `static_role_min_rotation` / `IAMLEASE_STATIC_ROLE_MIN_ROTATION` | `1m`, as Vault: the shortest `rotation_period` a static role may have (lower it only for tests) |
 //! | `tls_cert_file` / `IAMLEASE_TLS_CERT_FILE`    | off; PEM certificate chain: serve HTTPS (both or neither) |
@@ -87,6 +88,7 @@ struct RawSettings {
     request_timeout: Option<String>,
     metrics_unauthenticated: Option<bool>,
     await_init: Option<bool>,
+    iam_user_quota_reserve: Option<String>,
     header_read_timeout: Option<String>,
     body_read_timeout: Option<String>,
     idle_timeout: Option<String>,
@@ -154,6 +156,8 @@ pub struct Settings {
     /// On an empty store, wait for `PUT sys/init` to make the root token instead of making
     /// one at start-up (for automation that initialises as it would a Vault).
     pub await_init: bool,
+    /// The fraction of the IAM user quota kept free (0.05 by default).
+    pub iam_user_quota_reserve: f64,
     /// Connection limits: headers, body and idle keep-alive deadlines, and how many
     /// connections may be open at once (in all, and per client address).
     pub connections: ConnectionLimits,
@@ -297,6 +301,24 @@ impl Settings {
         let metrics_unauthenticated = match env("IAMLEASE_METRICS_UNAUTHENTICATED") {
             Some(v) => matches!(v.trim(), "1" | "true" | "yes"),
             None => raw.metrics_unauthenticated.unwrap_or(false),
+        };
+        overlay(
+            &mut raw.iam_user_quota_reserve,
+            "IAMLEASE_IAM_USER_QUOTA_RESERVE",
+        );
+        let iam_user_quota_reserve = match raw.iam_user_quota_reserve {
+            None => 0.05,
+            Some(text) => text
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .filter(|p| (0.0..=50.0).contains(p))
+                .map(|p| p / 100.0)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "iam_user_quota_reserve {text:?} must be a percentage from 0% to 50%, such as \"5%\""
+                    ))
+                })?,
         };
         let await_init = match env("IAMLEASE_AWAIT_INIT") {
             Some(v) => matches!(v.trim(), "1" | "true" | "yes"),
@@ -459,6 +481,7 @@ impl Settings {
             },
             metrics_unauthenticated,
             await_init,
+            iam_user_quota_reserve,
             connections: ConnectionLimits {
                 header_read_timeout: at_least_1s(duration(
                     "header_read_timeout",

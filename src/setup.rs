@@ -50,6 +50,10 @@ pub const MFA_ACTIONS: &[&str] = &["iam:DeleteVirtualMFADevice"];
 /// account's user namespace; it reveals names and tags, nothing else).
 pub const LIST_ACTIONS: &[&str] = &["iam:ListUsers"];
 
+/// The IAM user quota in view (`iam_user_quota_reserve`): the account's summary, which IAM
+/// authorises only on `*` (it names no resource).
+pub const SUMMARY_ACTIONS: &[&str] = &["iam:GetAccountSummary"];
+
 /// The actions that may be conditioned on `iam:PermissionsBoundary`: creating a user, and
 /// granting it anything, only with the boundary in place.
 const BOUNDED_ACTIONS: &[&str] = &[
@@ -172,6 +176,12 @@ pub fn server_policy(o: &SetupOptions) -> Value {
         "Action": LIST_ACTIONS,
         "Resource": "arn:aws:iam::*:user/*",
     }));
+    statements.push(json!({
+        "Sid": "WatchUserQuota",
+        "Effect": "Allow",
+        "Action": SUMMARY_ACTIONS,
+        "Resource": "*",
+    }));
     if !o.sts_role_arns.is_empty() {
         statements.push(json!({
             "Sid": "AssumeRolesForLeases",
@@ -259,7 +269,12 @@ mod tests {
             first["Action"].as_array().unwrap().len(),
             USER_ACTIONS.len()
         );
-        assert!(!p.to_string().contains(r#""Resource":"*""#));
+        // The one unscoped statement: the account summary (counts only) names no resource.
+        for s in p["Statement"].as_array().unwrap() {
+            if s["Resource"] == "*" {
+                assert_eq!(s["Action"], serde_json::json!(SUMMARY_ACTIONS), "{s}");
+            }
+        }
     }
 
     #[test]

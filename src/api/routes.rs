@@ -431,6 +431,7 @@ fn table() -> Vec<Route> {
             .write(secrets::issue_sts)
             .role("name"),
         Route::mount("/v1/{mount}/access-keys/{access_key_id}").read(secrets::whois),
+        Route::mount("/v1/{mount}/iam-quota").read(secrets::iam_quota),
         Route::mount("/v1/{mount}/static-roles").list(static_roles::list),
         Route::mount("/v1/{mount}/static-roles/{name}")
             .read(static_roles::read)

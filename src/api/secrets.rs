@@ -209,6 +209,20 @@ async fn issue_via(
 
 /// `GET {mount}/access-keys/{access_key_id}`: who held the key, during its lease and for
 /// `key_history_retention` after.
+/// `GET {mount}/iam-quota`: the account's IAM users against their quota, as the mount issues by.
+pub async fn iam_quota(State(s): State<AppState>, _c: Caller, Path(m): Path<String>) -> ApiResult {
+    let q = s.engine.iam_quota(&mount(&m)?).await?;
+    let pct = (q.reserve * 10_000.0).round() / 100.0;
+    Ok(vault::read(serde_json::json!({
+        "users": q.reading.map(|r| r.users),
+        "users_quota": q.reading.map(|r| r.quota),
+        "reserve_percent": pct,
+        "available": q.available,
+        "checked_at": q.checked_at.map(crate::clock::rfc3339),
+        "error": q.error,
+    })))
+}
+
 pub async fn whois(
     State(s): State<AppState>,
     _c: Caller,

@@ -5,6 +5,7 @@
 mod call_metrics;
 mod iam_user;
 mod kms;
+mod quota;
 mod ready;
 mod root_key;
 mod setup;

@@ -399,6 +399,7 @@ impl Engine {
     ) -> Result<IssuedCredential> {
         let (ttl, max_ttl) = Self::lease_ttls(mount, role_name, role, request.ttl)?;
         let account = self.account_at(at, &mount.path).await?;
+        self.check_user_quota(&mount.path, &account).await?;
         let issued_at = now();
         let username = role.name_template().render(&RenderContext {
             role: role_name.as_str(),

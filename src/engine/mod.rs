@@ -11,6 +11,7 @@ mod config;
 mod history;
 mod issue;
 pub mod lease;
+mod quota;
 mod reaper;
 pub mod role;
 mod root;
@@ -22,6 +23,7 @@ pub mod template;
 pub use config::{LeaseConfig, LeaseConfigUpdate, MountRequest, MountTune};
 pub use issue::{IssuePath, IssueRequest, IssuedCredential};
 pub use lease::Renewed;
+pub use quota::{QuotaReading, QuotaView};
 pub use root::{RootConfigUpdate, RootConfigView};
 pub use setup::{CallerIdentity, SetupPlan, SetupRequest};
 pub use static_role::{StaticCreds, StaticRoleWrite};
@@ -65,6 +67,9 @@ pub enum EngineError {
     /// A cap was reached (a role's `max_leases`); the same request can succeed later.
     #[error("{0}")]
     LimitReached(String),
+    /// Refused for the account's sake until something changes (the IAM user quota's reserve).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<SealError> for EngineError {
@@ -90,6 +95,9 @@ pub struct EngineSettings {
     pub key_history_retention: Duration,
     /// The shortest `rotation_period` a static role may have (Vault's 1 minute).
     pub static_role_min_rotation: Duration,
+    /// The fraction of the account's IAM user quota kept free: `iam_user` issues are refused
+    /// beyond it.
+    pub iam_user_quota_reserve: f64,
 }
 
 impl Default for EngineSettings {
@@ -102,9 +110,17 @@ impl Default for EngineSettings {
             allowed_aws_endpoints: Vec::new(),
             key_history_retention: Duration::from_secs(90 * 86_400),
             static_role_min_rotation: Duration::from_secs(60),
+            iam_user_quota_reserve: 0.05,
         }
     }
 }
+
+type QuotaEntry = (
+    std::time::Instant,
+    Option<QuotaReading>,
+    i64,
+    Option<String>,
+);
 
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -114,6 +130,9 @@ pub struct Engine {
     accounts: Mutex<HashMap<MountPath, (i64, AwsAccount)>>,
     /// Mounts, roles and root configs, valid while the store's config epoch stands still.
     config: cache::ConfigCache,
+    /// Per mount: when its account's user quota was last read, the reading (`None`: AWS would
+    /// not say), its Unix time and the error if any.
+    quota: Mutex<HashMap<MountPath, QuotaEntry>>,
     /// Wakes the reaper before its next tick (a token revocation made leases due).
     reaper_wake: tokio::sync::Notify,
     /// Where lease events the server does on its own (reaper revocations) are audited.
@@ -127,6 +146,7 @@ impl Engine {
             sealer,
             settings,
             accounts: Mutex::new(HashMap::new()),
+            quota: Mutex::new(HashMap::new()),
             config: cache::ConfigCache::default(),
             reaper_wake: tokio::sync::Notify::new(),
             audit: std::sync::OnceLock::new(),

@@ -129,6 +129,7 @@ impl Application {
                 wait_ready_timeout: settings.wait_ready_timeout,
                 allowed_aws_endpoints: settings.allowed_aws_endpoints.clone(),
                 key_history_retention: settings.key_history_retention,
+                iam_user_quota_reserve: settings.iam_user_quota_reserve,
                 static_role_min_rotation: settings.static_role_min_rotation,
             },
         ));

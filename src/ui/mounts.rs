@@ -149,6 +149,8 @@ struct MountPage {
     setup_notes: Vec<String>,
     roles: Vec<String>,
     static_roles: Vec<StaticRoleRow>,
+    /// The account's IAM users against their quota, as `iam_user` issues are checked.
+    quota: String,
 }
 
 /// A static role on the mount page: whose key, when it was and will next be rotated, and the
@@ -291,6 +293,7 @@ async fn mount_page(
             error.get_or_insert(e.message());
         }
     }
+    let quota = quota_line(state, &s.token, &m).await;
     let tab = extras.tab.unwrap_or_else(|| {
         if !conn.access_key.is_empty() && conn.role_arn.is_empty() {
             "keys".into()
@@ -315,7 +318,29 @@ async fn mount_page(
         setup_notes,
         roles,
         static_roles,
+        quota,
     })
+}
+
+/// "N of M IAM users…" for the mount page; bounded, since AWS may be slow or unreachable.
+async fn quota_line(state: &AppState, token: &str, m: &str) -> String {
+    let path = format!("{m}/iam-quota");
+    let read = call(state, token, "GET", &path, None);
+    match tokio::time::timeout(std::time::Duration::from_secs(3), read).await {
+        Ok(Ok(v)) => {
+            let d = &v["data"];
+            match (d["users"].as_i64(), d["users_quota"].as_i64()) {
+                (Some(users), Some(quota)) => format!(
+                    "{users} of {quota} IAM users in the account; {}% kept free, so {} more before iam_user issues are refused (STS roles are not affected)",
+                    d["reserve_percent"].as_f64().unwrap_or_default(),
+                    d["available"]
+                ),
+                _ => format!("unknown: {}", text_of(&d["error"])),
+            }
+        }
+        Ok(Err(e)) => format!("unknown: {}", e.message()),
+        Err(_) => "unknown: AWS did not answer in time".into(),
+    }
 }
 
 pub async fn mount(

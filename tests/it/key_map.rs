@@ -129,7 +129,7 @@ async fn shell_completions_and_help_examples() {
     let o = iamlease(&app, &["exec", "--help"]).await;
     let help = stdout(&o);
     assert!(
-        help.contains("Example:\n  iamlease exec dev") && help.contains("SIGKILL"),
+        help.contains("Examples:\n  iamlease exec dev") && help.contains("SIGKILL"),
         "{help}"
     );
 }

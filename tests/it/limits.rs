@@ -267,3 +267,78 @@ async fn max_leases_is_exact_under_concurrent_issues() {
     }
     app.assert_nothing_left().await;
 }
+
+/// IAM's user quota in view: with a reserve that keeps 4,999 of moto's 5,000 users free (moto
+/// always holds the suite's admin user), `iam_user` issues answer 503 naming the quota and create
+/// nothing, while STS roles still issue; the reading and the gauges show what the mount saw.
+/// (Below the reserve nothing is refused: every other issuing test runs with the default 5 %.)
+#[tokio::test]
+async fn iam_user_issues_stop_at_the_quota_reserve_and_sts_does_not() {
+    let app = TestApp::spawn_with(Options {
+        tweak: Box::new(|s| s.iam_user_quota_reserve = 0.9998),
+        ..Options::default()
+    })
+    .await;
+    app.configure().await;
+    app.write_user_role("dev").await;
+    app.write_role(
+        "fed",
+        json!({"credential_type": "federation_token", "policy_document": crate::support::DOC}),
+    )
+    .await;
+    let q = app
+        .call("GET", &format!("{}/iam-quota", app.mount), None)
+        .await;
+    assert_eq!(q.status, StatusCode::OK, "{:?}", q.body);
+    assert_eq!(q.body["data"]["users_quota"], 5000, "{:?}", q.body);
+    assert!(
+        q.body["data"]["users"].as_i64().unwrap() >= 1,
+        "{:?}",
+        q.body
+    );
+    assert_eq!(q.body["data"]["available"], 0, "{:?}", q.body);
+    assert_eq!(q.body["data"]["reserve_percent"], 99.98, "{:?}", q.body);
+    let refused = app.issue("dev", json!({})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        refused.body
+    );
+    assert!(
+        refused.error_text().contains("IAM user quota"),
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.error_text().contains("iam_user_quota_reserve"));
+    assert!(
+        app.users_in_moto().await.is_empty(),
+        "the refused issue created nothing"
+    );
+    let sts = app
+        .call("POST", &format!("{}/sts/fed", app.mount), Some(json!({})))
+        .await;
+    assert_eq!(
+        sts.status,
+        StatusCode::OK,
+        "STS types make no users: {:?}",
+        sts.body
+    );
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/v1/sys/metrics?format=prometheus", app.address))
+        .header("X-Vault-Token", ROOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "iamlease_iam_users_quota{{mount=\"{}\"}} 5000",
+            app.mount
+        )),
+        "{metrics}"
+    );
+    app.revoke_all_and_check().await;
+}

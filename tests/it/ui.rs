@@ -359,4 +359,9 @@ async fn the_mount_page_lists_static_roles_with_their_rotations() {
     ] {
         assert!(page.contains(shown), "the page lacks {shown}");
     }
+    // The account's IAM user quota, as the mount reads it (moto's 5,000).
+    assert!(
+        page.contains("of 5000 IAM users in the account; 5% kept free"),
+        "{page}"
+    );
 }

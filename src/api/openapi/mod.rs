@@ -63,7 +63,7 @@ pub async fn serve() -> Response {
         delete_policy, list_policies_legacy, read_policy_legacy, write_policy_legacy,
         delete_policy_legacy, read_root_config, write_root_config, rotate_root, setup_plan,
         config_check, read_lease_config, write_lease_config, list_roles, read_role, write_role,
-        delete_role, issue_creds, issue_sts, whois, sweep, list_static_roles, read_static_role,
+        delete_role, issue_creds, issue_sts, whois, iam_quota, sweep, list_static_roles, read_static_role,
         write_static_role, delete_static_role, rotate_static_role, static_creds, read_auth, enable_auth, disable_auth, read_auth_tune, tune_auth,
         auth_login, auth_list_roles, auth_read_role, auth_write_role, auth_delete_role,
         approle_read_role_id, approle_write_role_id, approle_secret_id, approle_list_secret_ids,

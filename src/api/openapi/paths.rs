@@ -470,6 +470,14 @@ pub(super) fn issue_creds() {}
     responses((status = 200, description = "STS credentials, not renewable; `data.ttl` is their lifetime", body = Envelope)))]
 pub(super) fn issue_sts() {}
 
+/// iamlease's extension: the account's IAM users against their quota (`users`, `users_quota`,
+/// `reserve_percent`, `available`, `checked_at`, `error`), read at most once a minute;
+/// `iam_user` issues answer 503 once `available` is 0.
+#[utoipa::path(get, path = "/v1/{mount}/iam-quota", tag = "aws",
+    params(("mount" = String, Path, description = "mount path", example = "aws")),
+    responses((status = 200, description = "the quota reading", body = Envelope)))]
+pub(super) fn iam_quota() {}
+
 /// Who held an access key: `lease_id`, `role`, `credential_type`, `requester`,
 /// `token_accessor`, `meta`, `issue_time`, `expire_time`, `revoke_time` and `state`, during
 /// the lease and for `key_history_retention` after it.
