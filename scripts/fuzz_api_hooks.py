@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,8 @@ from oidc import Provider  # noqa: E402  (the OpenID Provider harness of the com
 
 TOKEN = os.environ["FUZZ_API_TOKEN"]
 ADDR = os.environ["FUZZ_API_ADDR"]
+MOTO = os.environ["FUZZ_API_MOTO"]
+ROOT_LOCK = threading.Lock()
 REDIRECT = "http://127.0.0.1:8250/oidc/callback"
 
 
@@ -67,6 +70,21 @@ prepare_oidc()
 
 
 # ---- live values ----
+
+def real_root_config():
+    """`rotate-root` makes a new key for the user whose key the mount holds: a generated
+    `config/root` write may have put a made-up key (or endpoint) there, which AWS rightly refuses
+    (a 502). Before each rotation the mount gets a real key of `fuzz-admin` again."""
+    import boto3  # the fuzzing venv has it (scripts/requirements-test.txt)
+    iam = boto3.client("iam", endpoint_url=MOTO, region_name="us-east-1",
+                       aws_access_key_id="AKIAFUZZ", aws_secret_access_key="fuzz")
+    for k in iam.list_access_keys(UserName="fuzz-admin")["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName="fuzz-admin", AccessKeyId=k["AccessKeyId"])
+    key = iam.create_access_key(UserName="fuzz-admin")["AccessKey"]
+    call("POST", "aws/config/root", {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"],
+                                     "region": "us-east-1", "iam_endpoint": MOTO, "sts_endpoint": MOTO,
+                                     "role_arn": "", "external_id": "", "max_retries": -1})
+
 
 def throwaway_token():
     return call("POST", "auth/token/create", {"ttl": "10m"})["auth"]
@@ -168,5 +186,19 @@ def before_call(context, case):
             call("POST", *RETIRED[path])
     if path == "/v1/sys/leases/lookup" and case.operation.method.upper() == "GET":
         live._once("lease", fresh_lease)  # something to list
+    if path == "/v1/{mount}/config/rotate-root" and params.get("mount") == "aws":
+        # One rotation at a time (the two workers would each make a key, and IAM allows two):
+        # held until `after_call`, with a timeout so a lost response cannot stall the run.
+        ROOT_LOCK.acquire(timeout=120)
+        real_root_config()
     if path == "/v1/auth/{mount}/oidc/auth_url" and params.get("mount") == "jwt":
         prepare_oidc()  # a generated config write may have replaced the provider's
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if case.operation.path == "/v1/{mount}/config/rotate-root" and ROOT_LOCK.locked():
+        try:
+            ROOT_LOCK.release()
+        except RuntimeError:
+            pass
