@@ -318,27 +318,9 @@ impl AwsAccount {
 
     /// Keys, managed policies, inline policies, groups: each list paginated.
     async fn delete_user_attachments(&self, user: &str) -> Result<(), AwsError> {
-        let keys = self
-            .iam
-            .list_access_keys()
-            .user_name(user)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| AwsError::from_sdk("iam:ListAccessKeys", e))?;
-        for key in keys {
-            if let Some(id) = key.access_key_id() {
-                let r = self
-                    .iam
-                    .delete_access_key()
-                    .user_name(user)
-                    .access_key_id(id)
-                    .send()
-                    .await;
-                ignore_missing(r.map_err(|e| AwsError::from_sdk("iam:DeleteAccessKey", e)))?;
-            }
+        for key in self.list_user_access_keys(user).await? {
+            // A key already gone counts as deleted.
+            self.delete_access_key(user, &key.access_key_id).await?;
         }
 
         let attached = self

@@ -2,10 +2,11 @@
 //! `oidc_requests`), written once for both databases like `sql.rs`.
 
 use async_trait::async_trait;
+use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::rows::{Columns, auth_mount_from_row, auth_role_from_row, secret_id_from_row};
-use super::sql::{self, Backend};
+use super::sql::Backend;
 use super::{AuthMountRecord, AuthRoleRecord, Result, SecretIdRecord, TokenRecord};
 use crate::model::{MountPath, RoleName};
 
@@ -89,6 +90,66 @@ pub trait AuthStore: Send + Sync {
     async fn tidy_auth(&self, now: i64) -> Result<u64>;
 }
 
+/// Every column of `tokens`, in the order `bind_token` binds them.
+pub(super) const INSERT_TOKEN: &str =
+    "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at, ttl,
+                         parent_accessor, orphan, num_uses, period, explicit_max_ttl, meta,
+                         renewable, path, auth_accessor, max_ttl, bound_cidrs)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+     ON CONFLICT (hash) DO NOTHING";
+
+/// A token's list and map columns as the JSON the store keeps.
+pub(super) struct TokenJson {
+    policies: String,
+    meta: String,
+    cidrs: String,
+}
+
+impl TokenJson {
+    pub(super) fn of(t: &TokenRecord) -> Self {
+        TokenJson {
+            policies: serde_json::to_string(&t.policies).expect("strings serialise"),
+            meta: serde_json::to_string(&t.meta).expect("strings serialise"),
+            cidrs: serde_json::to_string(&t.bound_cidrs).expect("strings serialise"),
+        }
+    }
+}
+
+/// Binds `t` (its JSON columns in `json`) to `INSERT_TOKEN`.
+pub(super) fn bind_token<'q, DB: Database>(
+    query: Query<'q, DB, DB::Arguments<'q>>,
+    t: &'q TokenRecord,
+    json: &'q TokenJson,
+) -> Query<'q, DB, DB::Arguments<'q>>
+where
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(t.hash.as_slice())
+        .bind(t.accessor.as_str())
+        .bind(json.policies.as_str())
+        .bind(t.display_name.as_str())
+        .bind(t.created_at)
+        .bind(t.expire_at)
+        .bind(t.ttl)
+        .bind(t.parent_accessor.as_deref())
+        .bind(t.orphan)
+        .bind(t.num_uses)
+        .bind(t.period)
+        .bind(t.explicit_max_ttl)
+        .bind(json.meta.as_str())
+        .bind(t.renewable)
+        .bind(t.path.as_str())
+        .bind(t.auth_accessor.as_deref())
+        .bind(t.max_ttl)
+        .bind(json.cidrs.as_str())
+}
+
 #[async_trait]
 impl<B> AuthStore for B
 where
@@ -108,7 +169,7 @@ where
     for<'q> bool: Encode<'q, B::Db> + Type<B::Db>,
 {
     async fn insert_token_if_none(&self, t: &TokenRecord) -> Result<bool> {
-        let json = sql::TokenJson::of(t);
+        let json = TokenJson::of(t);
         let mut tx = self.pool().begin().await.map_err(B::map_err)?;
         // A write first: on PostgreSQL the row lock, on SQLite the database's write lock, is
         // held to the commit, so a second server's check waits and then sees our token.
@@ -127,7 +188,7 @@ where
         if row.int("n")? > 0 {
             return Ok(false);
         }
-        sql::bind_token(sqlx::query(sql::INSERT_TOKEN), t, &json)
+        bind_token(sqlx::query(INSERT_TOKEN), t, &json)
             .execute(&mut *tx)
             .await
             .map_err(B::map_err)?;

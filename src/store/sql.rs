@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
+use super::auth_sql::{INSERT_TOKEN, TokenJson, bind_token};
 use super::rows::{Columns, lease_from_row, mount_from_row, root_config_from_row, token_from_row};
 use super::{
     LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
@@ -66,66 +67,6 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     /// `Store::delete_leases`: a list of ids in one statement, each driver's own way.
     async fn delete_leases(&self, ids: &[String]) -> Result<()>;
-}
-
-/// Every column of `tokens`, in the order `bind_token` binds them.
-pub(super) const INSERT_TOKEN: &str =
-    "INSERT INTO tokens (hash, accessor, policies, display_name, created_at, expire_at, ttl,
-                         parent_accessor, orphan, num_uses, period, explicit_max_ttl, meta,
-                         renewable, path, auth_accessor, max_ttl, bound_cidrs)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-     ON CONFLICT (hash) DO NOTHING";
-
-/// A token's list and map columns as the JSON the store keeps.
-pub(super) struct TokenJson {
-    policies: String,
-    meta: String,
-    cidrs: String,
-}
-
-impl TokenJson {
-    pub(super) fn of(t: &TokenRecord) -> Self {
-        TokenJson {
-            policies: serde_json::to_string(&t.policies).expect("strings serialise"),
-            meta: serde_json::to_string(&t.meta).expect("strings serialise"),
-            cidrs: serde_json::to_string(&t.bound_cidrs).expect("strings serialise"),
-        }
-    }
-}
-
-/// Binds `t` (its JSON columns in `json`) to `INSERT_TOKEN`.
-pub(super) fn bind_token<'q, DB: Database>(
-    query: Query<'q, DB, DB::Arguments<'q>>,
-    t: &'q TokenRecord,
-    json: &'q TokenJson,
-) -> Query<'q, DB, DB::Arguments<'q>>
-where
-    &'q str: Encode<'q, DB> + Type<DB>,
-    Option<&'q str>: Encode<'q, DB> + Type<DB>,
-    &'q [u8]: Encode<'q, DB> + Type<DB>,
-    i64: Encode<'q, DB> + Type<DB>,
-    Option<i64>: Encode<'q, DB> + Type<DB>,
-    bool: Encode<'q, DB> + Type<DB>,
-{
-    query
-        .bind(t.hash.as_slice())
-        .bind(t.accessor.as_str())
-        .bind(json.policies.as_str())
-        .bind(t.display_name.as_str())
-        .bind(t.created_at)
-        .bind(t.expire_at)
-        .bind(t.ttl)
-        .bind(t.parent_accessor.as_deref())
-        .bind(t.orphan)
-        .bind(t.num_uses)
-        .bind(t.period)
-        .bind(t.explicit_max_ttl)
-        .bind(json.meta.as_str())
-        .bind(t.renewable)
-        .bind(t.path.as_str())
-        .bind(t.auth_accessor.as_deref())
-        .bind(t.max_ttl)
-        .bind(json.cidrs.as_str())
 }
 
 /// Binds `lease` to `INSERT_LEASE`.
