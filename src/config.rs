@@ -10,7 +10,8 @@
 //! | `reaper_interval` / `IAMLEASE_REAPER_INTERVAL`| `1s`                                      |
 //! | `revoke_max_backoff` / `IAMLEASE_REVOKE_MAX_BACKOFF` | `1h`                               |
 //! | `pending_grace` / `IAMLEASE_PENDING_GRACE`    | `2m`: how old a `pending` lease must be before recovery rolls it back |
-//! | `claim_timeout` / `IAMLEASE_CLAIM_TIMEOUT`    | `5m`: when another server may take over a revocation in progress |
+//! | `claim_timeout` / `IAMLEASE_CLAIM_TIMEOUT`    | `5m`: when another server may take over a revocation in progress from a replica that is alive but stuck |
+//! | `failover_timeout` / `IAMLEASE_FAILOVER_TIMEOUT` | `15s`: how long a replica may miss its heartbeats before another takes over its issues and revocations in progress (at least 2s) |
 //! | `sweep_interval` / `IAMLEASE_SWEEP_INTERVAL`  | off: how often to sweep every mount for orphaned IAM users |
 //! | `shutdown_timeout` / `IAMLEASE_SHUTDOWN_TIMEOUT` | `30s`: how long in-flight requests may finish after SIGTERM |
 //! | `log_level` / `IAMLEASE_LOG` (or `RUST_LOG`)  | `info`                                    |
@@ -72,6 +73,7 @@ struct RawSettings {
     revoke_max_backoff: Option<String>,
     pending_grace: Option<String>,
     claim_timeout: Option<String>,
+    failover_timeout: Option<String>,
     sweep_interval: Option<String>,
     shutdown_timeout: Option<String>,
     log_level: Option<String>,
@@ -135,6 +137,9 @@ pub struct Settings {
     /// How long a claim on a lease (a revocation in progress) holds before another server may
     /// take it over.
     pub claim_timeout: Duration,
+    /// How long a replica may go without a heartbeat before another takes over what it has in
+    /// flight.
+    pub failover_timeout: Duration,
     /// How often every mount is swept for orphaned IAM users; `None` (the default) is never.
     pub sweep_interval: Option<Duration>,
     /// How long in-flight requests may run on after SIGTERM before they are cut off.
@@ -250,6 +255,7 @@ impl Settings {
         overlay(&mut raw.revoke_max_backoff, "IAMLEASE_REVOKE_MAX_BACKOFF");
         overlay(&mut raw.pending_grace, "IAMLEASE_PENDING_GRACE");
         overlay(&mut raw.claim_timeout, "IAMLEASE_CLAIM_TIMEOUT");
+        overlay(&mut raw.failover_timeout, "IAMLEASE_FAILOVER_TIMEOUT");
         overlay(&mut raw.sweep_interval, "IAMLEASE_SWEEP_INTERVAL");
         overlay(&mut raw.shutdown_timeout, "IAMLEASE_SHUTDOWN_TIMEOUT");
         overlay(&mut raw.log_level, "IAMLEASE_LOG");
@@ -448,6 +454,11 @@ impl Settings {
                 duration("pending_grace", raw.pending_grace, 120)?.as_secs(),
             ),
             claim_timeout: claim_timeout(duration("claim_timeout", raw.claim_timeout, 300)?)?,
+            failover_timeout: failover_timeout(duration(
+                "failover_timeout",
+                raw.failover_timeout,
+                15,
+            )?)?,
             sweep_interval: match raw.sweep_interval {
                 None => None,
                 Some(v) => Some(Duration::from_secs(
@@ -537,6 +548,17 @@ fn claim_timeout(t: Ttl) -> Result<Duration, ConfigError> {
     if t.is_zero() {
         return Err(ConfigError::Invalid(
             "claim_timeout must be at least 1s (5m is the default)".into(),
+        ));
+    }
+    Ok(Duration::from_secs(t.as_secs()))
+}
+
+/// Heartbeats go out five times per timeout; under 2s, one slow beat (a busy database) would
+/// pass for death.
+fn failover_timeout(t: Ttl) -> Result<Duration, ConfigError> {
+    if t.as_secs() < 2 {
+        return Err(ConfigError::Invalid(
+            "failover_timeout must be at least 2s (15s is the default)".into(),
         ));
     }
     Ok(Duration::from_secs(t.as_secs()))
@@ -736,5 +758,25 @@ mod tests {
         let d = Settings::load(None, None, None, env(&[])).unwrap();
         assert_eq!(d.claim_timeout, Duration::from_secs(300));
         assert_eq!(d.sweep_interval, None);
+        assert_eq!(d.failover_timeout, Duration::from_secs(15));
+        let s = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_FAILOVER_TIMEOUT", "4s")]),
+        )
+        .unwrap();
+        assert_eq!(s.failover_timeout, Duration::from_secs(4));
+        let e = Settings::load(
+            None,
+            None,
+            None,
+            env(&[("IAMLEASE_FAILOVER_TIMEOUT", "1s")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("failover_timeout must be at least 2s")
+        );
     }
 }

@@ -269,6 +269,7 @@ fn table() -> Vec<Route> {
             .read(status::leader)
             .public()
             .unaudited(),
+        Route::new("/v1/sys/ha-status").read(status::ha_status),
         Route::new("/v1/sys/auth").read(status::list_auth),
         Route::new("/v1/sys/auth/{path}/tune")
             .read(auth_methods::read_tune)

@@ -188,6 +188,45 @@ pub async fn leader(State(state): State<AppState>) -> Response {
     )
 }
 
+/// `sys/ha-status`: every replica on this store, as Vault lists its nodes. There is no leader
+/// (every replica serves), so each live one is an `active_node`; `last_echo` is its last
+/// heartbeat. Ours besides Vault's: `replica_id`, `pid`, `started_at`, `alive` (beaten within
+/// `failover_timeout`) and `is_self`.
+pub async fn ha_status(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Response, ApiError> {
+    let nodes: Vec<Value> = state
+        .engine
+        .replicas()
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "hostname": r.record.host,
+                "api_address": "",
+                "cluster_address": "",
+                "active_node": r.alive,
+                "last_echo": rfc3339(r.record.heartbeat_at),
+                "version": env!("CARGO_PKG_VERSION"),
+                "upgrade_version": env!("CARGO_PKG_VERSION"),
+                "redundancy_zone": "",
+                "clock_skew_ms": 0,
+                "echo_duration_ms": 0,
+                "replication_primary_canary_age_ms": 0,
+                "replica_id": r.record.id,
+                "pid": r.record.pid,
+                "started_at": rfc3339(r.record.started_at),
+                "alive": r.alive,
+                "is_self": r.is_self,
+            })
+        })
+        .collect();
+    let mut data = Map::new();
+    data.insert("nodes".into(), Value::Array(nodes));
+    Ok(vault::read_flat(data))
+}
+
 /// `sys/auth`: the auth methods; the token method is always there.
 pub async fn list_auth(
     State(state): State<AppState>,

@@ -1,7 +1,8 @@
 //! The AWS secrets engine: the `Engine` type, its errors and settings. The work is split by
 //! job: `config` (mounts, lease config, roles), `root` (root config and its rotation),
 //! `accounts` (the SDK client cache), `issue`, `lease` (renew, revoke, revoke-prefix), `reaper`
-//! (the pass and its loop), `static_role` (static roles and their rotation), `sweep` and
+//! (the pass and its loop), `liveness` (the heartbeat and the takeover of a silent replica's
+//! work), `static_role` (static roles and their rotation), `sweep` and
 //! `setup`. It decides; `store` remembers; `aws` acts. It knows nothing of HTTP.
 
 mod accounts;
@@ -11,6 +12,7 @@ mod config;
 mod history;
 mod issue;
 pub mod lease;
+mod liveness;
 mod quota;
 mod reaper;
 pub mod role;
@@ -28,6 +30,7 @@ pub use root::{RootConfigUpdate, RootConfigView};
 pub use setup::{CallerIdentity, SetupPlan, SetupRequest};
 pub use static_role::{StaticCreds, StaticRoleWrite};
 
+pub use liveness::{ReplicaView, run_heartbeat};
 pub use reaper::{run_reaper, run_sweeper};
 
 use std::collections::HashMap;
@@ -85,8 +88,11 @@ pub struct EngineSettings {
     pub revoke_max_backoff: Ttl,
     /// How long a `pending` lease may stay so before recovery rolls it back.
     pub pending_grace: Duration,
-    /// How long a revocation claim holds before someone else may resume it.
+    /// How long a revocation claim holds before someone else may resume it, even from a
+    /// replica that still beats (the backstop for one that is alive but stuck).
     pub claim_timeout: Duration,
+    /// How long a replica may go without a heartbeat before another takes over its work.
+    pub failover_timeout: Duration,
     /// `wait_ready`: how long to wait for AWS to accept a new key before revoking it.
     pub wait_ready_timeout: Duration,
     /// URL prefixes a root config's endpoint overrides must start with; empty allows any.
@@ -106,6 +112,7 @@ impl Default for EngineSettings {
             revoke_max_backoff: Ttl::from_secs(3600),
             pending_grace: Duration::from_secs(120),
             claim_timeout: Duration::from_secs(300),
+            failover_timeout: Duration::from_secs(15),
             wait_ready_timeout: Duration::from_secs(30),
             allowed_aws_endpoints: Vec::new(),
             key_history_retention: Duration::from_secs(90 * 86_400),

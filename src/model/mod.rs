@@ -14,6 +14,9 @@ pub use auth::{AuthKind, AuthMountRecord, AuthRoleRecord, SecretIdRecord};
 pub use history::{AccessKeyId, KeyHistory, KeyRecord, KeyState, LiveLease};
 pub use lease::{Lease, LeaseState, lease_id_under, new_lease_id};
 pub use names::{CredentialType, MountPath, RoleName};
-pub use records::{LeaseStats, MountRecord, RootConfigRecord, TokenRecord, TokenRevocation};
+pub use records::{
+    LeaseStats, MountRecord, ReplicaRecord, RootConfigRecord, TakeOver, TokenRecord,
+    TokenRevocation,
+};
 pub use sealed::{SEALED_META, SealedValue};
 pub use static_role::{IamUserName, RotationStep, StaticRoleConfig, StaticRoleRecord};

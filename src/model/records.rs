@@ -79,3 +79,21 @@ pub struct LeaseStats {
     /// The smallest `due_at` that has passed: how far behind the reaper is.
     pub oldest_overdue: Option<i64>,
 }
+
+/// A replica (a running server) as its heartbeat row describes it (`sys/ha-status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRecord {
+    /// Random at every start.
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+}
+
+/// What one takeover found: rows of silent replicas made due now.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TakeOver {
+    pub leases: u64,
+    pub static_roles: u64,
+}

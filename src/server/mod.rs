@@ -22,7 +22,9 @@ use crate::audit::{AuditHasher, AuditLog, AuditTarget, load_audit_key};
 use crate::auth;
 use crate::clock::now;
 use crate::config::{ConnectionLimits, Settings, TlsFiles};
-use crate::engine::{Engine, EngineError, EngineSettings, MountRequest, run_reaper, run_sweeper};
+use crate::engine::{
+    Engine, EngineError, EngineSettings, MountRequest, run_heartbeat, run_reaper, run_sweeper,
+};
 use crate::seal::{SealError, Sealer};
 use crate::store::{self, Store, StoreError};
 use axum_server::tls_rustls::RustlsConfig;
@@ -126,6 +128,7 @@ impl Application {
                 revoke_max_backoff: settings.revoke_max_backoff,
                 pending_grace: settings.pending_grace,
                 claim_timeout: settings.claim_timeout,
+                failover_timeout: settings.failover_timeout,
                 wait_ready_timeout: settings.wait_ready_timeout,
                 allowed_aws_endpoints: settings.allowed_aws_endpoints.clone(),
                 key_history_retention: settings.key_history_retention,
@@ -134,6 +137,9 @@ impl Application {
             },
         ));
         engine.check_master_key().await?;
+        // Alive before the first row this replica owns, so no one takes its work for a dead
+        // replica's.
+        engine.beat().await?;
         let abandoned = store.recover_abandoned(now()).await?;
         if abandoned > 0 {
             tracing::info!(
@@ -256,6 +262,7 @@ impl Application {
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(run_sweeper(self.engine.clone(), every, stop_rx.clone())));
+        let heart = tokio::spawn(run_heartbeat(self.engine.clone(), stop_rx.clone()));
         let reaper = tokio::spawn(run_reaper(
             self.engine.clone(),
             self.reaper_interval,
@@ -296,10 +303,16 @@ impl Application {
             sweeper.abort();
         }
         reloader.abort();
-        if tokio::time::timeout(grace, reaper).await.is_err() {
+        let stopped = tokio::time::timeout(grace, reaper).await.is_ok();
+        heart.abort();
+        if !stopped {
             tracing::warn!(
-                "the reaper did not stop in time; its claims are taken over at the next start"
+                "the reaper did not stop in time; its claims are taken over by another replica after failover_timeout, or at the next start"
             );
+        } else if let Err(e) = self.engine.retire().await {
+            // Nothing of ours runs any more, so another replica could take over what is left
+            // at once; failing that, it does after failover_timeout.
+            tracing::warn!(error = %e, "could not retire this replica's heartbeat row");
         }
         self.store.close().await;
         served

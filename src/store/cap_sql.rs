@@ -76,7 +76,7 @@ where
         if row.int("n")? >= cap {
             return Ok(false);
         }
-        sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease)
+        sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease, self.replica())
             .execute(&mut *tx)
             .await
             .map_err(B::map_err)?;

@@ -159,7 +159,7 @@ where
     async fn insert_active_lease(&self, lease: &Lease, key: &KeyRecord) -> Result<()> {
         let meta = meta_json(key);
         let mut tx = self.pool().begin().await.map_err(B::map_err)?;
-        sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease)
+        sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease, self.replica())
             .execute(&mut *tx)
             .await
             .map_err(B::map_err)?;

@@ -9,6 +9,7 @@
 mod auth_sql;
 mod cap_sql;
 mod history_sql;
+mod liveness_sql;
 mod postgres;
 mod reseal_sql;
 mod rows;
@@ -19,6 +20,7 @@ mod static_sql;
 pub use auth_sql::AuthStore;
 pub use cap_sql::LeaseCapStore;
 pub use history_sql::KeyHistoryStore;
+pub use liveness_sql::LivenessStore;
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use reseal_sql::{Reseal, ResealStore};
 pub use sqlite::SqliteStore;
@@ -29,8 +31,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use crate::model::{
-    AuthMountRecord, AuthRoleRecord, LeaseStats, MountRecord, RootConfigRecord, SecretIdRecord,
-    TokenRecord, TokenRevocation,
+    AuthMountRecord, AuthRoleRecord, LeaseStats, MountRecord, ReplicaRecord, RootConfigRecord,
+    SecretIdRecord, TakeOver, TokenRecord, TokenRevocation,
 };
 use crate::model::{Lease, MountPath, RoleName};
 
@@ -56,6 +58,12 @@ pub enum TokenRoots<'a> {
     AuthMount(&'a str),
 }
 
+/// A new replica id: random at every start, so a restarted server never inherits the claims
+/// of its previous run (those are taken over like any silent replica's).
+fn new_replica_id() -> Arc<str> {
+    uuid::Uuid::new_v4().simple().to_string().into()
+}
+
 /// Opens the store a `storage` URL names: `postgres://`/`postgresql://`, else SQLite.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if is_postgres_url(url) {
@@ -67,7 +75,15 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 #[async_trait]
 pub trait Store:
-    AuthStore + KeyHistoryStore + LeaseCapStore + ResealStore + StaticRoleStore + Send + Sync + 'static
+    AuthStore
+    + KeyHistoryStore
+    + LeaseCapStore
+    + LivenessStore
+    + ResealStore
+    + StaticRoleStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Closes the connections (graceful shutdown).
     async fn close(&self);

@@ -5,6 +5,7 @@
 //! statement is `sql.rs`'s.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +25,8 @@ const POOL_SIZE: u32 = 16;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// This replica's id in `replicas` and on the rows it has in flight (`liveness_sql.rs`).
+    replica: Arc<str>,
 }
 
 /// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
@@ -47,7 +50,10 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrating the PostgreSQL schema: {e}")))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            replica: super::new_replica_id(),
+        })
     }
 
     pub async fn close(&self) {
@@ -93,6 +99,10 @@ impl sql::Backend for PostgresStore {
         &self.pool
     }
 
+    fn replica(&self) -> &str {
+        &self.replica
+    }
+
     fn map_err(e: sqlx::Error) -> StoreError {
         map_err(e)
     }
@@ -106,8 +116,8 @@ impl sql::Backend for PostgresStore {
     }
 
     async fn recover_abandoned(&self, _now: i64) -> Result<u64> {
-        // Other replicas may be in the middle of these leases right now; only their deadlines
-        // (`pending_grace`, `claim_timeout`) can tell an abandoned one from a slow one.
+        // Other replicas may be in the middle of these leases right now: a dead one's are
+        // taken over by liveness (`LivenessStore::take_over_silent`), not at start-up.
         Ok(0)
     }
 

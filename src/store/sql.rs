@@ -22,17 +22,18 @@ macro_rules! lease_columns {
     () => {
         "id, mount, role, credential_type, state, username, access_key_id, issue_time, \
          expire_time, max_expire_time, last_renewal, ttl, renewable, due_at, attempts, \
-         last_error, token_accessor"
+         last_error, token_accessor, owner"
     };
 }
 
 const LEASE_COLUMNS: &str = lease_columns!();
 
-/// The intent record's statement, one row per execution (`bind_lease`).
+/// The intent record's statement, one row per execution (`bind_lease`). The row's `owner` is
+/// the writing replica: a `pending` row is taken over when that replica stops beating.
 pub(super) const INSERT_LEASE: &str = concat!(
     "INSERT INTO leases (",
     lease_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
 
 /// The reaper's search, oldest first, on the `leases_due_at` index (a SQLite test checks the
@@ -53,6 +54,9 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     fn pool(&self) -> &Pool<Self::Db>;
 
+    /// This server's id: its row in `replicas`, and the `owner` of what it has in flight.
+    fn replica(&self) -> &str;
+
     /// Which driver errors an operator can fix or that pass (`Unavailable`, a 503), and which
     /// are `Other`.
     fn map_err(e: sqlx::Error) -> StoreError;
@@ -69,10 +73,11 @@ pub(super) trait Backend: Send + Sync + 'static {
     async fn delete_leases(&self, ids: &[String]) -> Result<()>;
 }
 
-/// Binds `lease` to `INSERT_LEASE`.
+/// Binds `lease`, written by replica `owner`, to `INSERT_LEASE`.
 pub(super) fn bind_lease<'q, DB: Database>(
     query: Query<'q, DB, DB::Arguments<'q>>,
     l: &'q Lease,
+    owner: &'q str,
 ) -> Query<'q, DB, DB::Arguments<'q>>
 where
     &'q str: Encode<'q, DB> + Type<DB>,
@@ -99,6 +104,7 @@ where
         .bind(l.attempts)
         .bind(l.last_error.as_deref())
         .bind(l.token_accessor.as_deref())
+        .bind(owner)
 }
 
 #[async_trait]
@@ -492,7 +498,7 @@ where
         // One statement on the pool, its own transaction: the commit returns once it is durable
         // (SQLite's synchronous=FULL; PostgreSQL's synchronous_commit=on, its default), so the
         // intent record is on disk before the first AWS call.
-        bind_lease(sqlx::query(INSERT_LEASE), l)
+        bind_lease(sqlx::query(INSERT_LEASE), l, self.replica())
             .execute(self.pool())
             .await
             .map_err(B::map_err)?;
@@ -534,7 +540,7 @@ where
         // second wait for the first to commit, then re-checks the WHERE clause against the new
         // row. Either way only one of them gets it.
         const CLAIM_LEASE: &str = concat!(
-            "UPDATE leases SET state = 'revoking', due_at = $3
+            "UPDATE leases SET state = 'revoking', due_at = $3, owner = $4
              WHERE id = $1 AND (state != 'revoking' OR due_at <= $2)
              RETURNING ",
             lease_columns!()
@@ -543,6 +549,7 @@ where
             .bind(id)
             .bind(now)
             .bind(deadline)
+            .bind(self.replica())
             .fetch_optional(self.pool())
             .await
             .map_err(B::map_err)?
@@ -553,7 +560,7 @@ where
 
     async fn claim_due(&self, now: i64, deadline: i64, limit: i64) -> Result<Vec<Lease>> {
         let sql = format!(
-            "UPDATE leases SET state = 'revoking', due_at = $2
+            "UPDATE leases SET state = 'revoking', due_at = $2, owner = $4
              WHERE id IN ({DUE_IDS} {})
              RETURNING {LEASE_COLUMNS}",
             B::CLAIM_ROW_LOCKS
@@ -562,6 +569,7 @@ where
             .bind(now)
             .bind(deadline)
             .bind(limit)
+            .bind(self.replica())
             .fetch_all(self.pool())
             .await
             .map_err(B::map_err)?

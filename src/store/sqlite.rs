@@ -34,6 +34,8 @@ pub struct SqliteStore {
     /// An exclusive lock on `<database>.lock`, held while the store is open: one server per
     /// SQLite file, so at start-up every claim and intent in it is known to be abandoned.
     lock: Arc<Mutex<Option<File>>>,
+    /// This server's id in `replicas` and on the rows it has in flight (`liveness_sql.rs`).
+    replica: Arc<str>,
 }
 
 impl SqliteStore {
@@ -79,6 +81,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             lock: Arc::new(Mutex::new(lock)),
+            replica: super::new_replica_id(),
         })
     }
 
@@ -87,7 +90,7 @@ impl SqliteStore {
     pub async fn insert_leases_bulk(&self, leases: &[Lease]) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         for l in leases {
-            sql::bind_lease(sqlx::query(sql::INSERT_LEASE), l)
+            sql::bind_lease(sqlx::query(sql::INSERT_LEASE), l, &self.replica)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -214,6 +217,10 @@ impl sql::Backend for SqliteStore {
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn replica(&self) -> &str {
+        &self.replica
     }
 
     fn map_err(e: sqlx::Error) -> StoreError {
@@ -466,6 +473,79 @@ mod tests {
         assert!(s.get_lease("aws/creds/dev/3").await.unwrap().is_none());
     }
 
+    /// A silent replica's in-flight leases become due; a live one's, this replica's own, and
+    /// rows that are not in flight keep their `due_at`.
+    #[tokio::test]
+    async fn a_silent_replicas_in_flight_leases_are_taken_over() {
+        use crate::store::LivenessStore;
+        let (_d, s) = store().await;
+        for (id, state, owner) in [
+            ("aws/creds/dev/live", LeaseState::Pending, "live"),
+            ("aws/creds/dev/silent-p", LeaseState::Pending, "silent"),
+            ("aws/creds/dev/silent-r", LeaseState::Revoking, "silent"),
+            ("aws/creds/dev/silent-a", LeaseState::Active, "silent"),
+            ("aws/creds/dev/gone", LeaseState::Revoking, "never-beat"),
+            ("aws/creds/dev/mine", LeaseState::Pending, ""),
+        ] {
+            s.insert_lease(&lease(id, state, 500)).await.unwrap();
+            if !owner.is_empty() {
+                sqlx::query("UPDATE leases SET owner = $1 WHERE id = $2")
+                    .bind(owner)
+                    .bind(id)
+                    .execute(&s.pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        for (id, beat) in [("live", 100), ("silent", 80), ("long-gone", 10)] {
+            sqlx::query(
+                "INSERT INTO replicas (id, host, pid, started_at, heartbeat_at)
+                 VALUES ($1, 'h', 1, 0, $2)",
+            )
+            .bind(id)
+            .bind(beat)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        }
+        s.heartbeat(100, "h", 2).await.unwrap();
+        // Silent since 90 (now 100): "silent" beat at 80, "never-beat" has no row.
+        let found = s.take_over_silent(100, 90, 50).await.unwrap();
+        assert_eq!(found.leases, 2 + 1);
+        for (id, due_at) in [
+            ("silent-p", 100),
+            ("silent-r", 100),
+            ("gone", 100),
+            ("live", 500),
+            ("silent-a", 500),
+            ("mine", 500),
+        ] {
+            let l = s.get_lease(&format!("aws/creds/dev/{id}")).await.unwrap();
+            assert_eq!(l.unwrap().due_at, due_at, "{id}");
+        }
+        // A second takeover finds nothing left to move; the long-silent row was forgotten.
+        assert_eq!(s.take_over_silent(100, 90, 50).await.unwrap().leases, 0);
+        let ids: Vec<String> = s
+            .replicas()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(!ids.contains(&"long-gone".to_owned()));
+        assert!(ids.contains(&s.replica_id().to_owned()));
+        // Retired, this replica's own rows are another's to take over at once.
+        s.retire().await.unwrap();
+        assert!(
+            !s.replicas()
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.id == s.replica_id())
+        );
+    }
+
     /// Start-up recovery used to scan every lease; with a million active ones that was the
     /// whole start-up time. Both it and the reaper's query must stay index searches.
     #[tokio::test]
@@ -473,6 +553,10 @@ mod tests {
         let (_d, s) = store().await;
         for (sql, index) in [
             (RECOVER_ABANDONED_SQL, "leases_in_flight_due_at"),
+            (
+                crate::store::liveness_sql::TAKE_OVER_LEASES,
+                "leases_in_flight_due_at",
+            ),
             (sql::DUE_IDS, "leases_due_at"),
             (
                 crate::store::history_sql::KEY_HISTORY,

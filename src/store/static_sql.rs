@@ -286,7 +286,7 @@ where
         deadline: i64,
     ) -> Result<Option<StaticRoleRecord>> {
         sqlx::query(
-            "UPDATE static_roles SET claim = $3, due_at = $4
+            "UPDATE static_roles SET claim = $3, due_at = $4, owner = $6
              WHERE mount = $1 AND name = $2 AND due_at <= $5 RETURNING *",
         )
         .bind(mount.as_str())
@@ -294,6 +294,7 @@ where
         .bind(claim)
         .bind(deadline)
         .bind(now)
+        .bind(self.replica())
         .fetch_optional(self.pool())
         .await
         .map_err(B::map_err)?

@@ -1,8 +1,9 @@
 //! Two replicas on one PostgreSQL database and one moto: what one writes the other sees at
 //! once; a lease issued on one is renewed and revoked on either; expiries are shared between
-//! their reapers; and when one is killed (`kill -9`) mid-revocation, the other finishes
-//! everything it had claimed once the claim deadline passes, with no IAM user left behind and
-//! none deleted twice. The replicas are real child processes of the built binary; a recording
+//! their reapers; and when one is killed (`kill -9`) mid-issue and mid-revocation, the other
+//! takes over everything it had in flight once its heartbeat has been silent for
+//! `failover_timeout` (the claim and pending deadlines stay at their minutes-long defaults), with
+//! no IAM user left behind and none deleted twice. The replicas are real child processes of the built binary; a recording
 //! proxy between them and moto tells their AWS calls apart by user agent (`AWS_SDK_UA_APP_ID`).
 //!
 //! Needs `IAMLEASE_TEST_STORAGE` to name a PostgreSQL server, so it is `#[ignore]`d: a plain
@@ -21,8 +22,11 @@ use crate::support::proxy::{Recorded, start_recording_proxy};
 use crate::support::{DOC, moto, random_name, storage};
 
 const TOKEN: &str = "replicas-root-token";
-/// Short, so the test waits seconds for a dead replica's claims, not the default 5 minutes.
-const CLAIM_TIMEOUT_SECS: u64 = 4;
+/// Short, so the test waits seconds for a dead replica's work, not the default 15. The claim
+/// timeout (5 minutes) and the pending grace (2 minutes) keep their defaults: only liveness can
+/// hand a dead replica's work over within the test's deadlines.
+const FAILOVER_SECS: u64 = 3;
+const REAPER_SECS: u64 = 1;
 /// The calls of a revocation before DeleteUser (issuing never makes these).
 const REVOKE_ACTIONS: &[&str] = &[
     "ListAccessKeys",
@@ -57,8 +61,8 @@ impl Replica {
             .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
             .env("IAMLEASE_STORAGE", storage)
             .env("IAMLEASE_MASTER_KEY", key)
-            .env("IAMLEASE_REAPER_INTERVAL", "1s")
-            .env("IAMLEASE_CLAIM_TIMEOUT", format!("{CLAIM_TIMEOUT_SECS}s"))
+            .env("IAMLEASE_REAPER_INTERVAL", format!("{REAPER_SECS}s"))
+            .env("IAMLEASE_FAILOVER_TIMEOUT", format!("{FAILOVER_SECS}s"))
             .env("AWS_SDK_UA_APP_ID", name)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log_dir.join(format!("{name}.log"))).unwrap())
@@ -305,15 +309,16 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the proxy record what A sent just before it died; B cannot resume A's claims for
-    // seconds yet, so nothing of B's for those users can fall before this point.
+    // Let the proxy record what A sent just before it died; B cannot resume A's claims until
+    // A's heartbeat has been silent for seconds, so nothing of B's for those users can fall
+    // before this point.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let kill_index = proxy.requests().len();
     let (_, a_unfinished, _) = a_progress(&proxy.requests()[..kill_index]);
     assert!(!a_unfinished.is_empty());
 
-    // B finishes everything: what A had in flight after the claim deadline, the rest on expiry.
-    let deadline = Instant::now() + Duration::from_secs(CLAIM_TIMEOUT_SECS + 30);
+    // B finishes everything: what A had in flight once A is silent, the rest on expiry.
+    let deadline = Instant::now() + Duration::from_secs(FAILOVER_SECS + 30);
     loop {
         let left = m.users_under(&format!("/iamlease/{mount}/")).await;
         let (s, _) = b
@@ -533,4 +538,263 @@ async fn a_replica_never_serves_a_role_or_root_config_the_other_changed_or_delet
         let users = iam.list_users().path_prefix(&prefix).send().await.unwrap();
         assert!(users.users().is_empty(), "left under {prefix}: {users:?}");
     }
+}
+
+/// Failover under load: three clients per replica issue 3-second leases through A and B; A is
+/// killed (`kill -9`) with issues and revocations in flight. Every IAM user the load made is
+/// gone from moto within TTL + `failover_timeout` + one reaper pass of the kill (and some
+/// seconds for moto to take the deletions), far inside the 2-minute `pending_grace` and the
+/// 5-minute `claim_timeout` that were the only way before; none is deleted twice.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
+async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_failover_timeout() {
+    const TTL_SECS: u64 = 3;
+    let server = storage::postgres_server().expect(
+        "a_killed_replicas_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
+    );
+    let db = storage::create_database(&server).await;
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let logs = tempfile::tempdir().unwrap();
+    let proxy = start_recording_proxy(&moto().url).await;
+    let (mut a, b) = tokio::join!(
+        Replica::start("failover-a", &db, &key, logs.path()),
+        Replica::start("failover-b", &db, &key, logs.path()),
+    );
+    let m = moto();
+    let mount = random_name("fo");
+    for (path, body) in [
+        (format!("sys/mounts/{mount}"), json!({"type": "aws"})),
+        (
+            format!("{mount}/config/root"),
+            json!({
+                "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
+                "iam_endpoint": proxy.url, "sts_endpoint": proxy.url,
+            }),
+        ),
+        (
+            format!("{mount}/roles/dev"),
+            json!({"credential_type": "iam_user", "policy_document": DOC}),
+        ),
+    ] {
+        let (s, v) = a.call("POST", &path, body).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{path}: {v}");
+    }
+    // Every AWS call held 100 ms: A always has issues and revocations part-way.
+    proxy.set_delay(Duration::from_millis(100));
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = [&a, &b]
+        .into_iter()
+        .flat_map(|r| std::iter::repeat_n((r.base.clone(), r.name), 3))
+        .map(|(base, name)| {
+            let stop = stop.clone();
+            let http = reqwest::Client::new();
+            let mount = mount.clone();
+            tokio::spawn(async move {
+                let mut issued = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = http
+                        .post(format!("{base}/v1/{mount}/creds/dev"))
+                        .header("X-Vault-Token", TOKEN)
+                        .json(&json!({"ttl": format!("{TTL_SECS}s")}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status().is_success() => issued += 1,
+                        Ok(r) => panic!("{name} refused an issue: {}", r.status()),
+                        // The killed replica: its connections drop, then are refused.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                issued
+            })
+        })
+        .collect();
+
+    // Let leases expire on both replicas, then kill A with its revocations and issues running.
+    tokio::time::sleep(Duration::from_secs(TTL_SECS + 2)).await;
+    let in_flight_on_a = proxy
+        .requests()
+        .iter()
+        .filter(|r| is_from(r, a.name) && r.status.is_none())
+        .count();
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    let killed = Instant::now();
+    assert!(
+        in_flight_on_a > 0,
+        "A had no AWS call in flight when killed"
+    );
+    // B keeps serving for a moment, then the load stops and AWS is quick again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut issued = 0;
+    for c in clients {
+        issued += c.await.unwrap();
+    }
+    proxy.set_delay(Duration::ZERO);
+    let last_issue = Instant::now();
+
+    // The bound: the last lease's TTL from the end of the load, A's silence, one reaper pass,
+    // and 10 s for moto to answer the deletions one at a time.
+    let bound = Duration::from_secs(TTL_SECS + FAILOVER_SECS + REAPER_SECS + 10);
+    let deadline = last_issue + bound;
+    loop {
+        let left = m.users_under(&format!("/iamlease/{mount}/")).await;
+        let (s, _) = b
+            .call("LIST", &format!("sys/leases/lookup/{mount}/"), json!(null))
+            .await;
+        if left.is_empty() && s == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} IAM users (and leases: {s}) still there {:?} after the kill, {} after the load stopped",
+            left.len(),
+            killed.elapsed(),
+            bound.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let calls = proxy.requests();
+    let a_users: BTreeSet<String> = calls
+        .iter()
+        .filter(|r| is_from(r, a.name) && r.action().as_deref() == Some("CreateUser"))
+        .filter_map(|r| r.field("UserName"))
+        .collect();
+    let taken_over = calls
+        .iter()
+        .filter(|r| is_from(r, b.name) && is_deleted_user(r))
+        .filter_map(|r| r.field("UserName"))
+        .filter(|u| a_users.contains(u))
+        .count();
+    eprintln!(
+        "{issued} leases issued, {} users made by A, {taken_over} of them deleted by B; all gone {:?} after the kill",
+        a_users.len(),
+        killed.elapsed()
+    );
+    assert!(taken_over > 0, "B deleted none of A's users");
+    let mut deleted: BTreeMap<String, usize> = BTreeMap::new();
+    for u in calls
+        .iter()
+        .filter(|r| is_deleted_user(r))
+        .filter_map(|r| r.field("UserName"))
+    {
+        *deleted.entry(u).or_default() += 1;
+    }
+    assert!(
+        deleted.values().all(|&n| n == 1),
+        "a user deleted twice: {deleted:?}"
+    );
+}
+
+/// A replica waiting on a slow AWS is alive: its heartbeat runs apart from its AWS calls, so
+/// the other replica takes over none of its revocations or issues even when one of them takes
+/// longer than `failover_timeout` (no revocation runs twice at once, no issue is rolled back).
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
+async fn a_replica_slow_on_aws_is_not_taken_for_dead() {
+    let server = storage::postgres_server().expect(
+        "a_replica_slow_on_aws_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
+    );
+    let db = storage::create_database(&server).await;
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let logs = tempfile::tempdir().unwrap();
+    let proxy = start_recording_proxy(&moto().url).await;
+    let (a, b) = tokio::join!(
+        Replica::start("slow-a", &db, &key, logs.path()),
+        Replica::start("slow-b", &db, &key, logs.path()),
+    );
+    let m = moto();
+    let mount = random_name("slow");
+    for (path, body) in [
+        (format!("sys/mounts/{mount}"), json!({"type": "aws"})),
+        (
+            format!("{mount}/config/root"),
+            json!({
+                "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
+                "iam_endpoint": proxy.url, "sts_endpoint": proxy.url,
+            }),
+        ),
+        (
+            format!("{mount}/roles/dev"),
+            json!({"credential_type": "iam_user", "policy_document": DOC}),
+        ),
+    ] {
+        let (s, v) = a.call("POST", &path, body).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{path}: {v}");
+    }
+    let short: Vec<(String, String)> =
+        futures::future::join_all((0..4).map(|_| a.issue(&mount, "1s"))).await;
+    // From here every AWS call takes 700 ms: a revocation (9 calls) or an issue takes well
+    // over FAILOVER_SECS.
+    proxy.set_delay(Duration::from_millis(700));
+    let started = Instant::now();
+    let (long, _) = tokio::join!(
+        futures::future::join_all((0..2).map(|_| b.issue(&mount, "1h"))),
+        tokio::time::sleep(Duration::from_secs(1)),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let short_users: BTreeSet<String> = short.iter().map(|(_, u)| u.clone()).collect();
+    loop {
+        let left: BTreeSet<String> = m
+            .users_under(&format!("/iamlease/{mount}/"))
+            .await
+            .into_iter()
+            .map(|u| u.user_name)
+            .collect();
+        if left.is_disjoint(&short_users) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the short leases were not revoked"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(FAILOVER_SECS + 1),
+        "the slow calls did not outlast the failover timeout ({:?})",
+        started.elapsed()
+    );
+    let calls = proxy.requests();
+    for u in &short_users {
+        let who: BTreeSet<bool> = calls
+            .iter()
+            .filter(|r| is_revocation_call(r) && r.field("UserName").as_ref() == Some(u))
+            .map(|r| is_from(r, a.name))
+            .collect();
+        assert_eq!(who.len(), 1, "{u} was revoked by both replicas");
+        let deleted = calls
+            .iter()
+            .filter(|r| is_deleted_user(r) && r.field("UserName").as_ref() == Some(u))
+            .count();
+        assert_eq!(deleted, 1, "{u} deleted {deleted} times");
+    }
+    // B's slow issues were never rolled back by A: their users are there, their leases live.
+    let left: BTreeSet<String> = m
+        .users_under(&format!("/iamlease/{mount}/"))
+        .await
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    for (lease, user) in &long {
+        assert!(left.contains(user), "{user} of a live issue was deleted");
+        let (s, v) = a
+            .call("PUT", "sys/leases/lookup", json!({"lease_id": lease}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    // And no replica was ever taken for dead.
+    let (s, v) = a.call("GET", "sys/ha-status", json!(null)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let nodes = v["data"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{v}");
+    assert!(nodes.iter().all(|n| n["active_node"] == true), "{v}");
+    assert_eq!(
+        nodes.iter().filter(|n| n["is_self"] == true).count(),
+        1,
+        "{v}"
+    );
+    proxy.set_delay(Duration::ZERO);
 }

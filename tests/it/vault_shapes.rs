@@ -104,6 +104,43 @@ async fn status_routes_answer_vaults_shapes_without_a_token() {
     app.stop().await;
 }
 
+/// `sys/ha-status` lists this server as a live node in the fields Go's `HANode` reads, and
+/// needs a token.
+#[tokio::test]
+async fn ha_status_lists_this_replica() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .call_with_token(None, "GET", "sys/ha-status", None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let r = app.call("GET", "sys/ha-status", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let nodes = r.body["data"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{:?}", r.body);
+    assert_eq!(
+        r.body["nodes"], r.body["data"]["nodes"],
+        "also at the top level"
+    );
+    let me = &nodes[0];
+    has_all(
+        me,
+        &[
+            "hostname",
+            "api_address",
+            "cluster_address",
+            "active_node",
+            "last_echo",
+            "version",
+        ],
+        "sys/ha-status node",
+    );
+    assert_eq!(me["active_node"], true);
+    assert_eq!(me["is_self"], true);
+    assert_eq!(me["pid"], std::process::id());
+    assert!(me["last_echo"].as_str().unwrap().ends_with('Z'));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn mounts_carry_every_field_and_tune_reads_and_writes() {
     let app = TestApp::spawn().await;

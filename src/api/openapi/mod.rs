@@ -51,7 +51,7 @@ pub async fn serve() -> Response {
         license(name = "see the repository")
     ),
     paths(
-        health, health_head, seal_status, init_status, init, unseal, leader, list_auth, capabilities_self, capabilities,
+        health, health_head, seal_status, init_status, init, unseal, leader, ha_status, list_auth, capabilities_self, capabilities,
         capabilities_accessor, openapi_json, list_mounts, read_mount,
         read_mount_tune, tune_mount, enable_mount, disable_mount, metrics, renew_legacy,
         renew_legacy_by_path, revoke_legacy, revoke_legacy_by_path, revoke_prefix_legacy,

@@ -53,6 +53,12 @@ pub(super) fn unseal() {}
     responses((status = 200, description = "`ha_enabled: false`, `is_self: true`", body = Object)))]
 pub(super) fn leader() {}
 
+/// Every replica on this store (`nodes`, under `data` and at the top level): host, last
+/// heartbeat (`last_echo`), whether it is alive (`active_node`), and which one answered.
+#[utoipa::path(get, path = "/v1/sys/ha-status", tag = "sys",
+    responses((status = 200, description = "the replicas", body = Envelope)))]
+pub(super) fn ha_status() {}
+
 /// The auth methods, keyed `"{path}/"` (`token/` always), under `data` and at the top level.
 #[utoipa::path(get, path = "/v1/sys/auth", tag = "sys",
     responses((status = 200, description = "auth methods", body = Envelope)))]

@@ -1,0 +1,22 @@
+-- Failover by liveness: every running server (replica) beats its row in `replicas` a few
+-- times per `failover_timeout`, and writes its id as `owner` on the leases it is issuing
+-- (`pending`) or revoking (`revoking`) and on the static roles it is rotating. When a
+-- replica's row has not been beaten for `failover_timeout`, any other replica makes that
+-- owner's in-flight rows due at once; the ordinary claims (conditional updates) then decide
+-- who finishes them. The deadlines (`pending_grace`, `claim_timeout`) stay as the backstop
+-- for a replica that is alive but stuck. Rows written before this migration have no owner and
+-- are left to those deadlines.
+
+CREATE TABLE replicas (
+    id           TEXT PRIMARY KEY,
+    host         TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+);
+
+ALTER TABLE leases ADD COLUMN owner TEXT;
+ALTER TABLE static_roles ADD COLUMN owner TEXT;
+
+-- The takeover's search runs on `leases_in_flight_due_at` (0003): only in-flight rows, a
+-- handful however many leases are active.

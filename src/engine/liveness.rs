@@ -1,0 +1,117 @@
+//! Failover by liveness: a background task beats this replica's row a few times per
+//! `failover_timeout` and, at each beat, makes due whatever a replica silent for that long had
+//! in flight (`LivenessStore::take_over_silent`), then wakes the reaper to finish it. The beat
+//! runs apart from the reaper and the requests, so a slow AWS call never delays it: only a
+//! dead (or frozen, or cut-off) process goes silent.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::{Engine, Result};
+use crate::clock::now;
+use crate::model::ReplicaRecord;
+
+/// A replica as `sys/ha-status` shows it.
+#[derive(Debug, Clone)]
+pub struct ReplicaView {
+    pub record: ReplicaRecord,
+    /// Beaten within `failover_timeout`: its work is its own.
+    pub alive: bool,
+    /// The replica answering.
+    pub is_self: bool,
+}
+
+/// Beats per `failover_timeout`: a replica is taken for dead only after missing five in a row.
+const BEATS_PER_TIMEOUT: u32 = 5;
+/// How long a silent replica's row is kept, for `sys/ha-status`, before it is forgotten.
+const FORGET_AFTER: i64 = 3600;
+
+/// Beats until `shutdown`; the first beat is `Engine::beat`'s caller's (at start-up).
+pub async fn run_heartbeat(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+    let every = engine.settings.failover_timeout / BEATS_PER_TIMEOUT;
+    let mut last_beat = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        match engine.beat().await {
+            Ok(()) => {
+                let silent = last_beat.elapsed();
+                if silent >= engine.settings.failover_timeout {
+                    // Others may have taken our work over meanwhile; our claims' conditional
+                    // updates will tell, and nothing runs twice at once from here on.
+                    tracing::warn!(
+                        silent_secs = silent.as_secs(),
+                        "this replica could not beat its heartbeat for longer than failover_timeout; other replicas may have taken over its work"
+                    );
+                }
+                last_beat = Instant::now();
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; will try again"),
+        }
+    }
+}
+
+impl Engine {
+    /// One beat: this replica is alive now, and whatever a silent one had in flight is due.
+    pub async fn beat(&self) -> Result<()> {
+        let now = now();
+        self.store
+            .heartbeat(now, host(), i64::from(std::process::id()))
+            .await?;
+        let timeout = self.settings.failover_timeout.as_secs() as i64;
+        let found = self
+            .store
+            .take_over_silent(now, now - timeout, now - FORGET_AFTER.max(timeout))
+            .await?;
+        if found.leases + found.static_roles > 0 {
+            tracing::warn!(
+                leases = found.leases,
+                static_roles = found.static_roles,
+                "took over the issues, revocations and rotations of a replica silent for failover_timeout"
+            );
+            metrics::counter!("iamlease_failover_takeovers_total")
+                .increment(found.leases + found.static_roles);
+            self.wake_reaper();
+        }
+        Ok(())
+    }
+
+    /// Every replica the store remembers, most recently beaten first.
+    pub async fn replicas(&self) -> Result<Vec<ReplicaView>> {
+        let silent_since = now() - self.settings.failover_timeout.as_secs() as i64;
+        let me = self.store.replica_id().to_owned();
+        Ok(self
+            .store
+            .replicas()
+            .await?
+            .into_iter()
+            .map(|record| ReplicaView {
+                alive: record.heartbeat_at >= silent_since,
+                is_self: record.id == me,
+                record,
+            })
+            .collect())
+    }
+
+    /// A graceful stop: this replica's row goes, so what it leaves is taken over at once.
+    pub async fn retire(&self) -> Result<()> {
+        Ok(self.store.retire().await?)
+    }
+}
+
+/// This machine's name, as the kernel has it (shown in `sys/ha-status`).
+fn host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
