@@ -12,6 +12,7 @@ mod history_sql;
 mod postgres;
 mod reseal_sql;
 mod rows;
+mod session_sql;
 mod sql;
 mod sqlite;
 mod static_sql;
@@ -21,6 +22,7 @@ pub use cap_sql::LeaseCapStore;
 pub use history_sql::KeyHistoryStore;
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use reseal_sql::{Reseal, ResealStore};
+pub use session_sql::ConsoleSessionStore;
 pub use sqlite::SqliteStore;
 pub use static_sql::StaticRoleStore;
 
@@ -67,7 +69,15 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 #[async_trait]
 pub trait Store:
-    AuthStore + KeyHistoryStore + LeaseCapStore + ResealStore + StaticRoleStore + Send + Sync + 'static
+    AuthStore
+    + ConsoleSessionStore
+    + KeyHistoryStore
+    + LeaseCapStore
+    + ResealStore
+    + StaticRoleStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Closes the connections (graceful shutdown).
     async fn close(&self);
