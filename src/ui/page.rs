@@ -26,7 +26,7 @@ pub struct Nav {
 
 pub(super) async fn nav(state: &AppState, s: &SessionView, section: &'static str) -> Nav {
     let flash = take_flash(state, &s.id).await.unwrap_or_else(|e| {
-        // The page is still worth showing; only last form's message is lost.
+        // The page is still worth showing; only the last form's message is lost.
         tracing::warn!(error = %e.message(), "reading a console session's message");
         None
     });

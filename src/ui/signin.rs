@@ -7,9 +7,9 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::page::{Fields, Posted, field, render, to_login};
+use super::page::{Fields, Posted, field, render, session, to_login};
 use super::session::{
-    COOKIE, LOGIN_CSRF_COOKIE, SSO_COOKIE, cookie, current, new_login_csrf, same, set_cookie,
+    COOKIE, LOGIN_CSRF_COOKIE, SSO_COOKIE, cookie, new_login_csrf, same, set_cookie,
 };
 use crate::api::AppState;
 use crate::api::internal::{call, end_session, end_sessions_of_token, open_session};
@@ -22,10 +22,9 @@ struct LoginPage {
 }
 
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match current(&state, &headers).await {
-        Ok(Some(_)) => Redirect::to("/ui/mounts").into_response(),
-        // A session that cannot be read now is asked for again on the next page.
-        Ok(None) | Err(_) => to_login(),
+    match session(&state, &headers).await {
+        Ok(_) => Redirect::to("/ui/mounts").into_response(),
+        Err(to_login_or_failure) => to_login_or_failure,
     }
 }
 

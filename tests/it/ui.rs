@@ -282,12 +282,17 @@ path "sys/mounts" {{ capabilities = ["read"] }}"#
     app.assert_nothing_left().await;
     assert!(moto().users_under(&app.path_prefix()).await.is_empty());
 
-    // Signing out forgets the session on the server.
+    // Signing out forgets the session on the server: the old cookie, sent again, is refused.
     let (_, page, _) = b.get("/ui/leases").await;
+    let mut replay = b.clone();
     let (status, _, _) = b.post("/ui/logout", &[("csrf", &csrf_in(&page))]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, to, _) = b.get("/ui/leases").await;
     assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/ui/login"));
+    assert!(
+        !replay.signed_in().await,
+        "the signed-out cookie still works"
+    );
 }
 
 #[tokio::test]
