@@ -83,6 +83,19 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
+impl From<crate::auth::console_session::SessionError> for ApiError {
+    fn from(e: crate::auth::console_session::SessionError) -> Self {
+        use crate::auth::console_session::SessionError;
+        match e {
+            SessionError::UnknownToken => ApiError::forbidden(e.to_string()),
+            SessionError::Store(s) => s.into(),
+            SessionError::Seal(_) => {
+                EngineError::Internal(format!("a console session: {e}")).into()
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         EngineError::Store(e).into()

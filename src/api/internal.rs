@@ -1,6 +1,7 @@
 //! In-process calls to the API, for the web console: a request goes through the very same
 //! router, token check, ACL and handlers as one from hvac, so the console can do exactly what
-//! its token may do, and its errors are the API's own messages.
+//! its token may do, and its errors are the API's own messages. Also the console's sessions
+//! (`auth::console_session`, kept in the store), which are not API routes.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -8,13 +9,29 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::AppState;
+use super::error::ApiError;
 use super::vault::MAX_BODY_BYTES;
+use crate::auth::console_session::{self, SessionError};
+use crate::clock::now;
+
+pub use crate::auth::console_session::{ConsoleSession, NewSession};
+pub use crate::model::ConsoleFlash as Flash;
 
 /// The API said no: its status and `{"errors": […]}` messages.
 #[derive(Debug, Clone)]
 pub struct ApiFailure {
     pub status: StatusCode,
     pub errors: Vec<String>,
+}
+
+impl From<SessionError> for ApiFailure {
+    fn from(e: SessionError) -> Self {
+        let e = ApiError::from(e);
+        ApiFailure {
+            status: e.status,
+            errors: e.errors,
+        }
+    }
 }
 
 impl ApiFailure {
@@ -78,4 +95,40 @@ pub async fn call(
         })
         .unwrap_or_default();
     Err(ApiFailure { status, errors })
+}
+
+/// Starts a console session for `token` (refused unless the token is live); the id is the
+/// cookie's value.
+pub async fn open_session(state: &AppState, token: &str) -> Result<NewSession, ApiFailure> {
+    let engine = &state.engine;
+    Ok(console_session::open(engine.store(), engine.sealer(), token, now()).await?)
+}
+
+/// The live session whose cookie holds `id`, on whichever replica it was made.
+pub async fn find_session(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<ConsoleSession>, ApiFailure> {
+    let engine = &state.engine;
+    Ok(console_session::find(engine.store(), engine.sealer(), id, now()).await?)
+}
+
+/// Leaves a message for the session's next page.
+pub async fn set_flash(state: &AppState, id: &str, flash: &Flash) -> Result<(), ApiFailure> {
+    Ok(console_session::set_flash(state.engine.store(), id, flash, now()).await?)
+}
+
+/// Takes the message left for this page, if any.
+pub async fn take_flash(state: &AppState, id: &str) -> Result<Option<Flash>, ApiFailure> {
+    Ok(console_session::take_flash(state.engine.store(), id, now()).await?)
+}
+
+/// Signs the session out, on every replica.
+pub async fn end_session(state: &AppState, id: &str) -> Result<(), ApiFailure> {
+    Ok(console_session::end(state.engine.store(), id).await?)
+}
+
+/// Signs out every console session of this session's token; how many ended.
+pub async fn end_sessions_of_token(state: &AppState, id: &str) -> Result<u64, ApiFailure> {
+    Ok(console_session::end_everywhere(state.engine.store(), id).await?)
 }

@@ -1,9 +1,11 @@
 //! Tokens and ACL policies: tokens are created, hashed and checked here (the store keeps only
 //! SHA-256 hashes, so a copy of the database holds no usable token), and each request's token
-//! is turned into the ACL its policies grant.
+//! is turned into the ACL its policies grant. The console's sessions, which hold a token, are
+//! here too (`console_session`).
 
 mod acl_cache;
 pub mod approle;
+pub mod console_session;
 pub mod jwt;
 mod login;
 pub mod mounts;

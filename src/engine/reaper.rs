@@ -131,9 +131,10 @@ impl Engine {
             }
             revoked += expired.len();
             if (expired.len() as i64) < REAP_BATCH {
-                // AppRole secret IDs past their TTL and OIDC sign-ins never completed, and
-                // a batch of access-key history past its retention.
+                // AppRole secret IDs past their TTL, OIDC sign-ins never completed, console
+                // sessions past their end, and a batch of access-key history past its retention.
                 self.store.tidy_auth(now).await?;
+                self.store.delete_expired_console_sessions(now).await?;
                 self.forget_old_keys(now).await?;
                 return Ok(revoked);
             }

@@ -1,8 +1,10 @@
 //! The records every layer passes around: leases, mount and role names, credential kinds, the
-//! access-key history, static roles, the rows the store keeps and what of them is sealed. Below both `engine/` and
-//! `store/`, so neither imports the other's types; nothing here does I/O.
+//! access-key history, static roles, console sessions, the rows the store keeps and what of
+//! them is sealed. Below both `engine/` and `store/`, so neither imports the other's types;
+//! nothing here does I/O.
 
 mod auth;
+mod console_session;
 mod history;
 mod lease;
 mod names;
@@ -11,6 +13,7 @@ mod sealed;
 mod static_role;
 
 pub use auth::{AuthKind, AuthMountRecord, AuthRoleRecord, SecretIdRecord};
+pub use console_session::{ConsoleFlash, ConsoleSessionRecord};
 pub use history::{AccessKeyId, KeyHistory, KeyRecord, KeyState, LiveLease};
 pub use lease::{Lease, LeaseState, lease_id_under, new_lease_id};
 pub use names::{CredentialType, MountPath, RoleName};

@@ -19,6 +19,9 @@ pub enum SealedValue {
         name: String,
         access_key_id: String,
     },
+    /// A console session's token, bound to the hash of the session's id, so a sealed token
+    /// moved to another session's row does not open.
+    ConsoleSession { id_hash: Vec<u8> },
 }
 
 /// The `meta` rows that are sealed (the others, such as the cluster id, are not secret).
@@ -37,6 +40,10 @@ impl SealedValue {
                 name,
                 access_key_id,
             } => format!("static_role:{mount}/{name}:{access_key_id}"),
+            SealedValue::ConsoleSession { id_hash } => {
+                let hex: String = id_hash.iter().map(|b| format!("{b:02x}")).collect();
+                format!("console-session:{hex}")
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ mod liveness_sql;
 mod postgres;
 mod reseal_sql;
 mod rows;
+mod session_sql;
 mod sql;
 mod sqlite;
 mod static_sql;
@@ -23,6 +24,7 @@ pub use history_sql::KeyHistoryStore;
 pub use liveness_sql::LivenessStore;
 pub use postgres::{PostgresStore, is_postgres_url};
 pub use reseal_sql::{Reseal, ResealStore};
+pub use session_sql::ConsoleSessionStore;
 pub use sqlite::SqliteStore;
 pub use static_sql::StaticRoleStore;
 
@@ -76,6 +78,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 #[async_trait]
 pub trait Store:
     AuthStore
+    + ConsoleSessionStore
     + KeyHistoryStore
     + LeaseCapStore
     + LivenessStore

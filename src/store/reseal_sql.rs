@@ -162,6 +162,25 @@ where
             count += 1;
         }
 
+        let rows = sqlx::query("SELECT id_hash, token_sealed FROM console_sessions")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(B::map_err)?;
+        for row in rows {
+            let id_hash = row.bytes("id_hash")?;
+            let what = SealedValue::ConsoleSession {
+                id_hash: id_hash.clone(),
+            };
+            let new = reseal(&what, &row.bytes("token_sealed")?).map_err(|e| refused(&what, e))?;
+            sqlx::query("UPDATE console_sessions SET token_sealed = $2 WHERE id_hash = $1")
+                .bind(id_hash.as_slice())
+                .bind(new.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map_err(B::map_err)?;
+            count += 1;
+        }
+
         for key in remove {
             sqlx::query("DELETE FROM meta WHERE key = $1")
                 .bind(*key)
@@ -190,7 +209,7 @@ where
 mod tests {
     use super::ResealStore;
     use crate::model::SealedValue;
-    use crate::store::{SqliteStore, Store};
+    use crate::store::{ConsoleSessionStore, SqliteStore, Store};
 
     #[tokio::test]
     async fn a_reseal_is_all_or_nothing() {
@@ -224,13 +243,53 @@ mod tests {
         );
         assert_eq!(s.get_meta("kms_data_key").await.unwrap(), None);
 
+        // A console session's token is re-sealed too, under its own context.
+        let token = crate::model::TokenRecord {
+            hash: b"h".to_vec(),
+            accessor: "a".into(),
+            policies: Vec::new(),
+            display_name: "alice".into(),
+            created_at: 0,
+            expire_at: None,
+            ttl: None,
+            parent_accessor: None,
+            orphan: true,
+            num_uses: 0,
+            period: None,
+            explicit_max_ttl: None,
+            meta: Default::default(),
+            renewable: true,
+            path: "auth/token/create".into(),
+            auth_accessor: None,
+            max_ttl: None,
+            bound_cidrs: Vec::new(),
+        };
+        s.insert_token(&token).await.unwrap();
+        let session = crate::model::ConsoleSessionRecord {
+            id_hash: vec![0xab, 0x01],
+            token_sealed: b"old-token".to_vec(),
+            token_accessor: "a".into(),
+            display_name: "alice".into(),
+            flash: None,
+            created_at: 0,
+            expire_at: 100,
+        };
+        assert!(s.insert_console_session(&session).await.unwrap());
+
         // All of it, and the meta rows set and removed, in one go; what is not sealed stays.
-        let works = |_: &SealedValue, old: &[u8]| Ok([b"new:", old].concat());
+        let works = |what: &SealedValue, old: &[u8]| {
+            if let SealedValue::ConsoleSession { .. } = what {
+                assert_eq!(what.context(), "console-session:ab01");
+            }
+            Ok([b"new:", old].concat())
+        };
         let n = s
             .reseal_all(&works, &[("kms_data_key", b"wrapped")], &[])
             .await
             .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
+        let resealed = s.get_console_session(&[0xab, 0x01], 0).await.unwrap();
+        assert_eq!(resealed.unwrap().token_sealed, b"new:old-token");
         assert_eq!(
             s.get_meta("seal_check").await.unwrap().unwrap(),
             b"new:old-check"

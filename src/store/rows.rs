@@ -24,6 +24,7 @@ pub(super) trait Columns {
     fn int(&self, column: &str) -> Result<i64>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>>;
     fn flag(&self, column: &str) -> Result<bool>;
+    fn opt_flag(&self, column: &str) -> Result<Option<bool>>;
     fn bytes(&self, column: &str) -> Result<Vec<u8>>;
     fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>>;
 }
@@ -49,6 +50,9 @@ where
         self.try_get(c).map_err(|e| corrupt(c, e))
     }
     fn flag(&self, c: &str) -> Result<bool> {
+        self.try_get(c).map_err(|e| corrupt(c, e))
+    }
+    fn opt_flag(&self, c: &str) -> Result<Option<bool>> {
         self.try_get(c).map_err(|e| corrupt(c, e))
     }
     fn bytes(&self, c: &str) -> Result<Vec<u8>> {

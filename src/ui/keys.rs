@@ -2,17 +2,13 @@
 //! from the leases page or reached from a lease's row. Without a mount, every `aws` mount the
 //! token can see is asked, as the id alone does not say which issued it.
 
-use std::sync::Arc;
-
 use askama::Template;
-use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
 use super::page::{Fields, Nav, aws_mounts, enc, field, nav, render, session, text_of};
-use super::session::Sessions;
 use crate::api::AppState;
 use crate::api::internal::call;
 
@@ -66,11 +62,10 @@ struct KeyPage {
 
 pub async fn key(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     Query(q): Query<Fields>,
 ) -> Response {
-    let s = match session(&sessions, &headers) {
+    let s = match session(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -88,7 +83,7 @@ pub async fn key(
         (false, Ok(mounts)) => find(&state, &s.token, &query, &mounts).await,
     };
     render(KeyPage {
-        nav: nav(&sessions, &s, "leases"),
+        nav: nav(&state, &s, "leases").await,
         query,
         key,
         error,

@@ -2,10 +2,7 @@
 //! revocations first) with its access key and requester, and renewing, revoking one, or
 //! revoking all of a role's.
 
-use std::sync::Arc;
-
 use askama::Template;
-use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,10 +11,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::page::{
-    Fields, Nav, Posted, aws_mounts, enc, field, list_keys, nav, non_empty, render, session,
+    Fields, Nav, Posted, aws_mounts, enc, field, flash, list_keys, nav, non_empty, render, session,
     text_of,
 };
-use super::session::Sessions;
 use crate::api::AppState;
 use crate::api::internal::call;
 
@@ -53,11 +49,10 @@ const LEASE_PAGE_LIMIT: usize = 300;
 
 pub async fn leases(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     Query(q): Query<Fields>,
 ) -> Response {
-    let s = match session(&sessions, &headers) {
+    let s = match session(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -165,7 +160,7 @@ pub async fn leases(
     // Failed revocations first: they are what an operator must look at.
     rows.sort_by_key(|r| (r.state != "failed", r.expires_unix));
     render(LeasesPage {
-        nav: nav(&sessions, &s, "leases"),
+        nav: nav(&state, &s, "leases").await,
         mounts: all_mounts,
         f_mount,
         f_role,
@@ -234,11 +229,13 @@ pub async fn revoke_lease(State(state): State<AppState>, posted: Posted) -> Resp
 pub async fn revoke_role(State(state): State<AppState>, posted: Posted) -> Response {
     let (m, r) = (field(&posted.form, "mount"), field(&posted.form, "role"));
     if m.is_empty() || r.is_empty() {
-        posted.sessions.flash(
-            &posted.s.id,
+        flash(
+            &state,
+            &posted.s,
             false,
             "choose a mount and a role to revoke all of its leases",
-        );
+        )
+        .await;
         return back_to_leases(&posted.form);
     }
     // A role's leases live under `creds/` and, for STS roles issued through `sts/`, `sts/`:
@@ -252,12 +249,16 @@ pub async fn revoke_role(State(state): State<AppState>, posted: Posted) -> Respo
         }
     }
     match failure {
-        None => posted.sessions.flash(
-            &posted.s.id,
-            true,
-            format!("Revoked every lease of {m}/ role {r}."),
-        ),
-        Some(message) => posted.sessions.flash(&posted.s.id, false, message),
+        None => {
+            flash(
+                &state,
+                &posted.s,
+                true,
+                format!("Revoked every lease of {m}/ role {r}."),
+            )
+            .await
+        }
+        Some(message) => flash(&state, &posted.s, false, message).await,
     }
     back_to_leases(&posted.form)
 }

@@ -4,7 +4,8 @@
 //! exactly what that token's policies allow.
 //!
 //! Sessions: the cookie holds only a random session id (HttpOnly, SameSite=Strict, Path=/ui);
-//! the token stays in server memory. Every form carries a CSRF token checked in constant time.
+//! the session is in the store (the id's hash, the token sealed), so any replica serves it.
+//! Every form carries a CSRF token, derived from the id, checked in constant time.
 //! Responses carry a strict Content-Security-Policy (no inline script, nothing from elsewhere)
 //! and `Cache-Control: no-store`, so credentials shown once are not kept by the browser.
 //!
@@ -30,17 +31,14 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::sync::Arc;
 
 use crate::api::AppState;
-use session::Sessions;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The console's routes, to be merged into the API router.
 pub fn routes() -> Router<AppState> {
-    let sessions = Arc::new(Sessions::default());
     Router::new()
         .route("/ui", get(signin::home))
         .route("/ui/login", get(signin::login_form).post(signin::login))
@@ -78,7 +76,6 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/keys", get(keys::key))
         .route("/ui/assets/app.css", get(css))
         .route("/ui/assets/app.js", get(js))
-        .layer(axum::Extension(sessions))
         .layer(middleware::from_fn(security_headers))
 }
 

@@ -2,20 +2,17 @@
 //! with its AWS connection (assumed role or access keys), the connection check, the guided
 //! setup documents, its roles and its static roles (with their last and next rotation).
 
-use std::sync::Arc;
-
 use askama::Template;
-use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
 use super::page::{
-    FieldErrors, Fields, Nav, Posted, enc, field, list_keys, nav, non_empty, place_error, render,
-    session, text_of,
+    FieldErrors, Fields, Nav, Posted, enc, field, flash, list_keys, nav, non_empty, place_error,
+    render, session, text_of,
 };
-use super::session::{SessionView, Sessions};
+use super::session::SessionView;
 use crate::api::AppState;
 use crate::api::internal::call;
 
@@ -36,7 +33,6 @@ struct MountsPage {
 
 async fn mounts_page(
     state: &AppState,
-    sessions: &Sessions,
     s: &SessionView,
     error: Option<String>,
     new_path: String,
@@ -61,33 +57,25 @@ async fn mounts_page(
         Err(e) => (Vec::new(), Some(e.message())),
     };
     render(MountsPage {
-        nav: nav(sessions, s, "mounts"),
+        nav: nav(state, s, "mounts").await,
         mounts,
         error: error.or(load_error),
         new_path,
     })
 }
 
-pub async fn mounts(
-    State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    headers: HeaderMap,
-) -> Response {
-    match session(&sessions, &headers) {
-        Ok(s) => mounts_page(&state, &sessions, &s, None, String::new()).await,
+pub async fn mounts(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session(&state, &headers).await {
+        Ok(s) => mounts_page(&state, &s, None, String::new()).await,
         Err(r) => r,
     }
 }
 
-pub async fn enable_mount(
-    State(state): State<AppState>,
-    Posted { sessions, s, form }: Posted,
-) -> Response {
+pub async fn enable_mount(State(state): State<AppState>, Posted { s, form }: Posted) -> Response {
     let path = field(&form, "path").trim_matches('/').to_owned();
     if path.is_empty() {
         return mounts_page(
             &state,
-            &sessions,
             &s,
             Some("path: enter a mount path, e.g. aws-prod".into()),
             path,
@@ -104,14 +92,16 @@ pub async fn enable_mount(
     .await
     {
         Ok(_) => {
-            sessions.flash(
-                &s.id,
+            flash(
+                &state,
+                &s,
                 true,
                 format!("{path}/ is mounted; now connect it to AWS."),
-            );
+            )
+            .await;
             Redirect::to(&format!("/ui/mounts/{}", enc(&path))).into_response()
         }
-        Err(e) => mounts_page(&state, &sessions, &s, Some(e.message()), path).await,
+        Err(e) => mounts_page(&state, &s, Some(e.message()), path).await,
     }
 }
 
@@ -183,7 +173,6 @@ struct MountExtras {
 
 async fn mount_page(
     state: &AppState,
-    sessions: &Sessions,
     s: &SessionView,
     mount: &str,
     extras: MountExtras,
@@ -305,7 +294,7 @@ async fn mount_page(
         conn.region = "us-east-1".into();
     }
     render(MountPage {
-        nav: nav(sessions, s, "mounts"),
+        nav: nav(state, s, "mounts").await,
         mount: mount.to_owned(),
         conn,
         tab,
@@ -345,15 +334,13 @@ async fn quota_line(state: &AppState, token: &str, m: &str) -> String {
 
 pub async fn mount(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     Path(mount): Path<String>,
 ) -> Response {
-    match session(&sessions, &headers) {
+    match session(&state, &headers).await {
         Ok(s) => {
             mount_page(
                 &state,
-                &sessions,
                 &s,
                 &mount,
                 MountExtras {
@@ -373,7 +360,7 @@ pub async fn mount(
 pub async fn save_connection(
     State(state): State<AppState>,
     Path(mount): Path<String>,
-    Posted { sessions, s, form }: Posted,
+    Posted { s, form }: Posted,
 ) -> Response {
     let mode = field(&form, "mode");
     let mut body = json!({
@@ -403,7 +390,6 @@ pub async fn save_connection(
         let (errors, _) = place_error(message.into(), CONNECTION_FIELDS);
         return mount_page(
             &state,
-            &sessions,
             &s,
             &mount,
             MountExtras {
@@ -426,18 +412,19 @@ pub async fn save_connection(
     .await
     {
         Ok(_) => {
-            sessions.flash(
-                &s.id,
+            flash(
+                &state,
+                &s,
                 true,
                 "Connection saved. Use Test connection to check it.",
-            );
+            )
+            .await;
             Redirect::to(&format!("/ui/mounts/{}", enc(&mount))).into_response()
         }
         Err(e) => {
             let (errors, error) = place_error(e.message(), CONNECTION_FIELDS);
             mount_page(
                 &state,
-                &sessions,
                 &s,
                 &mount,
                 MountExtras {
@@ -456,7 +443,7 @@ pub async fn save_connection(
 pub async fn check_connection(
     State(state): State<AppState>,
     Path(mount): Path<String>,
-    Posted { sessions, s, form }: Posted,
+    Posted { s, form }: Posted,
 ) -> Response {
     let check = match call(
         &state,
@@ -478,7 +465,6 @@ pub async fn check_connection(
     };
     mount_page(
         &state,
-        &sessions,
         &s,
         &mount,
         MountExtras {

@@ -3,18 +3,16 @@
 //! call-then-flash step of a form that ends in a redirect, and small form and path helpers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use askama::Template;
-use axum::Extension;
 use axum::extract::Form;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::Value;
 
-use super::session::{Flash, SessionView, Sessions, same};
+use super::session::{Flash, SessionView, current, same};
 use crate::api::AppState;
-use crate::api::internal::{ApiFailure, call};
+use crate::api::internal::{ApiFailure, call, set_flash, take_flash};
 
 pub(super) type Fields = HashMap<String, String>;
 
@@ -26,12 +24,28 @@ pub struct Nav {
     pub flash: Option<Flash>,
 }
 
-pub(super) fn nav(sessions: &Sessions, s: &SessionView, section: &'static str) -> Nav {
+pub(super) async fn nav(state: &AppState, s: &SessionView, section: &'static str) -> Nav {
+    let flash = take_flash(state, &s.id).await.unwrap_or_else(|e| {
+        // The page is still worth showing; only the last form's message is lost.
+        tracing::warn!(error = %e.message(), "reading a console session's message");
+        None
+    });
     Nav {
         csrf: s.csrf.clone(),
         display_name: s.display_name.clone(),
         section,
-        flash: sessions.take_flash(&s.id),
+        flash,
+    }
+}
+
+/// Leaves `text` for the session's next page (a form's outcome, shown after its redirect).
+pub(super) async fn flash(state: &AppState, s: &SessionView, ok: bool, text: impl Into<String>) {
+    let flash = Flash {
+        ok,
+        text: text.into(),
+    };
+    if let Err(e) = set_flash(state, &s.id, &flash).await {
+        tracing::warn!(error = %e.message(), "keeping a console session's message");
     }
 }
 
@@ -96,21 +110,36 @@ pub(super) fn to_login() -> Response {
     Redirect::to("/ui/login").into_response()
 }
 
-/// The session, or a redirect to sign in.
+/// The session, or a redirect to sign in (or, when the store cannot be read, a page that says
+/// so rather than one that pretends the session is gone).
 // The Err is the response the handler returns at once; boxing it would only add noise.
 #[allow(clippy::result_large_err)]
-pub(super) fn session(sessions: &Sessions, headers: &HeaderMap) -> Result<SessionView, Response> {
-    sessions.get(headers).ok_or_else(to_login)
+pub(super) async fn session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<SessionView, Response> {
+    match current(state, headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(to_login()),
+        Err(e) => {
+            tracing::warn!(error = %e.message(), "reading a console session");
+            Err((
+                e.status,
+                Html("<p>The console cannot read its sessions right now. <a href=\"/ui\">Try again</a>.</p>"),
+            )
+                .into_response())
+        }
+    }
 }
 
 /// The session, with the form's CSRF token checked.
 #[allow(clippy::result_large_err)]
-fn posted(
-    sessions: &Sessions,
+async fn posted(
+    state: &AppState,
     headers: &HeaderMap,
     form: &Fields,
 ) -> Result<SessionView, Response> {
-    let s = session(sessions, headers)?;
+    let s = session(state, headers).await?;
     let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
     if same(sent, &s.csrf) {
         Ok(s)
@@ -126,27 +155,20 @@ fn posted(
 /// A form posted from a signed-in page, its CSRF token checked: what every state-changing
 /// console handler takes (it must be the handler's last argument, as it reads the body).
 pub struct Posted {
-    pub sessions: Arc<Sessions>,
     pub s: SessionView,
     pub form: Fields,
 }
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for Posted {
+impl axum::extract::FromRequest<AppState> for Posted {
     type Rejection = Response;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
-        use axum::extract::FromRequestParts;
-        let (mut parts, body) = req.into_parts();
-        let Extension(sessions) = Extension::<Arc<Sessions>>::from_request_parts(&mut parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let headers = parts.headers.clone();
-        let req = axum::extract::Request::from_parts(parts, body);
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
         let Form(form) = Form::<Fields>::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let s = posted(&sessions, &headers, &form)?;
-        Ok(Posted { sessions, s, form })
+        let s = posted(state, &headers, &form).await?;
+        Ok(Posted { s, form })
     }
 }
 
@@ -164,8 +186,8 @@ impl Posted {
         failed: impl FnOnce(String) -> String,
     ) {
         match call(state, &self.s.token, method, path, body).await {
-            Ok(v) => self.sessions.flash(&self.s.id, true, done(&v)),
-            Err(e) => self.sessions.flash(&self.s.id, false, failed(e.message())),
+            Ok(v) => flash(state, &self.s, true, done(&v)).await,
+            Err(e) => flash(state, &self.s, false, failed(e.message())).await,
         }
     }
 }

@@ -2,20 +2,18 @@
 //! deleting a role, and a role's page with Generate, which shows a new credential once.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use askama::Template;
-use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::page::{
-    FieldErrors, Fields, Nav, Posted, enc, field, list_lines, nav, place_error, render, session,
-    text_of,
+    FieldErrors, Fields, Nav, Posted, enc, field, flash, list_lines, nav, place_error, render,
+    session, text_of,
 };
-use super::session::{SessionView, Sessions};
+use super::session::SessionView;
 use crate::api::AppState;
 use crate::api::internal::call;
 
@@ -85,8 +83,8 @@ fn role_body(form: &Fields, is_new: bool) -> Value {
     Value::Object(body)
 }
 
-fn role_form(
-    sessions: &Sessions,
+async fn role_form(
+    state: &AppState,
     s: &SessionView,
     mount: &str,
     is_new: bool,
@@ -103,7 +101,7 @@ fn role_form(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let mut res = render(RoleFormPage {
-        nav: nav(sessions, s, "mounts"),
+        nav: nav(state, s, "mounts").await,
         mount: mount.to_owned(),
         is_new,
         v,
@@ -122,23 +120,22 @@ fn form_values(form: &Fields) -> BTreeMap<String, String> {
 }
 
 pub async fn new_role(
-    Extension(sessions): Extension<Arc<Sessions>>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     Path(mount): Path<String>,
 ) -> Response {
-    match session(&sessions, &headers) {
-        Ok(s) => role_form(&sessions, &s, &mount, true, BTreeMap::new(), None),
+    match session(&state, &headers).await {
+        Ok(s) => role_form(&state, &s, &mount, true, BTreeMap::new(), None).await,
         Err(r) => r,
     }
 }
 
 pub async fn edit_role(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     Path((mount, role)): Path<(String, String)>,
 ) -> Response {
-    let s = match session(&sessions, &headers) {
+    let s = match session(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -157,10 +154,10 @@ pub async fn edit_role(
                 .map(|f| ((*f).to_owned(), text_of(&v["data"][*f])))
                 .collect();
             values.insert("name".into(), role);
-            role_form(&sessions, &s, &mount, false, values, None)
+            role_form(&state, &s, &mount, false, values, None).await
         }
         Err(e) => {
-            sessions.flash(&s.id, false, e.message());
+            flash(&state, &s, false, e.message()).await;
             Redirect::to(&format!("/ui/mounts/{}", enc(&mount))).into_response()
         }
     }
@@ -168,7 +165,6 @@ pub async fn edit_role(
 
 async fn write_role(
     state: &AppState,
-    sessions: &Sessions,
     s: &SessionView,
     mount: &str,
     role: &str,
@@ -177,13 +173,14 @@ async fn write_role(
 ) -> Response {
     if role.is_empty() {
         return role_form(
-            sessions,
+            state,
             s,
             mount,
             is_new,
             form_values(form),
             Some("name is required, e.g. dev".into()),
-        );
+        )
+        .await;
     }
     match call(
         state,
@@ -204,35 +201,38 @@ async fn write_role(
             } else {
                 format!("Role {role} saved. Warnings: {warnings}")
             };
-            sessions.flash(&s.id, true, text);
+            flash(state, s, true, text).await;
             Redirect::to(&format!("/ui/mounts/{}/roles/{}", enc(mount), enc(role))).into_response()
         }
-        Err(e) => role_form(
-            sessions,
-            s,
-            mount,
-            is_new,
-            form_values(form),
-            Some(e.message()),
-        ),
+        Err(e) => {
+            role_form(
+                state,
+                s,
+                mount,
+                is_new,
+                form_values(form),
+                Some(e.message()),
+            )
+            .await
+        }
     }
 }
 
 pub async fn save_new_role(
     State(state): State<AppState>,
     Path(mount): Path<String>,
-    Posted { sessions, s, form }: Posted,
+    Posted { s, form }: Posted,
 ) -> Response {
     let role = field(&form, "name");
-    write_role(&state, &sessions, &s, &mount, &role, &form, true).await
+    write_role(&state, &s, &mount, &role, &form, true).await
 }
 
 pub async fn save_role(
     State(state): State<AppState>,
     Path((mount, role)): Path<(String, String)>,
-    Posted { sessions, s, form }: Posted,
+    Posted { s, form }: Posted,
 ) -> Response {
-    write_role(&state, &sessions, &s, &mount, &role, &form, false).await
+    write_role(&state, &s, &mount, &role, &form, false).await
 }
 
 pub async fn delete_role(
@@ -311,7 +311,6 @@ fn ttl_choices(role: &Value, mount_max: Option<i64>) -> Vec<(String, String)> {
 #[allow(clippy::too_many_arguments)]
 async fn role_page(
     state: &AppState,
-    sessions: &Sessions,
     s: &SessionView,
     mount: &str,
     role: &str,
@@ -365,7 +364,7 @@ async fn role_page(
     };
     let ttl_choices = ttl_choices(&definition, mount_max);
     let mut res = render(RolePage {
-        nav: nav(sessions, s, "mounts"),
+        nav: nav(state, s, "mounts").await,
         mount: mount.to_owned(),
         role: role.to_owned(),
         summary,
@@ -385,24 +384,11 @@ async fn role_page(
 
 pub async fn role(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     Path((mount, role)): Path<(String, String)>,
 ) -> Response {
-    match session(&sessions, &headers) {
-        Ok(s) => {
-            role_page(
-                &state,
-                &sessions,
-                &s,
-                &mount,
-                &role,
-                None,
-                None,
-                String::new(),
-            )
-            .await
-        }
+    match session(&state, &headers).await {
+        Ok(s) => role_page(&state, &s, &mount, &role, None, None, String::new()).await,
         Err(r) => r,
     }
 }
@@ -410,7 +396,7 @@ pub async fn role(
 pub async fn generate(
     State(state): State<AppState>,
     Path((mount, role)): Path<(String, String)>,
-    Posted { sessions, s, form }: Posted,
+    Posted { s, form }: Posted,
 ) -> Response {
     let ttl = field(&form, "ttl");
     let body = if ttl.is_empty() {
@@ -438,21 +424,9 @@ pub async fn generate(
                 username: text_of(&d["username"]),
                 arn: text_of(&d["arn"]),
             };
-            role_page(&state, &sessions, &s, &mount, &role, Some(creds), None, ttl).await
+            role_page(&state, &s, &mount, &role, Some(creds), None, ttl).await
         }
-        Err(e) => {
-            role_page(
-                &state,
-                &sessions,
-                &s,
-                &mount,
-                &role,
-                None,
-                Some(e.message()),
-                ttl,
-            )
-            .await
-        }
+        Err(e) => role_page(&state, &s, &mount, &role, None, Some(e.message()), ttl).await,
     }
 }
 

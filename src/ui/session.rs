@@ -1,16 +1,19 @@
-//! Console sessions, in server memory: an opaque id in the cookie maps to the token, a CSRF
-//! token and a one-shot message. Nothing secret ever reaches the browser or the store.
+//! The console's side of sessions: the cookies (the session's holds only an opaque id; the
+//! sessions themselves are in the store, through `api::internal`, so any replica serves any
+//! session) and what a page sees of its session.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::http::header;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
-use crate::seal::{ALNUM, Secret, random_string};
+use crate::api::AppState;
+use crate::api::internal::{ApiFailure, find_session};
+use crate::seal::{ALNUM, random_string};
+
+pub use crate::api::internal::Flash;
 
 pub const COOKIE: &str = "iamlease_session";
 /// Before sign-in there is no session; the login form's CSRF token is a double-submit cookie.
@@ -18,26 +21,9 @@ pub const LOGIN_CSRF_COOKIE: &str = "iamlease_login_csrf";
 /// An SSO sign-in in progress: the mount and the client nonce only this browser holds, which
 /// the callback must present (so a code and state sent to another browser are worthless).
 pub const SSO_COOKIE: &str = "iamlease_sso";
-/// A session ends after this long, whatever the token's own TTL (which the API also enforces).
-const LIFETIME: Duration = Duration::from_secs(8 * 3600);
-/// Bounds memory: the oldest sessions are dropped first.
-const MAX_SESSIONS: usize = 10_000;
 
-pub struct Session {
-    pub token: Secret,
-    pub csrf: String,
-    pub display_name: String,
-    pub flash: Option<Flash>,
-    created: Instant,
-}
-
-#[derive(Clone)]
-pub struct Flash {
-    pub ok: bool,
-    pub text: String,
-}
-
-/// What a page needs from the session (the token itself stays here).
+/// What a page needs from the session: the token for this request's API calls (never sent to
+/// the browser), the CSRF token its forms carry, who is signed in.
 #[derive(Clone)]
 pub struct SessionView {
     pub id: String,
@@ -46,69 +32,20 @@ pub struct SessionView {
     pub display_name: String,
 }
 
-#[derive(Default)]
-pub struct Sessions {
-    by_id: Mutex<HashMap<String, Session>>,
-}
-
-impl Sessions {
-    pub fn create(&self, token: &str, display_name: String) -> String {
-        let id = random_string(43, ALNUM);
-        let mut map = self.by_id.lock().expect("sessions lock");
-        map.retain(|_, s| s.created.elapsed() < LIFETIME);
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.created)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(
-            id.clone(),
-            Session {
-                token: Secret::new(token.to_owned()),
-                csrf: random_string(32, ALNUM),
-                display_name,
-                flash: None,
-                created: Instant::now(),
-            },
-        );
-        id
-    }
-
-    pub fn get(&self, headers: &HeaderMap) -> Option<SessionView> {
-        let id = cookie(headers, COOKIE)?;
-        let map = self.by_id.lock().expect("sessions lock");
-        let s = map.get(&id).filter(|s| s.created.elapsed() < LIFETIME)?;
-        Some(SessionView {
-            token: s.token.expose().to_owned(),
-            csrf: s.csrf.clone(),
-            display_name: s.display_name.clone(),
-            id,
-        })
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.by_id.lock().expect("sessions lock").remove(id);
-    }
-
-    pub fn flash(&self, id: &str, ok: bool, text: impl Into<String>) {
-        if let Some(s) = self.by_id.lock().expect("sessions lock").get_mut(id) {
-            s.flash = Some(Flash {
-                ok,
-                text: text.into(),
-            });
-        }
-    }
-
-    pub fn take_flash(&self, id: &str) -> Option<Flash> {
-        self.by_id
-            .lock()
-            .expect("sessions lock")
-            .get_mut(id)
-            .and_then(|s| s.flash.take())
-    }
+/// The session the request's cookie names, if it is live (wherever it was made).
+pub async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SessionView>, ApiFailure> {
+    let Some(id) = cookie(headers, COOKIE) else {
+        return Ok(None);
+    };
+    Ok(find_session(state, &id).await?.map(|s| SessionView {
+        token: s.token.expose().to_owned(),
+        csrf: s.csrf,
+        display_name: s.display_name,
+        id,
+    }))
 }
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -155,5 +92,3 @@ pub fn same(a: &str, b: &str) -> bool {
 pub fn new_login_csrf() -> String {
     random_string(32, ALNUM)
 }
-
-pub const LIFETIME_SECS: u64 = LIFETIME.as_secs();

@@ -1,21 +1,18 @@
 //! Signing in and out of the console: the sign-in form (with its own CSRF cookie, as there is
-//! no session yet), checking the token with `lookup-self`, the session cookie, signing out.
-
-use std::sync::Arc;
+//! no session yet), checking the token with `lookup-self`, the session cookie, signing out
+//! (this session, or every session of the token).
 
 use askama::Template;
-use axum::Extension;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::page::{Fields, Posted, field, render, to_login};
+use super::page::{Fields, Posted, field, render, session, to_login};
 use super::session::{
-    COOKIE, LIFETIME_SECS, LOGIN_CSRF_COOKIE, SSO_COOKIE, Sessions, cookie, new_login_csrf, same,
-    set_cookie,
+    COOKIE, LOGIN_CSRF_COOKIE, SSO_COOKIE, cookie, new_login_csrf, same, set_cookie,
 };
 use crate::api::AppState;
-use crate::api::internal::call;
+use crate::api::internal::{call, end_session, end_sessions_of_token, open_session};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -24,10 +21,10 @@ struct LoginPage {
     error: Option<String>,
 }
 
-pub async fn home(Extension(sessions): Extension<Arc<Sessions>>, headers: HeaderMap) -> Response {
-    match sessions.get(&headers) {
-        Some(_) => Redirect::to("/ui/mounts").into_response(),
-        None => to_login(),
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session(&state, &headers).await {
+        Ok(_) => Redirect::to("/ui/mounts").into_response(),
+        Err(to_login_or_failure) => to_login_or_failure,
     }
 }
 
@@ -62,7 +59,6 @@ pub async fn login_form() -> Response {
 
 pub async fn login(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
@@ -74,37 +70,22 @@ pub async fn login(
         return login_page(Some("enter a token".into()), StatusCode::BAD_REQUEST);
     }
     match call(&state, &token, "GET", "auth/token/lookup-self", None).await {
-        Ok(v) => signed_in(
-            &sessions,
-            &token,
-            &v,
-            Redirect::to("/ui/mounts").into_response(),
-        ),
+        Ok(_) => signed_in(&state, &token, Redirect::to("/ui/mounts").into_response()).await,
         Err(e) => login_page(Some(e.message()), StatusCode::FORBIDDEN),
     }
 }
 
-/// Starts a session for `token` (whose `lookup-self` answer is `me`) on `res`: the session
-/// cookie set, the sign-in cookies cleared.
-pub(super) fn signed_in(
-    sessions: &Sessions,
-    token: &str,
-    me: &serde_json::Value,
-    mut res: Response,
-) -> Response {
-    let name = me["data"]["display_name"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("token")
-        .to_owned();
-    let id = sessions.create(token, name);
+/// Starts a session for `token` (which `lookup-self` accepted) on `res`: the session cookie
+/// set, the sign-in cookies cleared.
+pub(super) async fn signed_in(state: &AppState, token: &str, mut res: Response) -> Response {
+    let session = match open_session(state, token).await {
+        Ok(s) => s,
+        Err(e) => return login_page(Some(e.message()), e.status),
+    };
+    let max_age = std::time::Duration::from_secs(session.lifetime_secs);
     let h = res.headers_mut();
     for c in [
-        set_cookie(
-            COOKIE,
-            &id,
-            Some(std::time::Duration::from_secs(LIFETIME_SECS)),
-        ),
+        set_cookie(COOKIE, session.id.expose(), Some(max_age)),
         set_cookie(LOGIN_CSRF_COOKIE, "", Some(std::time::Duration::ZERO)),
         set_cookie(SSO_COOKIE, "", Some(std::time::Duration::ZERO)),
     ] {
@@ -115,8 +96,25 @@ pub(super) fn signed_in(
     res
 }
 
-pub async fn logout(Posted { sessions, s, .. }: Posted) -> Response {
-    sessions.remove(&s.id);
+/// `POST /ui/logout`: ends this session, or with `everywhere`, every console session of the
+/// token (other browsers included), on every replica.
+pub async fn logout(State(state): State<AppState>, Posted { s, form }: Posted) -> Response {
+    let ended = if field(&form, "everywhere").is_empty() {
+        end_session(&state, &s.id).await
+    } else {
+        end_sessions_of_token(&state, &s.id).await.map(|_| ())
+    };
+    if let Err(e) = ended {
+        // Not signed out: saying otherwise would leave a session the user believes is gone.
+        tracing::warn!(error = %e.message(), "ending a console session");
+        return (
+            e.status,
+            axum::response::Html(
+                "<p>Signing out failed; the session is still open. <a href=\"/ui\">Try again</a>.</p>",
+            ),
+        )
+            .into_response();
+    }
     let mut res = to_login();
     if let Ok(v) = HeaderValue::from_str(&set_cookie(COOKIE, "", Some(std::time::Duration::ZERO))) {
         res.headers_mut().append(header::SET_COOKIE, v);

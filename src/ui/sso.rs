@@ -3,18 +3,16 @@
 //! cookie of this browser, and on the way back trades state, code and nonce for a token, which
 //! becomes the session's, as a pasted token would.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
-use axum::Extension;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::json;
 
 use super::page::{Fields, field, render};
-use super::session::{SSO_COOKIE, Sessions, cookie, set_lax_cookie};
+use super::session::{SSO_COOKIE, cookie, set_lax_cookie};
 use super::signin::{expired_form, login_page, signed_in};
 use crate::api::AppState;
 use crate::api::internal::call;
@@ -115,7 +113,6 @@ pub async fn start(
 /// `GET /ui/oidc/callback`: the provider's redirect, with `state` and `code` (or `error`).
 pub async fn callback(
     State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     Query(params): Query<Fields>,
 ) -> Response {
@@ -165,11 +162,10 @@ pub async fn callback(
             StatusCode::BAD_GATEWAY,
         );
     };
-    let me = match call(&state, token, "GET", "auth/token/lookup-self", None).await {
-        Ok(v) => v,
-        Err(e) => return login_page(Some(e.message()), StatusCode::FORBIDDEN),
-    };
+    if let Err(e) = call(&state, token, "GET", "auth/token/lookup-self", None).await {
+        return login_page(Some(e.message()), StatusCode::FORBIDDEN);
+    }
     // A page, not a redirect: the session cookie is SameSite=Strict, and a navigation that
     // began at the provider would not carry it.
-    signed_in(&sessions, token, &me, go_to("/ui/mounts"))
+    signed_in(&state, token, go_to("/ui/mounts")).await
 }

@@ -165,3 +165,25 @@ fn module_arrows_match_the_allow_list_in_architecture_md() {
         "allowed arrows no code uses any more (remove them from ARCHITECTURE.md): {unused:?}"
     );
 }
+
+/// The console is a client of the API in-process: of `api` it names only `internal` (calls
+/// through the router, and its sessions) and the `AppState` it is handed; the arrows above
+/// already keep it from the engine, the store and auth.
+#[test]
+fn the_console_reaches_the_server_only_through_api_internal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/ui"), &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, _) in text.match_indices("crate::api::") {
+            let rest = &text[i + "crate::api::".len()..];
+            if !(rest.starts_with("internal") || rest.starts_with("AppState")) {
+                let line: String = rest.chars().take_while(|c| *c != '\n').collect();
+                found.push(format!("{}: crate::api::{line}", file.display()));
+            }
+        }
+    }
+    assert_eq!(found, Vec::<String>::new());
+}

@@ -40,15 +40,15 @@ const REVOKE_ACTIONS: &[&str] = &[
     "DeleteUser",
 ];
 
-struct Replica {
+pub(crate) struct Replica {
     name: &'static str,
-    base: String,
+    pub(crate) base: String,
     child: tokio::process::Child,
     http: reqwest::Client,
 }
 
 impl Replica {
-    async fn start(
+    pub(crate) async fn start(
         name: &'static str,
         storage: &str,
         key: &str,
@@ -112,7 +112,7 @@ impl Replica {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
         self.call_as(TOKEN, method, path, body).await
     }
 

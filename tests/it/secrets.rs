@@ -1,5 +1,6 @@
 //! Secrets stay secret: the root secret key, every issued secret key and every token are absent
-//! from the store, from the server's logs (JSON, debug level) and from the audit log. The store
+//! from the store, from the server's logs (JSON, debug level) and from the audit log; a console
+//! session leaves neither its cookie, nor its token, nor its CSRF token in the store. The store
 //! is read raw: on SQLite the database, WAL and shared-memory files; on PostgreSQL a `pg_dump` of
 //! the database, its table and index files (dead row versions included) and the WAL.
 
@@ -10,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::moto::free_port;
-use crate::support::{DOC, moto, random_name, storage};
+use crate::support::{DOC, Options, TestApp, moto, random_name, storage};
+use crate::ui::{Browser, csrf_in};
 
 const TOKEN: &str = "leak-test-root-token";
 
@@ -291,5 +293,68 @@ async fn secret_keys_never_reach_the_store_or_the_logs() {
             !contains(&audit, token),
             "{what} is only hashed in the audit log"
         );
+    }
+}
+
+/// A console session keeps nothing in the store that would let a copy of the database act as
+/// the browser or the token: not the session id (the cookie's value), not the token, not the
+/// CSRF token; only the id's hash, the token sealed, and what is not secret.
+#[tokio::test]
+async fn console_sessions_leave_no_cookie_token_or_csrf_in_the_store() {
+    let store = storage::fresh().await;
+    let app = TestApp::spawn_with(Options {
+        storage: Some(store.url.clone()),
+        ..Options::default()
+    })
+    .await;
+    let r = app
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(json!({"display_name": "console-leak"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let token = r.body["auth"]["client_token"].as_str().unwrap().to_owned();
+    let accessor = r.body["auth"]["accessor"].as_str().unwrap().to_owned();
+    let mut b = Browser::new(&app);
+    b.sign_in(&token).await;
+    let id = b.cookie("iamlease_session").unwrap();
+    let (_, page, _) = b.get("/ui/mounts").await;
+    let csrf = csrf_in(&page);
+    // A form whose outcome waits in the session's row for the next page.
+    let (status, _, _) = b
+        .post(
+            "/ui/mounts",
+            &[("csrf", &csrf), ("path", &random_name("leak"))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // And a session signed out, whose row is deleted (its bytes may linger in the files).
+    let mut gone = Browser::new(&app);
+    gone.sign_in(&token).await;
+    let gone_id = gone.cookie("iamlease_session").unwrap();
+    let (_, page, _) = gone.get("/ui/mounts").await;
+    let gone_csrf = csrf_in(&page);
+    gone.post("/ui/logout", &[("csrf", &gone_csrf)]).await;
+    app.stop().await;
+
+    let bytes = store_bytes(&store).await;
+    // Positive controls: the session's row is in what we read.
+    for shown in [
+        accessor.as_str(),
+        "token-console-leak",
+        "is mounted; now connect it to AWS.",
+    ] {
+        assert!(contains(&bytes, shown), "the store lacks {shown:?}");
+    }
+    for (what, secret) in [
+        ("the session id", id.as_str()),
+        ("the signed-out session id", gone_id.as_str()),
+        ("the token", token.as_str()),
+        ("the CSRF token", csrf.as_str()),
+        ("the signed-out session's CSRF token", gone_csrf.as_str()),
+    ] {
+        assert!(!contains(&bytes, secret), "{what} found in the store");
     }
 }

@@ -286,3 +286,129 @@ async fn servers_starting_together_on_an_empty_store_make_exactly_one_root_token
         .unwrap();
     assert_eq!(again, None, "a store with a token gets no other root token");
 }
+
+/// Console sessions on two handles (two replicas on PostgreSQL): a session made on one is found
+/// on the other, capped by its token's expiry and never honoured after it; its message is
+/// taken once however many take it at once; a sealed token moved to another session's row
+/// does not open; and the token's revocation, on either handle, ends its sessions at once.
+#[tokio::test]
+async fn console_sessions_are_shared_by_replicas_and_end_with_their_token() {
+    use iamlease::auth::console_session::{self, SessionError};
+    use iamlease::model::ConsoleFlash;
+    use iamlease::seal::{MasterKey, Sealer, token_hash};
+
+    let (fresh, a, b) = two_handles().await;
+    let sealer = Sealer::new(&MasterKey::generate().unwrap());
+    let now = 1_000;
+    let record = |accessor: &str, secret: &str, expire_at| TokenRecord {
+        hash: token_hash(secret),
+        accessor: accessor.into(),
+        policies: vec!["default".into()],
+        display_name: format!("token-{accessor}"),
+        created_at: 1,
+        expire_at,
+        ttl: None,
+        parent_accessor: None,
+        orphan: true,
+        num_uses: 0,
+        period: None,
+        explicit_max_ttl: None,
+        meta: Default::default(),
+        renewable: true,
+        path: "auth/token/create".into(),
+        auth_accessor: None,
+        max_ttl: None,
+        bound_cidrs: Vec::new(),
+    };
+    a.insert_token(&record("alice", "alice-token", Some(now + 3600)))
+        .await
+        .unwrap();
+    a.insert_token(&record("bob", "bob-token", None))
+        .await
+        .unwrap();
+
+    let made = console_session::open(&a, &sealer, "alice-token", now)
+        .await
+        .unwrap();
+    assert_eq!(made.lifetime_secs, 3600, "capped by the token's expiry");
+    let id = made.id.expose().to_owned();
+    let found = console_session::find(&b, &sealer, &id, now + 3599)
+        .await
+        .unwrap()
+        .expect("the other handle finds it");
+    assert_eq!(found.token.expose(), "alice-token");
+    assert_eq!(found.display_name, "token-alice");
+    assert_eq!(found.csrf, console_session::csrf_of(&id));
+    assert!(
+        console_session::find(&b, &sealer, &id, now + 3600)
+            .await
+            .unwrap()
+            .is_none(),
+        "honoured after its end"
+    );
+    assert!(matches!(
+        console_session::open(&a, &sealer, "no-such-token", now).await,
+        Err(SessionError::UnknownToken)
+    ));
+
+    // One message, many takers on both handles at once: it is shown once.
+    let flash = ConsoleFlash {
+        ok: true,
+        text: "saved".into(),
+    };
+    console_session::set_flash(&a, &id, &flash, now)
+        .await
+        .unwrap();
+    let takes = futures::future::join_all((0..8).map(|i| {
+        let (store, id) = (if i % 2 == 0 { &a } else { &b }, &id);
+        async move { console_session::take_flash(store, id, now).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(takes.iter().flatten().collect::<Vec<_>>(), vec![&flash]);
+
+    // Two of bob's sessions: one's sealed token copied onto the other's row does not open.
+    let bob1 = console_session::open(&b, &sealer, "bob-token", now)
+        .await
+        .unwrap();
+    let bob2 = console_session::open(&b, &sealer, "bob-token", now)
+        .await
+        .unwrap();
+    let moved = "UPDATE console_sessions SET token_sealed =
+         (SELECT token_sealed FROM console_sessions WHERE token_accessor = 'bob'
+          ORDER BY created_at, id_hash LIMIT 1)
+         WHERE token_accessor = 'bob'";
+    if fresh.sqlite_file.is_some() {
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&fresh.url)
+            .await
+            .unwrap();
+        sqlx::query(moved).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&fresh.url)
+            .await
+            .unwrap();
+        sqlx::query(moved).execute(&mut c).await.unwrap();
+    }
+    let mut opened = 0;
+    for s in [&bob1, &bob2] {
+        match console_session::find(&a, &sealer, s.id.expose(), now).await {
+            Ok(Some(_)) => opened += 1,
+            Err(SessionError::Seal(_)) => {}
+            other => panic!("{:?}", other.map(|s| s.map(|s| s.display_name))),
+        }
+    }
+    assert_eq!(opened, 1, "a sealed token opened in another session's row");
+
+    // Revoked on one handle: gone on the other at once, and for bob's too when his goes.
+    a.revoke_token_tree("alice", now, false).await.unwrap();
+    assert!(
+        console_session::find(&b, &sealer, &id, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    b.revoke_token_tree("bob", now, false).await.unwrap();
+    assert_eq!(
+        a.delete_expired_console_sessions(i64::MAX).await.unwrap(),
+        0
+    );
+}

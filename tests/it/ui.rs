@@ -1,28 +1,76 @@
 //! The web console over plain HTTP (the browser test in tests/ui drives it in Chromium): the
 //! signed-in token's policies decide what it may do, exactly as in the API; the session cookie
-//! holds no secret; forms without the session's CSRF token are refused.
+//! holds no secret; forms without the session's CSRF token are refused; sessions live in the
+//! store, so they survive a restart and any replica serves them (the two-replica test needs
+//! PostgreSQL and is `#[ignore]`d like `replicas::*`; `scripts/test` runs it).
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::support::{DOC, TestApp, moto};
+use crate::support::{DOC, Options, TestApp, moto, random_name, storage};
 
-struct Browser {
+/// A browser without JavaScript: it keeps cookies and does not follow redirects.
+#[derive(Clone)]
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
+        Self::at(&app.address)
+    }
+
+    /// A browser for the server at `base` (`http://host:port`).
+    pub(crate) fn at(base: &str) -> Self {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: app.address.clone(),
+            base: base.to_owned(),
             cookies: Vec::new(),
+        }
+    }
+
+    /// The same browser (its cookies) pointed at another server, as a load balancer would.
+    pub(crate) fn via(&self, base: &str) -> Self {
+        Browser {
+            base: base.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Signs in with `token` through the sign-in form; panics unless that works.
+    pub(crate) async fn sign_in(&mut self, token: &str) {
+        let (_, login, _) = self.get("/ui/login").await;
+        let (status, to, _) = self
+            .post("/ui/login", &[("csrf", &csrf_in(&login)), ("token", token)])
+            .await;
+        assert_eq!(
+            (status, to.as_str()),
+            (StatusCode::SEE_OTHER, "/ui/mounts"),
+            "signing in"
+        );
+        assert!(self.cookie("iamlease_session").is_some());
+    }
+
+    /// Whether the session cookie still opens a page (else the console asks to sign in).
+    pub(crate) async fn signed_in(&mut self) -> bool {
+        let (status, to, _) = self.get("/ui/mounts").await;
+        match status {
+            StatusCode::OK => true,
+            StatusCode::SEE_OTHER if to == "/ui/login" => false,
+            other => panic!("/ui/mounts answered {other}: {to}"),
         }
     }
 
@@ -52,7 +100,7 @@ impl Browser {
         raw
     }
 
-    async fn get(&mut self, path: &str) -> (StatusCode, String, Vec<String>) {
+    pub(crate) async fn get(&mut self, path: &str) -> (StatusCode, String, Vec<String>) {
         let res = self
             .http
             .get(format!("{}{path}", self.base))
@@ -70,7 +118,7 @@ impl Browser {
         (status, location.unwrap_or(body), set)
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         path: &str,
         form: &[(&str, &str)],
@@ -99,7 +147,7 @@ impl Browser {
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf_in(html: &str) -> String {
+pub(crate) fn csrf_in(html: &str) -> String {
     let at = html
         .find(r#"name="csrf" value=""#)
         .expect("a form with a csrf field")
@@ -234,12 +282,17 @@ path "sys/mounts" {{ capabilities = ["read"] }}"#
     app.assert_nothing_left().await;
     assert!(moto().users_under(&app.path_prefix()).await.is_empty());
 
-    // Signing out forgets the session on the server.
+    // Signing out forgets the session on the server: the old cookie, sent again, is refused.
     let (_, page, _) = b.get("/ui/leases").await;
+    let mut replay = b.clone();
     let (status, _, _) = b.post("/ui/logout", &[("csrf", &csrf_in(&page))]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, to, _) = b.get("/ui/leases").await;
     assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/ui/login"));
+    assert!(
+        !replay.signed_in().await,
+        "the signed-out cookie still works"
+    );
 }
 
 #[tokio::test]
@@ -363,5 +416,215 @@ async fn the_mount_page_lists_static_roles_with_their_rotations() {
     assert!(
         page.contains("of 5000 IAM users in the account; 5% kept free"),
         "{page}"
+    );
+}
+
+/// Sessions are in the store, not in the server's memory: a restart on the same store keeps
+/// them (pages load, a form's CSRF token still checks, the flash it leaves is shown), and they
+/// end on sign-out, on sign-out everywhere (every session of the token) and with the token.
+#[tokio::test]
+async fn console_sessions_survive_a_restart_and_end_with_sign_out_or_their_token() {
+    let fresh = storage::fresh().await;
+    let key = iamlease::seal::MasterKey::generate().unwrap();
+    let options = || Options {
+        storage: Some(fresh.url.clone()),
+        master_key: Some(key.clone()),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(options()).await;
+    let create = |name: &str| {
+        let app = &app;
+        let body = json!({"display_name": name});
+        async move {
+            let r = app.call("POST", "auth/token/create", Some(body)).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            r.body["auth"]["client_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (alice, bob) = (create("alice").await, create("bob").await);
+    let mut first = Browser::new(&app);
+    first.sign_in(&alice).await;
+    let (_, page, _) = first.get("/ui/mounts").await;
+    let csrf = csrf_in(&page);
+    app.stop().await;
+
+    let app = TestApp::spawn_with(options()).await;
+    let mut first = first.via(&app.address);
+    let (status, page, _) = first.get("/ui/mounts").await;
+    assert_eq!(status, StatusCode::OK, "the session outlived the restart");
+    assert!(page.contains("token-alice"), "{page}");
+    assert_eq!(
+        csrf_in(&page),
+        csrf,
+        "the same session, the same CSRF token"
+    );
+    let path = random_name("ui");
+    let (status, to, _) = first
+        .post("/ui/mounts", &[("csrf", &csrf), ("path", &path)])
+        .await;
+    assert_eq!(
+        (status, to),
+        (StatusCode::SEE_OTHER, format!("/ui/mounts/{path}"))
+    );
+    let (_, page, _) = first.get(&format!("/ui/mounts/{path}")).await;
+    assert!(
+        page.contains("is mounted; now connect it to AWS."),
+        "{page}"
+    );
+    let (_, page, _) = first.get(&format!("/ui/mounts/{path}")).await;
+    assert!(!page.contains("is mounted;"), "a flash is shown once");
+
+    // Sign out everywhere: every session of alice's token ends, bob's stays.
+    let mut second = Browser::new(&app);
+    second.sign_in(&alice).await;
+    let mut other = Browser::new(&app);
+    other.sign_in(&bob).await;
+    let (_, page, _) = second.get("/ui/mounts").await;
+    let (status, to, _) = second
+        .post(
+            "/ui/logout",
+            &[("csrf", &csrf_in(&page)), ("everywhere", "1")],
+        )
+        .await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/ui/login"));
+    assert!(!first.signed_in().await, "alice's other session ended too");
+    assert!(other.signed_in().await, "bob's session is not alice's");
+
+    // A plain sign-out ends only that session; revoking the token ends the rest.
+    let mut third = Browser::new(&app);
+    third.sign_in(&bob).await;
+    let kept = third.clone();
+    let (_, page, _) = third.get("/ui/mounts").await;
+    third.post("/ui/logout", &[("csrf", &csrf_in(&page))]).await;
+    assert!(
+        !kept.clone().signed_in().await,
+        "the signed-out cookie is refused"
+    );
+    assert!(other.signed_in().await);
+    let r = app
+        .call("POST", "auth/token/revoke", Some(json!({"token": bob})))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert!(!other.signed_in().await, "the session ended with its token");
+    app.stop().await;
+}
+
+/// Two replicas on one PostgreSQL database (real processes): a session made on A is served
+/// by B (pages, a CSRF-checked form, its flash shown back on A); signing out on B ends it on A;
+/// signing out everywhere ends the token's other sessions on both; revoking the token ends
+/// every session it has, at once, on both.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
+async fn two_replicas_serve_and_end_one_console_session() {
+    use crate::replicas::Replica;
+    // Asked for on SQLite (`--include-ignored`), this fails rather than pass without testing.
+    let server = storage::postgres_server().expect(
+        "two_replicas_serve_and_end_one_console_session needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
+    );
+    let db = storage::create_database(&server).await;
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let logs = tempfile::tempdir().unwrap();
+    let (a, b) = tokio::join!(
+        Replica::start("console-a", &db, &key, logs.path()),
+        Replica::start("console-b", &db, &key, logs.path()),
+    );
+    let token_for = |name: &'static str| {
+        let a = &a;
+        async move {
+            let (s, v) = a
+                .call("POST", "auth/token/create", json!({"display_name": name}))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v["auth"]["client_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let alice = token_for("alice").await;
+
+    // Signed in on A through the form; the same cookie on B loads a page, as the same session.
+    let mut on_a = Browser::at(&a.base);
+    on_a.sign_in(&alice).await;
+    let (_, page_a, _) = on_a.get("/ui/mounts").await;
+    let mut on_b = on_a.via(&b.base);
+    let (status, page_b, _) = on_b.get("/ui/mounts").await;
+    assert_eq!(status, StatusCode::OK, "B serves A's session: {page_b}");
+    assert!(page_b.contains("token-alice"), "{page_b}");
+    let csrf = csrf_in(&page_b);
+    assert_eq!(csrf, csrf_in(&page_a), "one session, one CSRF token");
+
+    // A form posted to B with that CSRF token works; its flash is shown on A, once.
+    let path = random_name("ui");
+    let (status, to, _) = on_b
+        .post("/ui/mounts", &[("csrf", &csrf), ("path", &path)])
+        .await;
+    assert_eq!(
+        (status, to),
+        (StatusCode::SEE_OTHER, format!("/ui/mounts/{path}"))
+    );
+    let (s, v) = a.call("GET", "sys/mounts", json!(null)).await;
+    assert!(v["data"].get(format!("{path}/")).is_some(), "{s} {v}");
+    let (_, page, _) = on_a.get(&format!("/ui/mounts/{path}")).await;
+    assert!(
+        page.contains("is mounted; now connect it to AWS."),
+        "{page}"
+    );
+    let (_, page, _) = on_b.get(&format!("/ui/mounts/{path}")).await;
+    assert!(
+        !page.contains("is mounted;"),
+        "a flash is shown once, on one replica"
+    );
+    let (status, _, _) = on_b
+        .post("/ui/mounts", &[("csrf", "forged"), ("path", "forged")])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a forged CSRF token is refused on B"
+    );
+
+    // Signed out on B: A refuses the cookie.
+    let (status, to, _) = on_b.post("/ui/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/ui/login"));
+    assert!(
+        !on_a.signed_in().await,
+        "A still served a session signed out on B"
+    );
+
+    // Sign out everywhere on B ends alice's session made on A; bob's stays.
+    let mut first = Browser::at(&a.base);
+    first.sign_in(&alice).await;
+    let mut second = Browser::at(&b.base);
+    second.sign_in(&alice).await;
+    let bob = token_for("bob").await;
+    let mut other = Browser::at(&a.base);
+    other.sign_in(&bob).await;
+    let (_, page, _) = second.get("/ui/mounts").await;
+    let (status, _, _) = second
+        .post(
+            "/ui/logout",
+            &[("csrf", &csrf_in(&page)), ("everywhere", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        !first.signed_in().await,
+        "alice's session on A outlived sign-out everywhere"
+    );
+    assert!(other.signed_in().await, "bob's session ended with alice's");
+
+    // Revoking bob's token on B ends his sessions, made on either replica, at once.
+    let mut bob_on_b = Browser::at(&b.base);
+    bob_on_b.sign_in(&bob).await;
+    let (s, v) = b
+        .call("POST", "auth/token/revoke", json!({"token": bob}))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert!(
+        !other.signed_in().await,
+        "a session outlived its token on A"
+    );
+    assert!(!other.via(&b.base).signed_in().await);
+    assert!(
+        !bob_on_b.signed_in().await,
+        "a session outlived its token on B"
     );
 }
