@@ -508,5 +508,46 @@ mod tests {
                 .due_at,
             1_201
         );
+        // A claim of this replica's stays through a takeover; a silent replica's is due at once
+        // and anyone's to claim, long before its deadline.
+        use crate::store::LivenessStore;
+        assert!(
+            s.claim_static_role(&mount, &name, "d", 1_201, 1_500)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        s.heartbeat(1_250, "h", 1).await.unwrap();
+        assert_eq!(
+            s.take_over_silent(1_250, 1_240, 0)
+                .await
+                .unwrap()
+                .static_roles,
+            0
+        );
+        sqlx::query("UPDATE static_roles SET owner = 'silent'")
+            .execute(super::Backend::pool(&s))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.take_over_silent(1_250, 1_240, 0)
+                .await
+                .unwrap()
+                .static_roles,
+            1
+        );
+        assert!(
+            s.claim_static_role(&mount, &name, "e", 1_250, 1_550)
+                .await
+                .unwrap()
+                .is_some(),
+            "taken over"
+        );
+        assert!(
+            !s.record_rotation_step(&mount, &name, "d", RotationStep::Release)
+                .await
+                .unwrap(),
+            "the silent claimant's steps no longer count"
+        );
     }
 }
