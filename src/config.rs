@@ -553,8 +553,8 @@ fn claim_timeout(t: Ttl) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(t.as_secs()))
 }
 
-/// Heartbeats go out five times per timeout; under 2s, one slow beat (a busy database) would
-/// pass for death.
+/// A replica is taken for dead after 14 missed beats of 15 per timeout; under 2s, a short
+/// stall of the database would pass for death.
 fn failover_timeout(t: Ttl) -> Result<Duration, ConfigError> {
     if t.as_secs() < 2 {
         return Err(ConfigError::Invalid(

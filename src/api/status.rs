@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::vault::{self, Input, json_response};
 use super::{AppState, token, views};
 use crate::auth::Caller;
-use crate::clock::{now, rfc3339};
+use crate::clock::{now, rfc3339, rfc3339_ms};
 use crate::seal::random_string;
 use crate::store::{Store, StoreError};
 
@@ -207,7 +207,7 @@ pub async fn ha_status(
                 "api_address": "",
                 "cluster_address": "",
                 "active_node": r.alive,
-                "last_echo": rfc3339(r.record.heartbeat_at),
+                "last_echo": rfc3339_ms(r.record.heartbeat_ms),
                 "version": env!("CARGO_PKG_VERSION"),
                 "upgrade_version": env!("CARGO_PKG_VERSION"),
                 "redundancy_zone": "",

@@ -1,16 +1,16 @@
-//! Failover by liveness: a background task beats this replica's row a few times per
+//! Failover by liveness: a background task beats this replica's row fifteen times per
 //! `failover_timeout` and, at each beat, makes due whatever a replica silent for that long had
 //! in flight (`LivenessStore::take_over_silent`), then wakes the reaper to finish it. The beat
 //! runs apart from the reaper and the requests, so a slow AWS call never delays it: only a
 //! dead (or frozen, or cut-off) process goes silent.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::{Engine, Result};
-use crate::clock::now;
+use crate::clock::{now, now_ms};
 use crate::model::ReplicaRecord;
 
 /// A replica as `sys/ha-status` shows it.
@@ -23,14 +23,16 @@ pub struct ReplicaView {
     pub is_self: bool,
 }
 
-/// Beats per `failover_timeout`: a replica is taken for dead only after missing five in a row.
-const BEATS_PER_TIMEOUT: u32 = 5;
+/// Beats per `failover_timeout`: a replica is taken for dead after missing fourteen in a row,
+/// and a survivor notices within one beat of its own, so from the last beat of a dead replica
+/// to its takeover is at most `failover_timeout`.
+const BEATS_PER_TIMEOUT: u32 = 15;
 /// How long a silent replica's row is kept, for `sys/ha-status`, before it is forgotten.
-const FORGET_AFTER: i64 = 3600;
+const FORGET_AFTER_MS: i64 = 3_600_000;
 
 /// Beats until `shutdown`; the first beat is `Engine::beat`'s caller's (at start-up).
 pub async fn run_heartbeat(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
-    let every = engine.settings.failover_timeout / BEATS_PER_TIMEOUT;
+    let every = engine.beat_interval();
     let mut last_beat = Instant::now();
     loop {
         tokio::select! {
@@ -40,12 +42,12 @@ pub async fn run_heartbeat(engine: Arc<Engine>, mut shutdown: watch::Receiver<bo
         match engine.beat().await {
             Ok(()) => {
                 let silent = last_beat.elapsed();
-                if silent >= engine.settings.failover_timeout {
+                if silent >= engine.silence_taken_for_death() {
                     // Others may have taken our work over meanwhile; our claims' conditional
                     // updates will tell, and nothing runs twice at once from here on.
                     tracing::warn!(
-                        silent_secs = silent.as_secs(),
-                        "this replica could not beat its heartbeat for longer than failover_timeout; other replicas may have taken over its work"
+                        silent_ms = silent.as_millis() as u64,
+                        "this replica could not beat its heartbeat for about failover_timeout; other replicas may have taken over its work"
                     );
                 }
                 last_beat = Instant::now();
@@ -56,16 +58,26 @@ pub async fn run_heartbeat(engine: Arc<Engine>, mut shutdown: watch::Receiver<bo
 }
 
 impl Engine {
+    fn beat_interval(&self) -> Duration {
+        self.settings.failover_timeout / BEATS_PER_TIMEOUT
+    }
+
+    /// How long a replica must have been silent to be taken for dead: one beat less than
+    /// `failover_timeout`, since the survivor looks only once per beat.
+    fn silence_taken_for_death(&self) -> Duration {
+        self.settings.failover_timeout - self.beat_interval()
+    }
+
     /// One beat: this replica is alive now, and whatever a silent one had in flight is due.
     pub async fn beat(&self) -> Result<()> {
-        let now = now();
+        let now_ms = now_ms();
         self.store
-            .heartbeat(now, host(), i64::from(std::process::id()))
+            .heartbeat(now_ms, host(), i64::from(std::process::id()))
             .await?;
-        let timeout = self.settings.failover_timeout.as_secs() as i64;
+        let silent_since_ms = now_ms - self.silence_taken_for_death().as_millis() as i64;
         let found = self
             .store
-            .take_over_silent(now, now - timeout, now - FORGET_AFTER.max(timeout))
+            .take_over_silent(now(), silent_since_ms, now_ms - FORGET_AFTER_MS)
             .await?;
         if found.leases + found.static_roles > 0 {
             tracing::warn!(
@@ -82,7 +94,7 @@ impl Engine {
 
     /// Every replica the store remembers, most recently beaten first.
     pub async fn replicas(&self) -> Result<Vec<ReplicaView>> {
-        let silent_since = now() - self.settings.failover_timeout.as_secs() as i64;
+        let silent_since_ms = now_ms() - self.silence_taken_for_death().as_millis() as i64;
         let me = self.store.replica_id().to_owned();
         Ok(self
             .store
@@ -90,7 +102,7 @@ impl Engine {
             .await?
             .into_iter()
             .map(|record| ReplicaView {
-                alive: record.heartbeat_at >= silent_since,
+                alive: record.heartbeat_ms >= silent_since_ms,
                 is_self: record.id == me,
                 record,
             })

@@ -88,7 +88,8 @@ pub struct ReplicaRecord {
     pub host: String,
     pub pid: i64,
     pub started_at: i64,
-    pub heartbeat_at: i64,
+    /// The last heartbeat, in Unix milliseconds.
+    pub heartbeat_ms: i64,
 }
 
 /// What one takeover found: rows of silent replicas made due now.

@@ -12,12 +12,12 @@ use super::Result;
 use super::sql::Backend;
 use crate::model::{ReplicaRecord, TakeOver};
 
-/// Rows owned by another replica (`$3` is this one) that has not beaten since `$2`, or has no
-/// row at all. A macro, so the statements below can be `concat!`ed constants.
+/// Rows owned by another replica (`$3` is this one) that has not beaten since `$2` (Unix
+/// milliseconds), or has no row at all. A macro, so the statements below can be `concat!`ed constants.
 macro_rules! silent_owner {
     () => {
         "owner IS NOT NULL AND owner != $3 AND NOT EXISTS (
-             SELECT 1 FROM replicas r WHERE r.id = owner AND r.heartbeat_at >= $2)"
+             SELECT 1 FROM replicas r WHERE r.id = owner AND r.heartbeat_ms >= $2)"
     };
 }
 
@@ -38,17 +38,17 @@ const TAKE_OVER_STATIC_ROLES: &str = concat!(
 pub trait LivenessStore: Send + Sync {
     /// This server's replica id (random at every start): the `owner` of what it has in flight.
     fn replica_id(&self) -> &str;
-    /// Records that this replica is alive at `now`, creating its row when it has none (the
+    /// Records that this replica is alive at `now_ms`, creating its row when it has none (the
     /// first beat, or after others forgot it as long silent).
-    async fn heartbeat(&self, now: i64, host: &str, pid: i64) -> Result<()>;
-    /// Makes due at `now` every `pending` and `revoking` lease and every static-role claim
-    /// whose owner is another replica that has not beaten since `silent_since` (or has no
-    /// row), and forgets replicas silent since `forget_before`.
+    async fn heartbeat(&self, now_ms: i64, host: &str, pid: i64) -> Result<()>;
+    /// Makes due at `now` (seconds, as every `due_at`) every `pending` and `revoking` lease and
+    /// every static-role claim whose owner is another replica that has not beaten since
+    /// `silent_since_ms` (or has no row), and forgets replicas silent since `forget_before_ms`.
     async fn take_over_silent(
         &self,
         now: i64,
-        silent_since: i64,
-        forget_before: i64,
+        silent_since_ms: i64,
+        forget_before_ms: i64,
     ) -> Result<TakeOver>;
     /// A graceful stop: removes this replica's row, so whatever it still has in flight is
     /// taken over at the next beat of another, not after `failover_timeout`.
@@ -73,16 +73,17 @@ where
         self.replica()
     }
 
-    async fn heartbeat(&self, now: i64, host: &str, pid: i64) -> Result<()> {
+    async fn heartbeat(&self, now_ms: i64, host: &str, pid: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO replicas (id, host, pid, started_at, heartbeat_at)
-             VALUES ($1, $2, $3, $4, $4)
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            "INSERT INTO replicas (id, host, pid, started_at, heartbeat_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
         )
         .bind(self.replica())
         .bind(host)
         .bind(pid)
-        .bind(now)
+        .bind(now_ms / 1000)
+        .bind(now_ms)
         .execute(self.pool())
         .await
         .map_err(B::map_err)?;
@@ -92,27 +93,27 @@ where
     async fn take_over_silent(
         &self,
         now: i64,
-        silent_since: i64,
-        forget_before: i64,
+        silent_since_ms: i64,
+        forget_before_ms: i64,
     ) -> Result<TakeOver> {
         // No transaction: each statement stands alone, and one that runs twice (two replicas
         // taking over at once) finds nothing left to move the second time.
         let leases = sqlx::query(TAKE_OVER_LEASES)
             .bind(now)
-            .bind(silent_since)
+            .bind(silent_since_ms)
             .bind(self.replica())
             .execute(self.pool())
             .await
             .map_err(B::map_err)?;
         let static_roles = sqlx::query(TAKE_OVER_STATIC_ROLES)
             .bind(now)
-            .bind(silent_since)
+            .bind(silent_since_ms)
             .bind(self.replica())
             .execute(self.pool())
             .await
             .map_err(B::map_err)?;
-        sqlx::query("DELETE FROM replicas WHERE heartbeat_at < $1 AND id != $2")
-            .bind(forget_before)
+        sqlx::query("DELETE FROM replicas WHERE heartbeat_ms < $1 AND id != $2")
+            .bind(forget_before_ms)
             .bind(self.replica())
             .execute(self.pool())
             .await
@@ -134,7 +135,7 @@ where
 
     async fn replicas(&self) -> Result<Vec<ReplicaRecord>> {
         use super::rows::Columns;
-        sqlx::query("SELECT * FROM replicas ORDER BY heartbeat_at DESC, id")
+        sqlx::query("SELECT * FROM replicas ORDER BY heartbeat_ms DESC, id")
             .fetch_all(self.pool())
             .await
             .map_err(B::map_err)?
@@ -145,7 +146,7 @@ where
                     host: row.text("host")?,
                     pid: row.int("pid")?,
                     started_at: row.int("started_at")?,
-                    heartbeat_at: row.int("heartbeat_at")?,
+                    heartbeat_ms: row.int("heartbeat_ms")?,
                 })
             })
             .collect()

@@ -499,7 +499,7 @@ mod tests {
         }
         for (id, beat) in [("live", 100), ("silent", 80), ("long-gone", 10)] {
             sqlx::query(
-                "INSERT INTO replicas (id, host, pid, started_at, heartbeat_at)
+                "INSERT INTO replicas (id, host, pid, started_at, heartbeat_ms)
                  VALUES ($1, 'h', 1, 0, $2)",
             )
             .bind(id)
