@@ -542,8 +542,8 @@ async fn a_replica_never_serves_a_role_or_root_config_the_other_changed_or_delet
 
 /// Failover under load: three clients per replica issue 3-second leases through A and B; A is
 /// killed (`kill -9`) with issues and revocations in flight. Every IAM user the load made is
-/// gone from moto within TTL + `failover_timeout` + one reaper pass of the kill (and some
-/// seconds for moto to take the deletions), far inside the 2-minute `pending_grace` and the
+/// gone from moto within TTL + `failover_timeout` + one reaper pass of the end of the load (and
+/// 5 s for moto to take the deletions), far inside the 2-minute `pending_grace` and the
 /// 5-minute `claim_timeout` that were the only way before; none is deleted twice.
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
@@ -636,8 +636,8 @@ async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_fail
     let last_issue = Instant::now();
 
     // The bound: the last lease's TTL from the end of the load, A's silence, one reaper pass,
-    // and 10 s for moto to answer the deletions one at a time.
-    let bound = Duration::from_secs(TTL_SECS + FAILOVER_SECS + REAPER_SECS + 10);
+    // and 5 s for moto to answer the deletions one at a time.
+    let bound = Duration::from_secs(TTL_SECS + FAILOVER_SECS + REAPER_SECS + 5);
     let deadline = last_issue + bound;
     loop {
         let left = m.users_under(&format!("/iamlease/{mount}/")).await;
