@@ -240,8 +240,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; then stops taking connections, lets in-flight requests
-    /// finish (for at most `shutdown_timeout`), stops the reaper and closes the store. Whatever
-    /// is cut off is safe: its lease rows are recovered at the next start.
+    /// finish (for at most `shutdown_timeout`), then the revocations they left running in the
+    /// background and the reaper's pass (for at most `shutdown_timeout` more), and closes the
+    /// store. Whatever is cut off is safe: its lease rows are recovered at the next start.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -296,7 +297,16 @@ impl Application {
             sweeper.abort();
         }
         reloader.abort();
-        if tokio::time::timeout(grace, reaper).await.is_err() {
+        let (background, reaper) = tokio::join!(
+            tokio::time::timeout(grace, self.engine.finish_background()),
+            tokio::time::timeout(grace, reaper),
+        );
+        if background.is_err() {
+            tracing::warn!(
+                "revocations answered before the stop are still running; another server takes them over after claim_timeout"
+            );
+        }
+        if reaper.is_err() {
             tracing::warn!(
                 "the reaper did not stop in time; its claims are taken over at the next start"
             );
