@@ -139,7 +139,8 @@ impl Engine {
             self.finish_revocation(&lease, None).await
         } else {
             let engine = Arc::clone(self);
-            tokio::spawn(async move { engine.finish_revocation(&lease, None).await });
+            self.background
+                .spawn(async move { engine.finish_revocation(&lease, None).await });
             Ok(())
         }
     }

@@ -144,6 +144,9 @@ pub struct Engine {
     reaper_wake: tokio::sync::Notify,
     /// Where lease events the server does on its own (reaper revocations) are audited.
     audit: std::sync::OnceLock<Arc<crate::audit::AuditLog>>,
+    /// Revocations answered before they finished (`sync: false`), which a graceful stop
+    /// waits for (`finish_background`).
+    background: tokio_util::task::TaskTracker,
 }
 
 impl Engine {
@@ -157,7 +160,17 @@ impl Engine {
             config: cache::ConfigCache::default(),
             reaper_wake: tokio::sync::Notify::new(),
             audit: std::sync::OnceLock::new(),
+            background: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Waits until every revocation running in the background has finished. A stopping
+    /// server calls it after its last request: an answered revocation left behind would keep
+    /// its lease claimed, and its IAM user alive, until another server takes the claim over
+    /// after `claim_timeout`.
+    pub async fn finish_background(&self) {
+        self.background.close();
+        self.background.wait().await;
     }
 
     /// Audits revocations from now on (set once at start-up).

@@ -246,8 +246,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; then stops taking connections, lets in-flight requests
-    /// finish (for at most `shutdown_timeout`), stops the reaper and closes the store. Whatever
-    /// is cut off is safe: its lease rows are recovered at the next start.
+    /// finish (for at most `shutdown_timeout`), then the revocations they left running in the
+    /// background and the reaper's pass (for at most `shutdown_timeout` more), and closes the
+    /// store. Whatever is cut off is safe: its lease rows are recovered at the next start.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -303,15 +304,27 @@ impl Application {
             sweeper.abort();
         }
         reloader.abort();
-        let stopped = tokio::time::timeout(grace, reaper).await.is_ok();
+        let (background, reaper) = tokio::join!(
+            tokio::time::timeout(grace, self.engine.finish_background()),
+            tokio::time::timeout(grace, reaper),
+        );
         heart.abort();
-        if !stopped {
+        if background.is_err() {
+            tracing::warn!(
+                "revocations answered before the stop are still running; another replica takes them over after failover_timeout"
+            );
+        }
+        if reaper.is_err() {
             tracing::warn!(
                 "the reaper did not stop in time; its claims are taken over by another replica after failover_timeout, or at the next start"
             );
-        } else if let Err(e) = self.engine.retire().await {
-            // Nothing of ours runs any more, so another replica could take over what is left
-            // at once; failing that, it does after failover_timeout.
+        }
+        // Nothing of ours runs any more: another replica may take over what is left at once
+        // (failing the retirement, it does after failover_timeout).
+        if background.is_ok()
+            && reaper.is_ok()
+            && let Err(e) = self.engine.retire().await
+        {
             tracing::warn!(error = %e, "could not retire this replica's heartbeat row");
         }
         self.store.close().await;

@@ -23,6 +23,7 @@ mod logins;
 mod openapi;
 mod recovery;
 mod replicas;
+mod rolling;
 mod secrets;
 mod setup;
 mod spelling;

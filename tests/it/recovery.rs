@@ -325,3 +325,45 @@ async fn a_failed_revocation_stays_visible_and_is_retried_until_it_succeeds() {
     .await;
     app.assert_nothing_left().await;
 }
+
+/// Regression: a graceful stop finished the requests in flight but not a revocation it had
+/// already answered with 202 (`sync: false`, still running in the background). The lease
+/// stayed claimed and its IAM user alive until `claim_timeout` (5 minutes) let a server take the
+/// claim over. Found by `rolling::a_rolling_restart_loses_nothing`.
+#[tokio::test]
+async fn a_graceful_stop_finishes_the_revocations_it_answered_in_the_background() {
+    let proxy = crate::support::proxy::start_recording_proxy(&moto().url).await;
+    let fresh = storage::fresh().await;
+    let app = TestApp::spawn_with(Options {
+        storage: Some(fresh.url.clone()),
+        ..Options::default()
+    })
+    .await;
+    app.configure_via(&proxy.url).await;
+    app.write_user_role("dev").await;
+    let r = app.issue("dev", json!({"ttl": "1h"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let lease_id = r.body["lease_id"].as_str().unwrap().to_owned();
+    let prefix = app.path_prefix();
+    // A revocation makes at least five AWS calls: held 200 ms each, it is still running when
+    // the stop comes.
+    proxy.set_delay(Duration::from_millis(200));
+    let r = app
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            Some(json!({"lease_id": lease_id, "sync": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    app.stop().await;
+
+    let users = moto().users_under(&prefix).await;
+    assert!(users.is_empty(), "left in IAM by the stop: {users:?}");
+    let store = store::open(&fresh.url).await.unwrap();
+    assert!(
+        store.get_lease(&lease_id).await.unwrap().is_none(),
+        "the lease outlived its revocation"
+    );
+    store.close().await;
+}

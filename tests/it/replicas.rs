@@ -11,21 +11,20 @@
 //! run without PostgreSQL. `scripts/test` runs it in its PostgreSQL step (`--ignored replicas::`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::moto::free_port;
+use crate::support::process::Replica;
 use crate::support::proxy::{Recorded, start_recording_proxy};
 use crate::support::{DOC, moto, random_name, storage};
 
-const TOKEN: &str = "replicas-root-token";
 /// Short, so the test waits seconds for a dead replica's work, not the default 15. The claim
 /// timeout (5 minutes) and the pending grace (2 minutes) keep their defaults: only liveness can
 /// hand a dead replica's work over within the test's deadlines.
 const FAILOVER_SECS: u64 = 3;
+/// `ServerProcess`'s reaper interval.
 const REAPER_SECS: u64 = 1;
 /// The calls of a revocation before DeleteUser (issuing never makes these).
 const REVOKE_ACTIONS: &[&str] = &[
@@ -39,94 +38,6 @@ const REVOKE_ACTIONS: &[&str] = &[
     "RemoveUserFromGroup",
     "DeleteUser",
 ];
-
-pub(crate) struct Replica {
-    name: &'static str,
-    pub(crate) base: String,
-    child: tokio::process::Child,
-    http: reqwest::Client,
-}
-
-impl Replica {
-    pub(crate) async fn start(
-        name: &'static str,
-        storage: &str,
-        key: &str,
-        log_dir: &std::path::Path,
-    ) -> Self {
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_iamlease"))
-            .args(["server", "--dev", "--dev-root-token", TOKEN])
-            .env("IAMLEASE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("IAMLEASE_STORAGE", storage)
-            .env("IAMLEASE_MASTER_KEY", key)
-            .env("IAMLEASE_REAPER_INTERVAL", format!("{REAPER_SECS}s"))
-            .env("IAMLEASE_FAILOVER_TIMEOUT", format!("{FAILOVER_SECS}s"))
-            .env("AWS_SDK_UA_APP_ID", name)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log_dir.join(format!("{name}.log"))).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let replica = Replica {
-            name,
-            base,
-            child,
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while replica
-            .http
-            .get(format!("{}/v1/sys/health", replica.base))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "{name} did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        replica
-    }
-
-    async fn call_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{}/v1/{path}", self.base),
-            )
-            .header("X-Vault-Token", token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    pub(crate) async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call_as(TOKEN, method, path, body).await
-    }
-
-    async fn issue(&self, mount: &str, ttl: &str) -> (String, String) {
-        let (s, b) = self
-            .call("POST", &format!("{mount}/creds/dev"), json!({"ttl": ttl}))
-            .await;
-        assert_eq!(s, StatusCode::OK, "issue on {}: {b}", self.name);
-        (
-            b["lease_id"].as_str().unwrap().to_owned(),
-            b["data"]["username"].as_str().unwrap().to_owned(),
-        )
-    }
-}
 
 fn is_from(r: &Recorded, replica: &str) -> bool {
     r.user_agent.contains(&format!("app/{replica}"))
@@ -151,12 +62,14 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
     let db = storage::create_database(&server).await;
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
     let logs = tempfile::tempdir().unwrap();
+    let failover = format!("{FAILOVER_SECS}s");
+    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
     let proxy = start_recording_proxy(&moto().url).await;
     // Started at once on an empty database: the schema migration (under PostgreSQL's advisory
     // lock) and the dev-mode `aws/` mount happen once, and both replicas come up.
     let (mut a, b) = tokio::join!(
-        Replica::start("replica-a", &db, &key, logs.path()),
-        Replica::start("replica-b", &db, &key, logs.path()),
+        Replica::start("replica-a", &db, &key, logs.path(), &env),
+        Replica::start("replica-b", &db, &key, logs.path(), &env),
     );
 
     // What is written on A is seen by B at once: mount, root config, role, policy, token.
@@ -298,8 +211,7 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
     loop {
         let (done, _, early) = a_progress(&proxy.requests());
         if !done.is_empty() && early {
-            a.child.start_kill().unwrap();
-            a.child.wait().await.unwrap();
+            a.process.kill9().await;
             break;
         }
         assert!(
@@ -408,9 +320,11 @@ async fn a_replica_never_serves_a_role_or_root_config_the_other_changed_or_delet
     let db = storage::create_database(&server).await;
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
     let logs = tempfile::tempdir().unwrap();
+    let failover = format!("{FAILOVER_SECS}s");
+    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
     let (a, b) = tokio::join!(
-        Replica::start("cache-a", &db, &key, logs.path()),
-        Replica::start("cache-b", &db, &key, logs.path()),
+        Replica::start("cache-a", &db, &key, logs.path(), &env),
+        Replica::start("cache-b", &db, &key, logs.path(), &env),
     );
     let m = moto();
     let iam = m.iam();
@@ -556,9 +470,11 @@ async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_fail
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
     let logs = tempfile::tempdir().unwrap();
     let proxy = start_recording_proxy(&moto().url).await;
+    let failover = format!("{FAILOVER_SECS}s");
+    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
     let (mut a, b) = tokio::join!(
-        Replica::start("failover-a", &db, &key, logs.path()),
-        Replica::start("failover-b", &db, &key, logs.path()),
+        Replica::start("failover-a", &db, &key, logs.path(), &env),
+        Replica::start("failover-b", &db, &key, logs.path(), &env),
     );
     let m = moto();
     let mount = random_name("fo");
@@ -585,7 +501,7 @@ async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_fail
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = [&a, &b]
         .into_iter()
-        .flat_map(|r| std::iter::repeat_n((r.base.clone(), r.name), 3))
+        .flat_map(|r| std::iter::repeat_n((r.base().to_owned(), r.name), 3))
         .map(|(base, name)| {
             let stop = stop.clone();
             let http = reqwest::Client::new();
@@ -595,7 +511,7 @@ async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_fail
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let r = http
                         .post(format!("{base}/v1/{mount}/creds/dev"))
-                        .header("X-Vault-Token", TOKEN)
+                        .header("X-Vault-Token", crate::support::ROOT_TOKEN)
                         .json(&json!({"ttl": format!("{TTL_SECS}s")}))
                         .send()
                         .await;
@@ -618,8 +534,7 @@ async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_fail
         .iter()
         .filter(|r| is_from(r, a.name) && r.status.is_none())
         .count();
-    a.child.start_kill().unwrap();
-    a.child.wait().await.unwrap();
+    a.process.kill9().await;
     let killed = Instant::now();
     assert!(
         in_flight_on_a > 0,
@@ -701,9 +616,11 @@ async fn a_replica_slow_on_aws_is_not_taken_for_dead() {
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
     let logs = tempfile::tempdir().unwrap();
     let proxy = start_recording_proxy(&moto().url).await;
+    let failover = format!("{FAILOVER_SECS}s");
+    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
     let (a, b) = tokio::join!(
-        Replica::start("slow-a", &db, &key, logs.path()),
-        Replica::start("slow-b", &db, &key, logs.path()),
+        Replica::start("slow-a", &db, &key, logs.path(), &env),
+        Replica::start("slow-b", &db, &key, logs.path(), &env),
     );
     let m = moto();
     let mount = random_name("slow");

@@ -516,7 +516,7 @@ async fn console_sessions_survive_a_restart_and_end_with_sign_out_or_their_token
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
 async fn two_replicas_serve_and_end_one_console_session() {
-    use crate::replicas::Replica;
+    use crate::support::process::Replica;
     // Asked for on SQLite (`--include-ignored`), this fails rather than pass without testing.
     let server = storage::postgres_server().expect(
         "two_replicas_serve_and_end_one_console_session needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
@@ -525,8 +525,8 @@ async fn two_replicas_serve_and_end_one_console_session() {
     let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
     let logs = tempfile::tempdir().unwrap();
     let (a, b) = tokio::join!(
-        Replica::start("console-a", &db, &key, logs.path()),
-        Replica::start("console-b", &db, &key, logs.path()),
+        Replica::start("console-a", &db, &key, logs.path(), &[]),
+        Replica::start("console-b", &db, &key, logs.path(), &[]),
     );
     let token_for = |name: &'static str| {
         let a = &a;
@@ -541,10 +541,10 @@ async fn two_replicas_serve_and_end_one_console_session() {
     let alice = token_for("alice").await;
 
     // Signed in on A through the form; the same cookie on B loads a page, as the same session.
-    let mut on_a = Browser::at(&a.base);
+    let mut on_a = Browser::at(a.base());
     on_a.sign_in(&alice).await;
     let (_, page_a, _) = on_a.get("/ui/mounts").await;
-    let mut on_b = on_a.via(&b.base);
+    let mut on_b = on_a.via(b.base());
     let (status, page_b, _) = on_b.get("/ui/mounts").await;
     assert_eq!(status, StatusCode::OK, "B serves A's session: {page_b}");
     assert!(page_b.contains("token-alice"), "{page_b}");
@@ -590,12 +590,12 @@ async fn two_replicas_serve_and_end_one_console_session() {
     );
 
     // Sign out everywhere on B ends alice's session made on A; bob's stays.
-    let mut first = Browser::at(&a.base);
+    let mut first = Browser::at(a.base());
     first.sign_in(&alice).await;
-    let mut second = Browser::at(&b.base);
+    let mut second = Browser::at(b.base());
     second.sign_in(&alice).await;
     let bob = token_for("bob").await;
-    let mut other = Browser::at(&a.base);
+    let mut other = Browser::at(a.base());
     other.sign_in(&bob).await;
     let (_, page, _) = second.get("/ui/mounts").await;
     let (status, _, _) = second
@@ -612,7 +612,7 @@ async fn two_replicas_serve_and_end_one_console_session() {
     assert!(other.signed_in().await, "bob's session ended with alice's");
 
     // Revoking bob's token on B ends his sessions, made on either replica, at once.
-    let mut bob_on_b = Browser::at(&b.base);
+    let mut bob_on_b = Browser::at(b.base());
     bob_on_b.sign_in(&bob).await;
     let (s, v) = b
         .call("POST", "auth/token/revoke", json!({"token": bob}))
@@ -622,7 +622,7 @@ async fn two_replicas_serve_and_end_one_console_session() {
         !other.signed_in().await,
         "a session outlived its token on A"
     );
-    assert!(!other.via(&b.base).signed_in().await);
+    assert!(!other.via(b.base()).signed_in().await);
     assert!(
         !bob_on_b.signed_in().await,
         "a session outlived its token on B"

@@ -1,9 +1,12 @@
 //! The real `iamlease` binary as a child process, for what an in-process server cannot show:
-//! `kill -9` at any moment, SIGTERM, a restart on the same store and port.
+//! `kill -9` at any moment, SIGTERM, a restart on the same store and port; and `Replica`, one
+//! of several such processes on one PostgreSQL database, with the calls the replica tests make.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use super::ROOT_TOKEN;
@@ -118,5 +121,76 @@ impl ServerProcess {
             .await
             .expect("server stops within 30 s of SIGTERM")
             .unwrap()
+    }
+}
+
+/// One of several servers on one store: a `ServerProcess` whose AWS calls carry its name in the
+/// user agent (`AWS_SDK_UA_APP_ID`, which the recording proxy tells apart) and whose log is
+/// `{log_dir}/{name}.log`, with the API calls the replica tests make (as the dev root token).
+pub struct Replica {
+    pub name: &'static str,
+    pub process: ServerProcess,
+    http: reqwest::Client,
+}
+
+impl Replica {
+    pub async fn start(
+        name: &'static str,
+        storage: &str,
+        key: &str,
+        log_dir: &std::path::Path,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let mut env = vec![("AWS_SDK_UA_APP_ID", name)];
+        env.extend_from_slice(extra_env);
+        let log = log_dir.join(format!("{name}.log"));
+        Replica {
+            name,
+            process: ServerProcess::start(storage, key, &log, &env).await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.process.address
+    }
+
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/v1/{path}", self.base()),
+            )
+            .header("X-Vault-Token", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.name));
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call_as(ROOT_TOKEN, method, path, body).await
+    }
+
+    /// Issues from `{mount}/creds/dev`: the lease id and the IAM user's name.
+    pub async fn issue(&self, mount: &str, ttl: &str) -> (String, String) {
+        let (s, b) = self
+            .call("POST", &format!("{mount}/creds/dev"), json!({"ttl": ttl}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "issue on {}: {b}", self.name);
+        (
+            b["lease_id"].as_str().unwrap().to_owned(),
+            b["data"]["username"].as_str().unwrap().to_owned(),
+        )
     }
 }
