@@ -98,20 +98,20 @@ where
     ) -> Result<TakeOver> {
         // No transaction: each statement stands alone, and one that runs twice (two replicas
         // taking over at once) finds nothing left to move the second time.
-        let leases = sqlx::query(TAKE_OVER_LEASES)
-            .bind(now)
-            .bind(silent_since_ms)
-            .bind(self.replica())
-            .execute(self.pool())
-            .await
-            .map_err(B::map_err)?;
-        let static_roles = sqlx::query(TAKE_OVER_STATIC_ROLES)
-            .bind(now)
-            .bind(silent_since_ms)
-            .bind(self.replica())
-            .execute(self.pool())
-            .await
-            .map_err(B::map_err)?;
+        let mut moved = [0; 2];
+        for (n, sql) in moved
+            .iter_mut()
+            .zip([TAKE_OVER_LEASES, TAKE_OVER_STATIC_ROLES])
+        {
+            let done = sqlx::query(sql)
+                .bind(now)
+                .bind(silent_since_ms)
+                .bind(self.replica())
+                .execute(self.pool())
+                .await
+                .map_err(B::map_err)?;
+            *n = B::rows_affected(&done);
+        }
         sqlx::query("DELETE FROM replicas WHERE heartbeat_ms < $1 AND id != $2")
             .bind(forget_before_ms)
             .bind(self.replica())
@@ -119,8 +119,8 @@ where
             .await
             .map_err(B::map_err)?;
         Ok(TakeOver {
-            leases: B::rows_affected(&leases),
-            static_roles: B::rows_affected(&static_roles),
+            leases: moved[0],
+            static_roles: moved[1],
         })
     }
 

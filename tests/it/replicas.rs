@@ -39,6 +39,31 @@ const REVOKE_ACTIONS: &[&str] = &[
     "DeleteUser",
 ];
 
+/// A new mount on `replica`, its AWS through `aws_url` (the recording proxy), with an
+/// `iam_user` role `dev`.
+async fn mount_through(replica: &Replica, aws_url: &str, prefix: &str) -> String {
+    let m = moto();
+    let mount = random_name(prefix);
+    for (path, body) in [
+        (format!("sys/mounts/{mount}"), json!({"type": "aws"})),
+        (
+            format!("{mount}/config/root"),
+            json!({
+                "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
+                "iam_endpoint": aws_url, "sts_endpoint": aws_url,
+            }),
+        ),
+        (
+            format!("{mount}/roles/dev"),
+            json!({"credential_type": "iam_user", "policy_document": DOC}),
+        ),
+    ] {
+        let (s, v) = replica.call("POST", &path, body).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{path}: {v}");
+    }
+    mount
+}
+
 fn is_from(r: &Recorded, replica: &str) -> bool {
     r.user_agent.contains(&format!("app/{replica}"))
 }
@@ -477,24 +502,7 @@ async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_fail
         Replica::start("failover-b", &db, &key, logs.path(), &env),
     );
     let m = moto();
-    let mount = random_name("fo");
-    for (path, body) in [
-        (format!("sys/mounts/{mount}"), json!({"type": "aws"})),
-        (
-            format!("{mount}/config/root"),
-            json!({
-                "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
-                "iam_endpoint": proxy.url, "sts_endpoint": proxy.url,
-            }),
-        ),
-        (
-            format!("{mount}/roles/dev"),
-            json!({"credential_type": "iam_user", "policy_document": DOC}),
-        ),
-    ] {
-        let (s, v) = a.call("POST", &path, body).await;
-        assert_eq!(s, StatusCode::NO_CONTENT, "{path}: {v}");
-    }
+    let mount = mount_through(&a, &proxy.url, "fo").await;
     // Every AWS call held 100 ms: A always has issues and revocations part-way.
     proxy.set_delay(Duration::from_millis(100));
 
@@ -623,24 +631,7 @@ async fn a_replica_slow_on_aws_is_not_taken_for_dead() {
         Replica::start("slow-b", &db, &key, logs.path(), &env),
     );
     let m = moto();
-    let mount = random_name("slow");
-    for (path, body) in [
-        (format!("sys/mounts/{mount}"), json!({"type": "aws"})),
-        (
-            format!("{mount}/config/root"),
-            json!({
-                "access_key": m.admin_key, "secret_key": m.admin_secret, "region": "us-east-1",
-                "iam_endpoint": proxy.url, "sts_endpoint": proxy.url,
-            }),
-        ),
-        (
-            format!("{mount}/roles/dev"),
-            json!({"credential_type": "iam_user", "policy_document": DOC}),
-        ),
-    ] {
-        let (s, v) = a.call("POST", &path, body).await;
-        assert_eq!(s, StatusCode::NO_CONTENT, "{path}: {v}");
-    }
+    let mount = mount_through(&a, &proxy.url, "slow").await;
     let short: Vec<(String, String)> =
         futures::future::join_all((0..4).map(|_| a.issue(&mount, "1s"))).await;
     // From here every AWS call takes 700 ms: a revocation (9 calls) or an issue takes well
