@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-
 use super::{Engine, Result};
 use crate::clock::{now, now_ms};
 use crate::model::ReplicaRecord;
@@ -30,15 +28,14 @@ const BEATS_PER_TIMEOUT: u32 = 15;
 /// How long a silent replica's row is kept, for `sys/ha-status`, before it is forgotten.
 const FORGET_AFTER_MS: i64 = 3_600_000;
 
-/// Beats until `shutdown`; the first beat is `Engine::beat`'s caller's (at start-up).
-pub async fn run_heartbeat(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+/// Beats until the task is aborted; the first beat is `Engine::beat`'s caller's (at start-up).
+/// No shutdown signal stops it: a stopping server beats on until its reaper and background
+/// revocations are done, or another replica would take them over while they still run.
+pub async fn run_heartbeat(engine: Arc<Engine>) {
     let every = engine.beat_interval();
     let mut last_beat = Instant::now();
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
+        tokio::time::sleep(every).await;
         match engine.beat().await {
             Ok(()) => {
                 let silent = last_beat.elapsed();

@@ -167,7 +167,7 @@ impl Engine {
     /// Waits until every revocation running in the background has finished. A stopping
     /// server calls it after its last request: an answered revocation left behind would keep
     /// its lease claimed, and its IAM user alive, until another server takes the claim over
-    /// after `claim_timeout`.
+    /// (at once when this one retires, else after `failover_timeout`).
     pub async fn finish_background(&self) {
         self.background.close();
         self.background.wait().await;

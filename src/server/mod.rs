@@ -263,7 +263,10 @@ impl Application {
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(run_sweeper(self.engine.clone(), every, stop_rx.clone())));
-        let heart = tokio::spawn(run_heartbeat(self.engine.clone(), stop_rx.clone()));
+        // Aborted on drop too: a server dropped mid-way (a test harness) must not beat forever.
+        let heart = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(run_heartbeat(
+            self.engine.clone(),
+        )));
         let reaper = tokio::spawn(run_reaper(
             self.engine.clone(),
             self.reaper_interval,
@@ -308,7 +311,7 @@ impl Application {
             tokio::time::timeout(grace, self.engine.finish_background()),
             tokio::time::timeout(grace, reaper),
         );
-        heart.abort();
+        drop(heart);
         if background.is_err() {
             tracing::warn!(
                 "revocations answered before the stop are still running; another replica takes them over after failover_timeout"
