@@ -706,3 +706,66 @@ async fn a_replica_slow_on_aws_is_not_taken_for_dead() {
     );
     proxy.set_delay(Duration::ZERO);
 }
+
+/// A replica told to stop (SIGTERM) with a revocation still running in the background beats
+/// its heartbeat until that revocation is done, so the other replica never takes it over
+/// while it runs, even when it outlasts `failover_timeout`; then the stop hands over at once.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
+async fn a_stopping_replica_keeps_beating_until_its_revocations_are_done() {
+    let server = storage::postgres_server().expect(
+        "a_stopping_replica_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
+    );
+    let db = storage::create_database(&server).await;
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let logs = tempfile::tempdir().unwrap();
+    let proxy = start_recording_proxy(&moto().url).await;
+    let failover = format!("{FAILOVER_SECS}s");
+    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
+    let (mut a, b) = tokio::join!(
+        Replica::start("stop-a", &db, &key, logs.path(), &env),
+        Replica::start("stop-b", &db, &key, logs.path(), &env),
+    );
+    let m = moto();
+    let mount = mount_through(&a, &proxy.url, "stop").await;
+    let (lease, user) = a.issue(&mount, "1h").await;
+    // Each AWS call now takes 700 ms: the revocation (9 calls) outlasts FAILOVER_SECS.
+    proxy.set_delay(Duration::from_millis(700));
+    let (s, v) = a
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            json!({"lease_id": lease, "sync": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let stopping = Instant::now();
+    let status = a.process.terminate().await;
+    assert!(status.success(), "A exited with {status}");
+    assert!(
+        stopping.elapsed() > Duration::from_secs(FAILOVER_SECS),
+        "the revocation did not outlast the failover timeout ({:?})",
+        stopping.elapsed()
+    );
+    proxy.set_delay(Duration::ZERO);
+    let left: Vec<String> = m
+        .users_under(&format!("/iamlease/{mount}/"))
+        .await
+        .into_iter()
+        .map(|u| u.user_name)
+        .collect();
+    assert!(!left.contains(&user), "A's stop left {user} behind");
+    let calls = proxy.requests();
+    let by_b = calls
+        .iter()
+        .filter(|r| is_from(r, b.name) && r.field("UserName").as_ref() == Some(&user))
+        .count();
+    assert_eq!(by_b, 0, "B took over {user} while A was still revoking it");
+    let (s, v) = b.call("GET", "sys/ha-status", json!(null)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"]["nodes"].as_array().unwrap().len(),
+        1,
+        "A retired its heartbeat row: {v}"
+    );
+}
