@@ -138,9 +138,12 @@ fn make_private(path: &Path) -> Result<()> {
         .map_err(|e| unavailable(path, e))?;
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let p = PathBuf::from(format!("{name}{suffix}"));
-        if p.exists() {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| unavailable(&p, e))?;
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            // Absent, or just deleted by the last connection of a store closing a moment ago
+            // (SQLite removes `-wal` and `-shm` then): nothing to tighten; SQLite makes new
+            // ones with the database's mode.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            done => done.map_err(|e| unavailable(&p, e))?,
         }
     }
     Ok(())
