@@ -63,6 +63,33 @@ pub struct TokenRecord {
     pub bound_cidrs: Vec<String>,
 }
 
+impl TokenRecord {
+    /// A plain `auth/token/create` token with the `default` policy and no limits, the child of
+    /// `parent` (an orphan without one): where tests and tools start, changing what they need.
+    pub fn plain(hash: Vec<u8>, accessor: &str, parent: Option<&str>) -> Self {
+        TokenRecord {
+            hash,
+            accessor: accessor.into(),
+            policies: vec!["default".into()],
+            display_name: "token".into(),
+            created_at: 0,
+            expire_at: None,
+            ttl: None,
+            parent_accessor: parent.map(str::to_owned),
+            orphan: parent.is_none(),
+            num_uses: 0,
+            period: None,
+            explicit_max_ttl: None,
+            meta: BTreeMap::new(),
+            renewable: true,
+            path: "auth/token/create".into(),
+            auth_accessor: None,
+            max_ttl: None,
+            bound_cidrs: Vec::new(),
+        }
+    }
+}
+
 /// What a token revocation did: the tokens gone at once, and how many leases it made due
 /// for the reaper to revoke in AWS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -245,24 +245,9 @@ mod tests {
 
         // A console session's token is re-sealed too, under its own context.
         let token = crate::model::TokenRecord {
-            hash: b"h".to_vec(),
-            accessor: "a".into(),
             policies: Vec::new(),
             display_name: "alice".into(),
-            created_at: 0,
-            expire_at: None,
-            ttl: None,
-            parent_accessor: None,
-            orphan: true,
-            num_uses: 0,
-            period: None,
-            explicit_max_ttl: None,
-            meta: Default::default(),
-            renewable: true,
-            path: "auth/token/create".into(),
-            auth_accessor: None,
-            max_ttl: None,
-            bound_cidrs: Vec::new(),
+            ..crate::model::TokenRecord::plain(b"h".to_vec(), "a", None)
         };
         s.insert_token(&token).await.unwrap();
         let session = crate::model::ConsoleSessionRecord {

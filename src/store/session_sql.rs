@@ -200,26 +200,7 @@ mod tests {
     use crate::store::{SqliteStore, Store};
 
     fn token(accessor: &str, parent: Option<&str>) -> TokenRecord {
-        TokenRecord {
-            hash: accessor.as_bytes().to_vec(),
-            accessor: accessor.into(),
-            policies: vec!["default".into()],
-            display_name: "token".into(),
-            created_at: 0,
-            expire_at: None,
-            ttl: None,
-            parent_accessor: parent.map(str::to_owned),
-            orphan: parent.is_none(),
-            num_uses: 0,
-            period: None,
-            explicit_max_ttl: None,
-            meta: Default::default(),
-            renewable: true,
-            path: "auth/token/create".into(),
-            auth_accessor: None,
-            max_ttl: None,
-            bound_cidrs: Vec::new(),
-        }
+        TokenRecord::plain(accessor.as_bytes().to_vec(), accessor, parent)
     }
 
     fn session(id: &str, accessor: &str, expire_at: i64) -> ConsoleSessionRecord {

@@ -295,26 +295,7 @@ mod tests {
     }
 
     fn token(accessor: &str, parent: Option<&str>) -> crate::model::TokenRecord {
-        crate::model::TokenRecord {
-            hash: accessor.as_bytes().to_vec(),
-            accessor: accessor.into(),
-            policies: vec!["default".into()],
-            display_name: "token".into(),
-            created_at: 0,
-            expire_at: None,
-            ttl: None,
-            parent_accessor: parent.map(str::to_owned),
-            orphan: parent.is_none(),
-            num_uses: 0,
-            period: None,
-            explicit_max_ttl: None,
-            meta: Default::default(),
-            renewable: true,
-            path: "auth/token/create".into(),
-            auth_accessor: None,
-            max_ttl: None,
-            bound_cidrs: Vec::new(),
-        }
+        crate::model::TokenRecord::plain(accessor.as_bytes().to_vec(), accessor, parent)
     }
 
     /// A token tree holding 20,000 leases is revoked in one call that reads none of them into

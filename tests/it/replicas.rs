@@ -39,6 +39,29 @@ const REVOKE_ACTIONS: &[&str] = &[
     "DeleteUser",
 ];
 
+/// Two replicas started at once on a new PostgreSQL database (so the schema migration runs
+/// under PostgreSQL's advisory lock, and the dev-mode `aws/` mount is made once), with
+/// `FAILOVER_SECS`; their logs in the returned directory. `test` names the caller: asked for
+/// on SQLite (`--include-ignored`), it fails rather than pass without testing.
+async fn two_replicas(
+    test: &str,
+    names: [&'static str; 2],
+) -> (tempfile::TempDir, Replica, Replica) {
+    let server = storage::postgres_server().unwrap_or_else(|| {
+        panic!("{test} needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)")
+    });
+    let db = storage::create_database(&server).await;
+    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
+    let logs = tempfile::tempdir().unwrap();
+    let failover = format!("{FAILOVER_SECS}s");
+    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
+    let (a, b) = tokio::join!(
+        Replica::start(names[0], &db, &key, logs.path(), &env),
+        Replica::start(names[1], &db, &key, logs.path(), &env),
+    );
+    (logs, a, b)
+}
+
 /// A new mount on `replica`, its AWS through `aws_url` (the recording proxy), with an
 /// `iam_user` role `dev`.
 async fn mount_through(replica: &Replica, aws_url: &str, prefix: &str) -> String {
@@ -80,22 +103,14 @@ fn is_deleted_user(r: &Recorded) -> bool {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
 async fn two_replicas_share_the_work_and_survive_one_being_killed() {
-    // Asked for on SQLite (`--include-ignored`), this fails rather than pass without testing.
-    let server = storage::postgres_server().expect(
-        "two_replicas_share_the_work_and_survive_one_being_killed needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
-    );
-    let db = storage::create_database(&server).await;
-    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
-    let logs = tempfile::tempdir().unwrap();
-    let failover = format!("{FAILOVER_SECS}s");
-    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
     let proxy = start_recording_proxy(&moto().url).await;
     // Started at once on an empty database: the schema migration (under PostgreSQL's advisory
     // lock) and the dev-mode `aws/` mount happen once, and both replicas come up.
-    let (mut a, b) = tokio::join!(
-        Replica::start("replica-a", &db, &key, logs.path(), &env),
-        Replica::start("replica-b", &db, &key, logs.path(), &env),
-    );
+    let (_logs, mut a, b) = two_replicas(
+        "two_replicas_share_the_work_and_survive_one_being_killed",
+        ["replica-a", "replica-b"],
+    )
+    .await;
 
     // What is written on A is seen by B at once: mount, root config, role, policy, token.
     let mount = random_name("rep");
@@ -339,18 +354,7 @@ async fn two_replicas_share_the_work_and_survive_one_being_killed() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
 async fn a_replica_never_serves_a_role_or_root_config_the_other_changed_or_deleted() {
-    let server = storage::postgres_server().expect(
-        "a_replica_never_serves_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
-    );
-    let db = storage::create_database(&server).await;
-    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
-    let logs = tempfile::tempdir().unwrap();
-    let failover = format!("{FAILOVER_SECS}s");
-    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
-    let (a, b) = tokio::join!(
-        Replica::start("cache-a", &db, &key, logs.path(), &env),
-        Replica::start("cache-b", &db, &key, logs.path(), &env),
-    );
+    let (_logs, a, b) = two_replicas("a_replica_never_serves_…", ["cache-a", "cache-b"]).await;
     let m = moto();
     let iam = m.iam();
     let mount = random_name("cache");
@@ -488,19 +492,8 @@ async fn a_replica_never_serves_a_role_or_root_config_the_other_changed_or_delet
 #[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
 async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_failover_timeout() {
     const TTL_SECS: u64 = 3;
-    let server = storage::postgres_server().expect(
-        "a_killed_replicas_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
-    );
-    let db = storage::create_database(&server).await;
-    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
-    let logs = tempfile::tempdir().unwrap();
     let proxy = start_recording_proxy(&moto().url).await;
-    let failover = format!("{FAILOVER_SECS}s");
-    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
-    let (mut a, b) = tokio::join!(
-        Replica::start("failover-a", &db, &key, logs.path(), &env),
-        Replica::start("failover-b", &db, &key, logs.path(), &env),
-    );
+    let (_logs, mut a, b) = two_replicas("a_killed_replicas_…", ["failover-a", "failover-b"]).await;
     let m = moto();
     let mount = mount_through(&a, &proxy.url, "fo").await;
     // Every AWS call held 100 ms: A always has issues and revocations part-way.
@@ -617,19 +610,8 @@ async fn a_killed_replicas_issues_and_revocations_are_taken_over_within_the_fail
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
 async fn a_replica_slow_on_aws_is_not_taken_for_dead() {
-    let server = storage::postgres_server().expect(
-        "a_replica_slow_on_aws_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
-    );
-    let db = storage::create_database(&server).await;
-    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
-    let logs = tempfile::tempdir().unwrap();
     let proxy = start_recording_proxy(&moto().url).await;
-    let failover = format!("{FAILOVER_SECS}s");
-    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
-    let (a, b) = tokio::join!(
-        Replica::start("slow-a", &db, &key, logs.path(), &env),
-        Replica::start("slow-b", &db, &key, logs.path(), &env),
-    );
+    let (_logs, a, b) = two_replicas("a_replica_slow_on_aws_…", ["slow-a", "slow-b"]).await;
     let m = moto();
     let mount = mount_through(&a, &proxy.url, "slow").await;
     let short: Vec<(String, String)> =
@@ -713,19 +695,8 @@ async fn a_replica_slow_on_aws_is_not_taken_for_dead() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with IAMLEASE_TEST_STORAGE (scripts/test runs it)"]
 async fn a_stopping_replica_keeps_beating_until_its_revocations_are_done() {
-    let server = storage::postgres_server().expect(
-        "a_stopping_replica_… needs IAMLEASE_TEST_STORAGE=postgres://… (scripts/test sets it)",
-    );
-    let db = storage::create_database(&server).await;
-    let key = iamlease::seal::MasterKey::generate().unwrap().to_base64();
-    let logs = tempfile::tempdir().unwrap();
     let proxy = start_recording_proxy(&moto().url).await;
-    let failover = format!("{FAILOVER_SECS}s");
-    let env = [("IAMLEASE_FAILOVER_TIMEOUT", failover.as_str())];
-    let (mut a, b) = tokio::join!(
-        Replica::start("stop-a", &db, &key, logs.path(), &env),
-        Replica::start("stop-b", &db, &key, logs.path(), &env),
-    );
+    let (_logs, mut a, b) = two_replicas("a_stopping_replica_…", ["stop-a", "stop-b"]).await;
     let m = moto();
     let mount = mount_through(&a, &proxy.url, "stop").await;
     let (lease, user) = a.issue(&mount, "1h").await;

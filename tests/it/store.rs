@@ -209,24 +209,11 @@ async fn the_config_epoch_grows_with_every_config_write_and_only_then() {
         .await
         .unwrap();
     let token = TokenRecord {
-        hash: vec![7; 32],
-        accessor: "epoch-accessor".into(),
-        policies: vec!["default".into()],
-        display_name: "token".into(),
+        orphan: false,
         created_at: 1,
         expire_at: Some(100),
         ttl: Some(99),
-        parent_accessor: None,
-        orphan: false,
-        num_uses: 0,
-        period: None,
-        explicit_max_ttl: None,
-        meta: Default::default(),
-        renewable: true,
-        path: "auth/token/create".into(),
-        auth_accessor: None,
-        max_ttl: None,
-        bound_cidrs: Vec::new(),
+        ..TokenRecord::plain(vec![7; 32], "epoch-accessor", None)
     };
     a.insert_token(&token).await.unwrap();
     a.set_token_expiry(&token.accessor, 200).await.unwrap();
@@ -301,24 +288,10 @@ async fn console_sessions_are_shared_by_replicas_and_end_with_their_token() {
     let sealer = Sealer::new(&MasterKey::generate().unwrap());
     let now = 1_000;
     let record = |accessor: &str, secret: &str, expire_at| TokenRecord {
-        hash: token_hash(secret),
-        accessor: accessor.into(),
-        policies: vec!["default".into()],
         display_name: format!("token-{accessor}"),
         created_at: 1,
         expire_at,
-        ttl: None,
-        parent_accessor: None,
-        orphan: true,
-        num_uses: 0,
-        period: None,
-        explicit_max_ttl: None,
-        meta: Default::default(),
-        renewable: true,
-        path: "auth/token/create".into(),
-        auth_accessor: None,
-        max_ttl: None,
-        bound_cidrs: Vec::new(),
+        ..TokenRecord::plain(token_hash(secret), accessor, None)
     };
     a.insert_token(&record("alice", "alice-token", Some(now + 3600)))
         .await
