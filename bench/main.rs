@@ -1060,7 +1060,7 @@ async fn store(opts: &Opts) {
         let l = bulk_lease(rows + i, LeaseState::Pending, CredentialType::IamUser, far);
         let key = KeyRecord::for_lease(&l, &format!("AKIA{:016}", rows + i), "bench", &meta);
         let t = Instant::now();
-        assert!(s.activate_lease(&l.id, &key, far).await.unwrap());
+        assert!(s.activate_lease(&key, far).await.unwrap());
         samples.push(t.elapsed());
     }
     report("activate_lease (with its key-history row)", &samples);

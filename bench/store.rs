@@ -76,7 +76,7 @@ fn statements(c: &mut Criterion) {
                 rt.block_on(async {
                     store.insert_lease(&l).await.unwrap();
                     let key = KeyRecord::for_lease(&l, "AKIABENCH00000000000", "bench", &meta);
-                    store.activate_lease(&l.id, &key, far).await.unwrap()
+                    store.activate_lease(&key, far).await.unwrap()
                 })
             })
         },

@@ -471,11 +471,7 @@ impl Engine {
             &caller.display_name,
             &caller.token.meta,
         );
-        let activated = match self
-            .store
-            .activate_lease(&lease.id, &history, expire_time)
-            .await
-        {
+        let activated = match self.store.activate_lease(&history, expire_time).await {
             Ok(activated) => activated,
             Err(e) => {
                 // The store cannot take the write (disk full, read-only): the caller will never

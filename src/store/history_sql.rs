@@ -4,6 +4,7 @@
 //! holds it; a trigger on `leases` stamps its end (migration `key_history`).
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
@@ -15,10 +16,11 @@ use crate::model::{AccessKeyId, KeyHistory, KeyRecord, Lease, MountPath};
 /// What the access-key history keeps and answers.
 #[async_trait]
 pub trait KeyHistoryStore: Send + Sync {
-    /// `pending` → `active`, recording who holds `key`, in one transaction. False (and nothing
-    /// recorded) when someone else claimed the lease meanwhile. A lease whose token was revoked
-    /// while it was being issued becomes due at once, not at `due_at`.
-    async fn activate_lease(&self, id: &str, key: &KeyRecord, due_at: i64) -> Result<bool>;
+    /// `key.lease_id` `pending` → `active`, recording who holds `key`, in one transaction and
+    /// one call to the database. False (and nothing recorded) when someone else claimed the
+    /// lease meanwhile. A lease whose token was revoked while it was being issued becomes due
+    /// at once, not at `due_at`.
+    async fn activate_lease(&self, key: &KeyRecord, due_at: i64) -> Result<bool>;
     /// An STS lease, born `active` after its STS call, with its key's history row.
     async fn insert_active_lease(&self, lease: &Lease, key: &KeyRecord) -> Result<()>;
     /// The newest key with this id that `mount` handed out, with its lease if it still lives.
@@ -35,10 +37,59 @@ pub trait KeyHistoryStore: Send + Sync {
     async fn forget_keys(&self, revoked_before: i64, limit: i64) -> Result<u64>;
 }
 
-/// Every column of `key_history`, in the order `bind_key` binds them.
-pub(super) const INSERT_KEY: &str = "INSERT INTO key_history (lease_id, access_key_id, mount, role, \
-     credential_type, username, requester, token_accessor, meta, issue_time, expire_time, \
-     revoke_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// An INSERT of every column of `key_history`, in the order `bind_key` binds them (a macro,
+/// so the statements below can be `concat!`ed constants).
+macro_rules! insert_key_columns {
+    () => {
+        "INSERT INTO key_history (lease_id, access_key_id, mount, role, credential_type, \
+         username, requester, token_accessor, meta, issue_time, expire_time, revoke_time) "
+    };
+}
+
+pub(super) const INSERT_KEY: &str = concat!(
+    insert_key_columns!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+);
+
+/// The activation's UPDATE: `$1` the lease (= the key's lease id), `$2` its key, `$13` when
+/// it becomes due. A token revoked while its lease was being issued has already made the
+/// lease due (or is about to, in the same transaction that deletes it): then it stays due.
+macro_rules! activate_update {
+    () => {
+        "UPDATE leases SET state = 'active', access_key_id = $2,
+             due_at = CASE WHEN token_accessor IS NULL
+                             OR EXISTS (SELECT 1 FROM tokens WHERE accessor = leases.token_accessor)
+                           THEN $13 ELSE issue_time END
+         WHERE id = $1 AND state = 'pending'"
+    };
+}
+
+/// `activate_lease` on SQLite: one string of statements, which sqlx's SQLite driver runs in
+/// one hand-off to the connection's worker thread (numbered parameters are shared by all of
+/// them), where a `Transaction` takes four. The history row is written only when the UPDATE
+/// claimed the lease (`changes()`), and its `RETURNING` row says so: the driver's
+/// rows-affected count is no use here, as SQLite reports a stale count for `BEGIN` and
+/// `COMMIT`. A failure or a cancelled call between `BEGIN` and
+/// `COMMIT` leaves the transaction open, so `activate_lease` then closes the connection
+/// instead of returning it to the pool (closing rolls the transaction back).
+pub(super) const ACTIVATE_BATCH: &str = concat!(
+    "BEGIN IMMEDIATE; ",
+    activate_update!(),
+    "; ",
+    insert_key_columns!(),
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 WHERE changes() = 1 \
+     RETURNING lease_id; COMMIT"
+);
+
+/// `activate_lease` on PostgreSQL: one statement, the UPDATE as a data-modifying CTE whose
+/// returned row (none when the lease was claimed meanwhile) feeds the history INSERT.
+pub(super) const ACTIVATE_CTE: &str = concat!(
+    "WITH activated AS (",
+    activate_update!(),
+    " RETURNING id) ",
+    insert_key_columns!(),
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM activated RETURNING lease_id"
+);
 
 /// `whois`: a search of the `key_history_access_key_id` index (a SQLite test checks the plan),
 /// so an answer costs the same over a million rows as over ten.
@@ -107,6 +158,25 @@ where
     Ok(())
 }
 
+/// A pooled connection that goes back to the pool only once `done` is called. Dropped before
+/// that (an error, or the caller's future cancelled mid-call), it is closed instead: it may
+/// hold a transaction that `ACTIVATE_BATCH` began and did not end.
+struct OpenUntilDone<DB: Database>(Option<PoolConnection<DB>>);
+
+impl<DB: Database> OpenUntilDone<DB> {
+    fn done(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl<DB: Database> Drop for OpenUntilDone<DB> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
 pub(super) fn meta_json(k: &KeyRecord) -> String {
     serde_json::to_string(&k.meta).expect("strings serialise")
 }
@@ -127,33 +197,18 @@ where
     for<'r> String: Decode<'r, B::Db> + Type<B::Db>,
     for<'r> Vec<u8>: Decode<'r, B::Db> + Type<B::Db>,
 {
-    async fn activate_lease(&self, id: &str, key: &KeyRecord, due_at: i64) -> Result<bool> {
+    async fn activate_lease(&self, key: &KeyRecord, due_at: i64) -> Result<bool> {
         let meta = meta_json(key);
-        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
-        let done = sqlx::query(
-            // A token revoked while its lease was being issued has already made the lease due
-            // (or is about to, in the same transaction that deletes it): then it stays due.
-            "UPDATE leases SET state = 'active', access_key_id = $2,
-                 due_at = CASE WHEN token_accessor IS NULL
-                                 OR EXISTS (SELECT 1 FROM tokens WHERE accessor = leases.token_accessor)
-                               THEN $3 ELSE issue_time END
-             WHERE id = $1 AND state = 'pending'",
-        )
-        .bind(id)
-        .bind(key.access_key_id.as_str())
-        .bind(due_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(B::map_err)?;
-        if B::rows_affected(&done) != 1 {
-            return Ok(false);
-        }
-        bind_key(sqlx::query(INSERT_KEY), key, &meta)
-            .execute(&mut *tx)
+        let mut conn = OpenUntilDone(Some(self.pool().acquire().await.map_err(B::map_err)?));
+        // Every row, never just the first: fetching one would stop SQLite's driver before the
+        // batch's COMMIT.
+        let recorded = bind_key(sqlx::query(B::ACTIVATE_LEASE), key, &meta)
+            .bind(due_at)
+            .fetch_all(&mut **conn.0.as_mut().expect("held until done"))
             .await
             .map_err(B::map_err)?;
-        tx.commit().await.map_err(B::map_err)?;
-        Ok(true)
+        conn.done();
+        Ok(!recorded.is_empty())
     }
 
     async fn insert_active_lease(&self, lease: &Lease, key: &KeyRecord) -> Result<()> {
@@ -300,7 +355,7 @@ mod tests {
             s.lease_with_requester(&lease.id).await.unwrap().unwrap().1,
             None
         );
-        assert!(s.activate_lease(&lease.id, &key, 1_100).await.unwrap());
+        assert!(s.activate_lease(&key, 1_100).await.unwrap());
         let (active, requester) = s.lease_with_requester(&lease.id).await.unwrap().unwrap();
         assert_eq!(
             (active.state, requester.as_deref()),
@@ -391,5 +446,47 @@ mod tests {
         assert_eq!(s.forget_keys(cutoff, 2).await.unwrap(), 2);
         assert_eq!(s.forget_keys(cutoff, 2).await.unwrap(), 1);
         assert_eq!(s.forget_keys(cutoff, 2).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_activation_that_fails_midway_changes_nothing_and_leaves_no_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        let pending = |name: &str| {
+            Lease::pending_iam_user(
+                aws(),
+                RoleName::parse("dev").unwrap(),
+                name.into(),
+                1_000,
+                100,
+                1_000,
+                1_050,
+            )
+        };
+        let lease = pending("iamlease-dev-fails");
+        s.insert_lease(&lease).await.unwrap();
+        let key = KeyRecord::for_lease(&lease, "AKIAFAILS00000000001", "root", &BTreeMap::new());
+        // A history row already there: the batch's INSERT fails after its UPDATE ran.
+        s.insert_key_history_bulk(std::slice::from_ref(&key))
+            .await
+            .unwrap();
+        assert!(s.activate_lease(&key, 1_100).await.is_err());
+        // Every pooled connection in turn takes a write and commits it: none was left inside
+        // the failed batch's transaction (it would hold the write lock, or swallow these).
+        let later: Vec<Lease> = (0..20).map(|i| pending(&format!("later-{i}"))).collect();
+        for l in &later {
+            s.insert_lease(l).await.unwrap();
+        }
+        s.close().await;
+        let s = SqliteStore::open(&url).await.unwrap();
+        let after = s.get_lease(&lease.id).await.unwrap().unwrap();
+        assert_eq!(
+            (after.state, after.access_key_id),
+            (LeaseState::Pending, None)
+        );
+        for l in &later {
+            assert!(s.get_lease(&l.id).await.unwrap().is_some(), "{} lost", l.id);
+        }
     }
 }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, Postgres};
 
-use super::sql;
 use super::{Result, StoreError};
+use super::{history_sql, sql};
 
 // sqlx's migrator holds `pg_advisory_lock` (keyed by the database name) while it checks and
 // applies migrations, so replicas that start at once apply each migration exactly once.
@@ -94,6 +94,8 @@ impl sql::Backend for PostgresStore {
     /// SKIP LOCKED: replicas reaping at once take disjoint batches instead of queueing on the
     /// same rows; a row another replica claimed meanwhile fails the re-checked `due_at`.
     const CLAIM_ROW_LOCKS: &'static str = "FOR UPDATE SKIP LOCKED";
+
+    const ACTIVATE_LEASE: &'static str = history_sql::ACTIVATE_CTE;
 
     fn pool(&self) -> &PgPool {
         &self.pool

@@ -52,6 +52,11 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// out of each other's way.
     const CLAIM_ROW_LOCKS: &'static str;
 
+    /// `KeyHistoryStore::activate_lease` in one call to the database, binding the key's twelve
+    /// history columns as `$1`–`$12` and its due time as `$13`: SQLite's driver runs a string
+    /// of statements in one hand-off, PostgreSQL a data-modifying CTE.
+    const ACTIVATE_LEASE: &'static str;
+
     fn pool(&self) -> &Pool<Self::Db>;
 
     /// This server's id: its row in `replicas`, and the `owner` of what it has in flight.

@@ -218,6 +218,8 @@ impl sql::Backend for SqliteStore {
     /// None: SQLite runs one writer at a time, so a claim's UPDATE already excludes others.
     const CLAIM_ROW_LOCKS: &'static str = "";
 
+    const ACTIVATE_LEASE: &'static str = history_sql::ACTIVATE_BATCH;
+
     fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -377,16 +379,8 @@ mod tests {
         // pending → active once; a second activation is refused.
         let pending = s.get_lease("aws/creds/dev/a").await.unwrap().unwrap();
         let key = KeyRecord::for_lease(&pending, "AKIA1", "root", &Default::default());
-        assert!(
-            s.activate_lease("aws/creds/dev/a", &key, 100)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !s.activate_lease("aws/creds/dev/a", &key, 100)
-                .await
-                .unwrap()
-        );
+        assert!(s.activate_lease(&key, 100).await.unwrap());
+        assert!(!s.activate_lease(&key, 100).await.unwrap());
         assert!(s.renew_lease("aws/creds/dev/a", 200, 10).await.unwrap());
         let l = s.get_lease("aws/creds/dev/a").await.unwrap().unwrap();
         assert_eq!(

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use iamlease::model::{Lease, LeaseState, MountPath, RoleName};
+use iamlease::model::{AccessKeyId, KeyRecord, Lease, LeaseState, MountPath, RoleName};
 use iamlease::store::{self, MountRecord, Store, TokenRecord};
 
 use crate::support::storage;
@@ -95,6 +95,66 @@ async fn two_reapers_on_one_database_claim_each_due_lease_exactly_once() {
     });
     let winners = futures::future::join_all(races).await;
     assert!(winners.iter().all(|&n| n == 1), "{winners:?}");
+    a.close().await;
+    b.close().await;
+}
+
+/// The activation's one call (a batch of statements on SQLite, a CTE on PostgreSQL): it
+/// records the key exactly when it moves the lease from `pending`, never after another handle
+/// claimed the lease.
+#[tokio::test]
+async fn an_activation_records_its_key_only_when_it_wins_the_pending_lease() {
+    let (_db, a, b) = two_handles().await;
+    let mount = MountPath::parse("aws").unwrap();
+    let pending = |id: &str| lease(id, 500).with_state(LeaseState::Pending, 500);
+    let key = |l: &Lease, akid: &str| KeyRecord::for_lease(l, akid, "root", &Default::default());
+    let recorded = |akid: &'static str| {
+        let (a, mount) = (a.clone(), mount.clone());
+        async move {
+            a.key_history(&mount, &AccessKeyId::parse(akid).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+
+    let won = pending("aws/creds/dev/won");
+    a.insert_lease(&won).await.unwrap();
+    assert!(
+        a.activate_lease(&key(&won, "AKIAWON0000000000001"), 900)
+            .await
+            .unwrap()
+    );
+    let active = b.get_lease(&won.id).await.unwrap().unwrap();
+    assert_eq!(
+        (active.state, active.access_key_id.as_deref(), active.due_at),
+        (LeaseState::Active, Some("AKIAWON0000000000001"), 900)
+    );
+    assert_eq!(
+        recorded("AKIAWON0000000000001").await.unwrap().key.lease_id,
+        won.id
+    );
+    // A second activation of the same lease is refused and records nothing.
+    assert!(
+        !a.activate_lease(&key(&won, "AKIAWON0000000000002"), 900)
+            .await
+            .unwrap()
+    );
+    assert!(recorded("AKIAWON0000000000002").await.is_none());
+
+    // Claimed by the other handle (a revoke-prefix, a takeover) while AWS was answering.
+    let lost = pending("aws/creds/dev/lost");
+    a.insert_lease(&lost).await.unwrap();
+    assert!(b.claim_lease(&lost.id, 600, 700).await.unwrap().is_some());
+    assert!(
+        !a.activate_lease(&key(&lost, "AKIALOST000000000001"), 900)
+            .await
+            .unwrap()
+    );
+    assert!(recorded("AKIALOST000000000001").await.is_none());
+    assert_eq!(
+        b.get_lease(&lost.id).await.unwrap().unwrap().state,
+        LeaseState::Revoking
+    );
     a.close().await;
     b.close().await;
 }
