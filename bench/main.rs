@@ -335,6 +335,8 @@ async fn raw_issue(iam: &aws_sdk_iam::Client, username: &str, path: &str) -> Str
         ("iamlease:mount", MOUNT.to_owned()),
         ("iamlease:role", "dev".to_owned()),
         ("iamlease:expires-at", "2030-01-01T00:00:00Z".to_owned()),
+        // Who asked (src/engine/attribution.rs): the bench's root token.
+        ("iamlease:requester", "root".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| {

@@ -199,7 +199,7 @@ where
 {
     async fn activate_lease(&self, key: &KeyRecord, due_at: i64) -> Result<bool> {
         let meta = meta_json(key);
-        let mut conn = OpenUntilDone(Some(self.pool().acquire().await.map_err(B::map_err)?));
+        let mut conn = OpenUntilDone(Some(self.issue_pool().acquire().await.map_err(B::map_err)?));
         // Every row, never just the first: fetching one would stop SQLite's driver before the
         // batch's COMMIT.
         let recorded = bind_key(sqlx::query(B::ACTIVATE_LEASE), key, &meta)
@@ -213,7 +213,7 @@ where
 
     async fn insert_active_lease(&self, lease: &Lease, key: &KeyRecord) -> Result<()> {
         let meta = meta_json(key);
-        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
+        let mut tx = self.issue_pool().begin().await.map_err(B::map_err)?;
         sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease, self.replica())
             .execute(&mut *tx)
             .await

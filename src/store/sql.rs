@@ -59,6 +59,13 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     fn pool(&self) -> &Pool<Self::Db>;
 
+    /// Where an issue's durable writes (its intent row, its activation, an STS lease) run. SQLite takes
+    /// one writer at a time and makes the others sleep in its busy handler (a millisecond and
+    /// up) while one commits, so its store queues them on one connection of their own instead.
+    fn issue_pool(&self) -> &Pool<Self::Db> {
+        self.pool()
+    }
+
     /// This server's id: its row in `replicas`, and the `owner` of what it has in flight.
     fn replica(&self) -> &str;
 
@@ -504,7 +511,7 @@ where
         // (SQLite's synchronous=FULL; PostgreSQL's synchronous_commit=on, its default), so the
         // intent record is on disk before the first AWS call.
         bind_lease(sqlx::query(INSERT_LEASE), l, self.replica())
-            .execute(self.pool())
+            .execute(self.issue_pool())
             .await
             .map_err(B::map_err)?;
         Ok(())

@@ -31,6 +31,8 @@ const RECOVER_ABANDONED_SQL: &str =
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for an issue's intent and activation (`Backend::issue_pool`).
+    issue_pool: SqlitePool,
     /// An exclusive lock on `<database>.lock`, held while the store is open: one server per
     /// SQLite file, so at start-up every claim and intent in it is known to be abandoned.
     lock: Arc<Mutex<Option<File>>>,
@@ -65,21 +67,26 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            // An embedded connection cannot drop the way a network one can; pinging it before
-            // every statement would be one more hop to its worker thread per statement.
-            .test_before_acquire(false)
-            .connect_with(options)
+        let pool_of = |size| {
+            SqlitePoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(10))
+                // An embedded connection cannot drop the way a network one can; pinging it
+                // before every statement would be one more hop to its worker thread each time.
+                .test_before_acquire(false)
+        };
+        let pool = pool_of(8)
+            .connect_with(options.clone())
             .await
             .map_err(map_err)?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrating {}: {e}", path.display())))?;
+        let issue_pool = pool_of(1).connect_with(options).await.map_err(map_err)?;
         Ok(SqliteStore {
             pool,
+            issue_pool,
             lock: Arc::new(Mutex::new(lock)),
             replica: super::new_replica_id(),
         })
@@ -112,6 +119,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.issue_pool.close().await;
         self.pool.close().await;
         // Dropping the file releases the lock for the next server on this database.
         self.lock.lock().expect("lock mutex").take();
@@ -222,6 +230,10 @@ impl sql::Backend for SqliteStore {
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn issue_pool(&self) -> &SqlitePool {
+        &self.issue_pool
     }
 
     fn replica(&self) -> &str {
