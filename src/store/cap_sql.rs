@@ -51,7 +51,7 @@ where
         let creds = format!("{mount}/creds/{role}/");
         let sts = format!("{mount}/sts/{role}/");
         let (creds_end, sts_end) = (prefix_upper_bound(&creds), prefix_upper_bound(&sts));
-        let mut tx = self.issue_pool().begin().await.map_err(B::map_err)?;
+        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
         // A write first: PostgreSQL's row lock, SQLite's write lock, held to the commit.
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ($1, $2)

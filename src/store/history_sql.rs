@@ -4,7 +4,6 @@
 //! holds it; a trigger on `leases` stamps its end (migration `key_history`).
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
@@ -64,24 +63,10 @@ macro_rules! activate_update {
     };
 }
 
-/// `activate_lease` on SQLite: one string of statements, which sqlx's SQLite driver runs in
-/// one hand-off to the connection's worker thread (numbered parameters are shared by all of
-/// them), where a `Transaction` takes four. The history row is written only when the UPDATE
-/// claimed the lease (`changes()`), and its `RETURNING` row says so: the driver's
-/// rows-affected count is no use here, as SQLite reports a stale count for `BEGIN` and
-/// `COMMIT`. A failure or a cancelled call between `BEGIN` and
-/// `COMMIT` leaves the transaction open, so `activate_lease` then closes the connection
-/// instead of returning it to the pool (closing rolls the transaction back).
-pub(super) const ACTIVATE_BATCH: &str = concat!(
-    "BEGIN IMMEDIATE; ",
-    activate_update!(),
-    "; ",
-    insert_key_columns!(),
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 WHERE changes() = 1 \
-     RETURNING lease_id; COMMIT"
-);
+/// The activation's UPDATE on its own, as SQLite's issue writer runs it (`sqlite_writer.rs`).
+pub(super) const ACTIVATE_UPDATE: &str = activate_update!();
 
-/// `activate_lease` on PostgreSQL: one statement, the UPDATE as a data-modifying CTE whose
+/// `activate_lease` on PostgreSQL (`postgres.rs`): one statement, the UPDATE as a data-modifying CTE whose
 /// returned row (none when the lease was claimed meanwhile) feeds the history INSERT.
 pub(super) const ACTIVATE_CTE: &str = concat!(
     "WITH activated AS (",
@@ -158,25 +143,6 @@ where
     Ok(())
 }
 
-/// A pooled connection that goes back to the pool only once `done` is called. Dropped before
-/// that (an error, or the caller's future cancelled mid-call), it is closed instead: it may
-/// hold a transaction that `ACTIVATE_BATCH` began and did not end.
-struct OpenUntilDone<DB: Database>(Option<PoolConnection<DB>>);
-
-impl<DB: Database> OpenUntilDone<DB> {
-    fn done(mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl<DB: Database> Drop for OpenUntilDone<DB> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.as_mut() {
-            conn.close_on_drop();
-        }
-    }
-}
-
 pub(super) fn meta_json(k: &KeyRecord) -> String {
     serde_json::to_string(&k.meta).expect("strings serialise")
 }
@@ -198,22 +164,12 @@ where
     for<'r> Vec<u8>: Decode<'r, B::Db> + Type<B::Db>,
 {
     async fn activate_lease(&self, key: &KeyRecord, due_at: i64) -> Result<bool> {
-        let meta = meta_json(key);
-        let mut conn = OpenUntilDone(Some(self.issue_pool().acquire().await.map_err(B::map_err)?));
-        // Every row, never just the first: fetching one would stop SQLite's driver before the
-        // batch's COMMIT.
-        let recorded = bind_key(sqlx::query(B::ACTIVATE_LEASE), key, &meta)
-            .bind(due_at)
-            .fetch_all(&mut **conn.0.as_mut().expect("held until done"))
-            .await
-            .map_err(B::map_err)?;
-        conn.done();
-        Ok(!recorded.is_empty())
+        self.activate(key, due_at).await
     }
 
     async fn insert_active_lease(&self, lease: &Lease, key: &KeyRecord) -> Result<()> {
         let meta = meta_json(key);
-        let mut tx = self.issue_pool().begin().await.map_err(B::map_err)?;
+        let mut tx = self.pool().begin().await.map_err(B::map_err)?;
         sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease, self.replica())
             .execute(&mut *tx)
             .await

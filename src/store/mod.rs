@@ -16,6 +16,7 @@ mod rows;
 mod session_sql;
 mod sql;
 mod sqlite;
+mod sqlite_writer;
 mod static_sql;
 
 pub use auth_sql::AuthStore;

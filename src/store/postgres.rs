@@ -14,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, Pos
 
 use super::{Result, StoreError};
 use super::{history_sql, sql};
+use crate::model::{KeyRecord, Lease};
 
 // sqlx's migrator holds `pg_advisory_lock` (keyed by the database name) while it checks and
 // applies migrations, so replicas that start at once apply each migration exactly once.
@@ -95,8 +96,6 @@ impl sql::Backend for PostgresStore {
     /// same rows; a row another replica claimed meanwhile fails the re-checked `due_at`.
     const CLAIM_ROW_LOCKS: &'static str = "FOR UPDATE SKIP LOCKED";
 
-    const ACTIVATE_LEASE: &'static str = history_sql::ACTIVATE_CTE;
-
     fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -130,5 +129,25 @@ impl sql::Backend for PostgresStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn insert_intent(&self, lease: &Lease) -> Result<()> {
+        // One statement, its own transaction: with synchronous_commit=on (the default) the
+        // commit returns once it is durable, so the intent is on disk before the first AWS call.
+        sql::bind_lease(sqlx::query(sql::INSERT_LEASE), lease, &self.replica)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn activate(&self, key: &KeyRecord, due_at: i64) -> Result<bool> {
+        let meta = history_sql::meta_json(key);
+        let recorded = history_sql::bind_key(sqlx::query(history_sql::ACTIVATE_CTE), key, &meta)
+            .bind(due_at)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(!recorded.is_empty())
     }
 }

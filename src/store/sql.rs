@@ -14,7 +14,7 @@ use super::{
     LeaseStats, MountRecord, Result, RootConfigRecord, Store, StoreError, TokenRecord,
     TokenRevocation, TokenRoots, prefix_upper_bound,
 };
-use crate::model::{Lease, MountPath, RoleName};
+use crate::model::{KeyRecord, Lease, MountPath, RoleName};
 
 /// Every column of `leases`, in the order `bind_lease` binds them (a macro, so the statements
 /// below can be `concat!`ed constants).
@@ -52,21 +52,8 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// out of each other's way.
     const CLAIM_ROW_LOCKS: &'static str;
 
-    /// `KeyHistoryStore::activate_lease` in one call to the database, binding the key's twelve
-    /// history columns as `$1`–`$12` and its due time as `$13`: SQLite's driver runs a string
-    /// of statements in one hand-off, PostgreSQL a data-modifying CTE.
-    const ACTIVATE_LEASE: &'static str;
-
     fn pool(&self) -> &Pool<Self::Db>;
 
-    /// Where an issue's durable writes (its intent row, its activation, an STS lease) run. SQLite takes
-    /// one writer at a time and makes the others sleep in its busy handler (a millisecond and
-    /// up) while one commits, so its store queues them on one connection of their own instead.
-    fn issue_pool(&self) -> &Pool<Self::Db> {
-        self.pool()
-    }
-
-    /// This server's id: its row in `replicas`, and the `owner` of what it has in flight.
     fn replica(&self) -> &str;
 
     /// Which driver errors an operator can fix or that pass (`Unavailable`, a 503), and which
@@ -83,6 +70,14 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     /// `Store::delete_leases`: a list of ids in one statement, each driver's own way.
     async fn delete_leases(&self, ids: &[String]) -> Result<()>;
+
+    /// `Store::insert_lease`, an issue's intent row (`INSERT_LEASE`): durable when it returns.
+    async fn insert_intent(&self, lease: &Lease) -> Result<()>;
+
+    /// `KeyHistoryStore::activate_lease`: the activation and the key's history row in one
+    /// transaction. The issue path's other durable write, so each backend runs it its
+    /// quickest way: SQLite on the request's thread, PostgreSQL in one statement.
+    async fn activate(&self, key: &KeyRecord, due_at: i64) -> Result<bool>;
 }
 
 /// Binds `lease`, written by replica `owner`, to `INSERT_LEASE`.
@@ -507,14 +502,7 @@ where
     }
 
     async fn insert_lease(&self, l: &Lease) -> Result<()> {
-        // One statement on the pool, its own transaction: the commit returns once it is durable
-        // (SQLite's synchronous=FULL; PostgreSQL's synchronous_commit=on, its default), so the
-        // intent record is on disk before the first AWS call.
-        bind_lease(sqlx::query(INSERT_LEASE), l, self.replica())
-            .execute(self.issue_pool())
-            .await
-            .map_err(B::map_err)?;
-        Ok(())
+        self.insert_intent(l).await
     }
 
     async fn get_lease(&self, id: &str) -> Result<Option<Lease>> {

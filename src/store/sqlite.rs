@@ -17,6 +17,7 @@ use sqlx::sqlite::{
     SqliteQueryResult, SqliteSynchronous,
 };
 
+use super::sqlite_writer::IssueWriter;
 use super::{Result, StoreError};
 use super::{history_sql, sql};
 use crate::model::{KeyRecord, Lease};
@@ -31,8 +32,8 @@ const RECOVER_ABANDONED_SQL: &str =
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// One connection for an issue's intent and activation (`Backend::issue_pool`).
-    issue_pool: SqlitePool,
+    /// An issue's intent row and activation, on the request's thread (`sqlite_writer.rs`).
+    writer: IssueWriter,
     /// An exclusive lock on `<database>.lock`, held while the store is open: one server per
     /// SQLite file, so at start-up every claim and intent in it is known to be abandoned.
     lock: Arc<Mutex<Option<File>>>,
@@ -67,26 +68,23 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool_of = |size| {
-            SqlitePoolOptions::new()
-                .max_connections(size)
-                .acquire_timeout(Duration::from_secs(10))
-                // An embedded connection cannot drop the way a network one can; pinging it
-                // before every statement would be one more hop to its worker thread each time.
-                .test_before_acquire(false)
-        };
-        let pool = pool_of(8)
-            .connect_with(options.clone())
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            // An embedded connection cannot drop the way a network one can; pinging it before
+            // every statement would be one more hop to its worker thread per statement.
+            .test_before_acquire(false)
+            .connect_with(options)
             .await
             .map_err(map_err)?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrating {}: {e}", path.display())))?;
-        let issue_pool = pool_of(1).connect_with(options).await.map_err(map_err)?;
+        let writer = IssueWriter::open(&path)?;
         Ok(SqliteStore {
             pool,
-            issue_pool,
+            writer,
             lock: Arc::new(Mutex::new(lock)),
             replica: super::new_replica_id(),
         })
@@ -119,8 +117,8 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
-        self.issue_pool.close().await;
         self.pool.close().await;
+        self.writer.close();
         // Dropping the file releases the lock for the next server on this database.
         self.lock.lock().expect("lock mutex").take();
     }
@@ -226,14 +224,8 @@ impl sql::Backend for SqliteStore {
     /// None: SQLite runs one writer at a time, so a claim's UPDATE already excludes others.
     const CLAIM_ROW_LOCKS: &'static str = "";
 
-    const ACTIVATE_LEASE: &'static str = history_sql::ACTIVATE_BATCH;
-
     fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    fn issue_pool(&self) -> &SqlitePool {
-        &self.issue_pool
     }
 
     fn replica(&self) -> &str {
@@ -277,6 +269,14 @@ impl sql::Backend for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn insert_intent(&self, lease: &Lease) -> Result<()> {
+        self.writer.insert_lease(lease, &self.replica)
+    }
+
+    async fn activate(&self, key: &KeyRecord, due_at: i64) -> Result<bool> {
+        self.writer.activate_lease(key, due_at)
     }
 }
 

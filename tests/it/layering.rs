@@ -34,6 +34,7 @@ fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
 #[test]
 fn only_store_runs_sql() {
     assert_eq!(offenders("sqlx", &["src/store/"]), Vec::<String>::new());
+    assert_eq!(offenders("rusqlite", &["src/store/"]), Vec::<String>::new());
 }
 
 #[test]
