@@ -66,8 +66,9 @@ macro_rules! activate_update {
 /// The activation's UPDATE on its own, as SQLite's issue writer runs it (`sqlite_writer.rs`).
 pub(super) const ACTIVATE_UPDATE: &str = activate_update!();
 
-/// `activate_lease` on PostgreSQL (`postgres.rs`): one statement, the UPDATE as a data-modifying CTE whose
-/// returned row (none when the lease was claimed meanwhile) feeds the history INSERT.
+/// `activate_lease` on PostgreSQL (`postgres.rs`): one statement, the UPDATE as a
+/// data-modifying CTE whose returned row (none when the lease was claimed meanwhile) feeds the
+/// history INSERT.
 pub(super) const ACTIVATE_CTE: &str = concat!(
     "WITH activated AS (",
     activate_update!(),
