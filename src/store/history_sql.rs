@@ -424,13 +424,13 @@ mod tests {
         let lease = pending("iamlease-dev-fails");
         s.insert_lease(&lease).await.unwrap();
         let key = KeyRecord::for_lease(&lease, "AKIAFAILS00000000001", "root", &BTreeMap::new());
-        // A history row already there: the batch's INSERT fails after its UPDATE ran.
+        // A history row already there: the activation's INSERT fails after its UPDATE ran.
         s.insert_key_history_bulk(std::slice::from_ref(&key))
             .await
             .unwrap();
         assert!(s.activate_lease(&key, 1_100).await.is_err());
-        // Every pooled connection in turn takes a write and commits it: none was left inside
-        // the failed batch's transaction (it would hold the write lock, or swallow these).
+        // Later writes commit and survive a reopen: nothing was left inside the failed
+        // activation's transaction (it would hold the write lock, or swallow these).
         let later: Vec<Lease> = (0..20).map(|i| pending(&format!("later-{i}"))).collect();
         for l in &later {
             s.insert_lease(l).await.unwrap();
