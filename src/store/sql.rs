@@ -54,6 +54,7 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     fn pool(&self) -> &Pool<Self::Db>;
 
+    /// This server's id: its row in `replicas`, and the `owner` of what it has in flight.
     fn replica(&self) -> &str;
 
     /// Which driver errors an operator can fix or that pass (`Unavailable`, a 503), and which

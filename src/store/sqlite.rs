@@ -196,6 +196,12 @@ fn sqlite_path(url: &str) -> PathBuf {
     Path::new(rest).to_path_buf()
 }
 
+/// Whether a SQLite primary result code is one an operator can fix or that passes (a 503, not
+/// a 500): BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN. Both drivers' errors go by it.
+pub(super) fn operator_can_fix(primary_code: i64) -> bool {
+    matches!(primary_code, 5 | 6 | 8 | 10 | 13 | 14)
+}
+
 /// Disk full, read-only and lock timeouts are conditions an operator can fix: 503, not 500.
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
@@ -204,10 +210,10 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 .code()
                 .and_then(|c| c.parse::<i64>().ok())
                 .map(|c| c & 0xff);
-            match primary {
-                // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
-                Some(5 | 6 | 8 | 10 | 13 | 14) => StoreError::Unavailable(db.message().to_owned()),
-                _ => StoreError::Other(e.to_string()),
+            if primary.is_some_and(operator_can_fix) {
+                StoreError::Unavailable(db.message().to_owned())
+            } else {
+                StoreError::Other(e.to_string())
             }
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::types::ToSql;
-use rusqlite::{CachedStatement, Connection, ErrorCode, TransactionBehavior, named_params, params};
+use rusqlite::{CachedStatement, Connection, TransactionBehavior, named_params, params};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::history_sql::{ACTIVATE_UPDATE, INSERT_KEY, meta_json};
 use super::sql::INSERT_LEASE;
+use super::sqlite::operator_can_fix;
 use super::{Result, StoreError};
 use crate::model::{KeyRecord, Lease};
 
@@ -111,8 +112,7 @@ impl IssueWriter {
 
     /// Closes the connection (the store is closing; its lock file goes next).
     pub(super) fn close(&self) {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(conn);
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     /// Runs `f` on this thread with the connection. On tokio's multi-threaded runtime the
@@ -149,18 +149,12 @@ fn execute_numbered(
     stmt.raw_execute()
 }
 
-/// The same classes as the sqlx driver's errors (`sqlite::map_err`): what an operator can fix
-/// or that passes is `Unavailable` (a 503), the rest `Other`.
+/// The same classes as the sqlx driver's errors (`sqlite::operator_can_fix`).
 fn map_err(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::ReadOnly
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull
-            | ErrorCode::CannotOpen,
-        ) => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Other(e.to_string()),
+    let primary = e.sqlite_error().map(|f| i64::from(f.extended_code) & 0xff);
+    if primary.is_some_and(operator_can_fix) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Other(e.to_string())
     }
 }

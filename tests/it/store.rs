@@ -99,9 +99,9 @@ async fn two_reapers_on_one_database_claim_each_due_lease_exactly_once() {
     b.close().await;
 }
 
-/// The activation's one call (a batch of statements on SQLite, a CTE on PostgreSQL): it
-/// records the key exactly when it moves the lease from `pending`, never after another handle
-/// claimed the lease.
+/// The activation's one call (a transaction on the request's thread on SQLite, a CTE on
+/// PostgreSQL): it records the key exactly when it moves the lease from `pending`, never
+/// after another handle claimed the lease.
 #[tokio::test]
 async fn an_activation_records_its_key_only_when_it_wins_the_pending_lease() {
     let (_db, a, b) = two_handles().await;
